@@ -1,0 +1,288 @@
+//! HTTP routes (axum): health and readiness, augur's own `/metrics`, and the
+//! Prometheus-compatible `/api/v1/targets` and `/api/v1/series`, plus
+//! `/api/v1/export` for raw samples. Read-only: no route writes state.
+
+mod selector;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::extract::{RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::fmtfloat;
+use crate::labels::Labels;
+use crate::metrics::Metrics;
+use crate::scrape::ScrapeManager;
+use crate::store::{is_stale_nan, Store};
+
+pub use selector::{parse_selector, SelectorError};
+
+/// What the routes read.
+pub struct ApiState {
+    /// the series store
+    pub store: Arc<Store>,
+    /// the scrape loops and their targets
+    pub scrape: Arc<ScrapeManager>,
+    /// augur's own metrics
+    pub metrics: Arc<Metrics>,
+    /// set once config, snapshot and the first scrape round are done
+    pub ready: Arc<AtomicBool>,
+}
+
+/// All routes.
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/-/healthy", get(healthy))
+        .route("/-/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/targets", get(targets))
+        .route("/api/v1/series", get(series))
+        .route("/api/v1/export", get(export))
+        .with_state(state)
+}
+
+async fn healthy() -> &'static str {
+    "augur is Healthy.\n"
+}
+
+async fn ready(State(st): State<Arc<ApiState>>) -> Response {
+    if st.ready.load(Ordering::SeqCst) && st.scrape.first_round_done() {
+        (StatusCode::OK, "augur is Ready.\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n").into_response()
+    }
+}
+
+async fn metrics(State(st): State<Arc<ApiState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        st.metrics.render(),
+    )
+        .into_response()
+}
+
+fn labels_json(l: &Labels) -> Value {
+    Value::Object(
+        l.iter()
+            .map(|l| (l.name.to_string(), Value::String(l.value.to_string())))
+            .collect(),
+    )
+}
+
+/// Go's RFC3339Nano: fractional seconds without trailing zeros.
+fn rfc3339_nano(t: Option<SystemTime>) -> String {
+    match t {
+        None => "0001-01-01T00:00:00Z".to_string(),
+        Some(t) => {
+            let s = humantime::format_rfc3339_nanos(t).to_string();
+            // "....ss.123456000Z" -> "....ss.123456Z"
+            match s.strip_suffix('Z').and_then(|b| b.split_once('.')) {
+                Some((whole, frac)) => {
+                    let frac = frac.trim_end_matches('0');
+                    if frac.is_empty() {
+                        format!("{whole}Z")
+                    } else {
+                        format!("{whole}.{frac}Z")
+                    }
+                }
+                None => s,
+            }
+        }
+    }
+}
+
+fn query_pairs(q: &Option<String>) -> Vec<(String, String)> {
+    q.as_deref()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+fn api_error(status: StatusCode, kind: &str, msg: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({"status": "error", "errorType": kind, "error": msg.into()})),
+    )
+        .into_response()
+}
+
+async fn targets(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
+    let params = query_pairs(&q);
+    let state = params
+        .iter()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.to_ascii_lowercase())
+        .unwrap_or_else(|| "any".to_string());
+    let pool = params
+        .iter()
+        .find(|(k, _)| k == "scrapePool")
+        .map(|(_, v)| v.clone());
+    let show_active = state == "active" || state == "any" || state.is_empty();
+    let show_dropped = state == "dropped" || state == "any" || state.is_empty();
+    let active: Vec<Value> = if show_active {
+        st.scrape
+            .targets()
+            .iter()
+            .filter(|t| pool.as_ref().is_none_or(|p| *p == t.job))
+            .map(|t| {
+                let s = t.status();
+                json!({
+                    "discoveredLabels": labels_json(&t.discovered_labels),
+                    "labels": labels_json(&t.labels),
+                    "scrapePool": t.job,
+                    "scrapeUrl": t.url,
+                    "globalUrl": t.url,
+                    "lastError": s.last_error,
+                    "lastScrape": rfc3339_nano(s.last_scrape),
+                    "lastScrapeDuration": s.last_scrape_duration.as_secs_f64(),
+                    "health": s.health.as_str(),
+                    "scrapeInterval": crate::duration::format(t.interval),
+                    "scrapeTimeout": crate::duration::format(t.timeout),
+                })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    // Static configs have no relabelling, so nothing is ever dropped.
+    let mut data = json!({"activeTargets": active, "droppedTargets": []});
+    if show_dropped {
+        data["droppedTargetCounts"] = json!({});
+    }
+    Json(json!({"status": "success", "data": data})).into_response()
+}
+
+/// Parses a Prometheus API time: Unix seconds (float) or RFC 3339.
+fn parse_time(s: &str) -> Option<i64> {
+    if let Ok(f) = s.parse::<f64>() {
+        if f.is_finite() {
+            return Some((f * 1000.0).round() as i64);
+        }
+    }
+    let t = humantime::parse_rfc3339_weak(s).ok()?;
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).ok()?;
+    Some(d.as_millis() as i64)
+}
+
+struct Selection {
+    sets: Vec<Vec<crate::labels::Matcher>>,
+    mint: i64,
+    maxt: i64,
+}
+
+fn selection(q: &Option<String>) -> Result<Selection, Response> {
+    let params = query_pairs(q);
+    let mut sets = Vec::new();
+    for (k, v) in &params {
+        if k == "match[]" {
+            let parsed = parse_selector(v)
+                .map_err(|e| api_error(StatusCode::BAD_REQUEST, "bad_data", e.to_string()))?;
+            sets.extend(parsed);
+        }
+    }
+    if sets.is_empty() {
+        return Err(api_error(
+            StatusCode::BAD_REQUEST,
+            "bad_data",
+            "no match[] parameter provided",
+        ));
+    }
+    let time = |name: &str, default: i64| -> Result<i64, Response> {
+        match params.iter().find(|(k, _)| k == name) {
+            None => Ok(default),
+            Some((_, v)) => parse_time(v).ok_or_else(|| {
+                api_error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_data",
+                    format!(
+                        "invalid parameter \"{name}\": cannot parse {v:?} to a valid timestamp"
+                    ),
+                )
+            }),
+        }
+    };
+    Ok(Selection {
+        sets,
+        mint: time("start", i64::MIN)?,
+        maxt: time("end", i64::MAX)?,
+    })
+}
+
+async fn series(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
+    let sel = match selection(&q) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut all: Vec<Labels> = Vec::new();
+    for set in &sel.sets {
+        all.extend(st.store.series(set, sel.mint, sel.maxt));
+    }
+    all.sort();
+    all.dedup();
+    let data: Vec<Value> = all.iter().map(labels_json).collect();
+    Json(json!({"status": "success", "data": data})).into_response()
+}
+
+/// Raw samples in the query API's matrix shape; staleness markers appear
+/// as the value `"stale"` so they can be told apart from a real NaN.
+async fn export(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
+    let sel = match selection(&q) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut all = Vec::new();
+    for set in &sel.sets {
+        all.extend(st.store.select(set, sel.mint, sel.maxt));
+    }
+    all.sort_by(|a, b| a.labels.cmp(&b.labels));
+    all.dedup_by(|a, b| a.labels == b.labels);
+    let result: Vec<Value> = all
+        .iter()
+        .map(|s| {
+            let values: Vec<Value> = s
+                .samples
+                .iter()
+                .map(|(t, v)| {
+                    let text = if is_stale_nan(*v) {
+                        "stale".to_string()
+                    } else {
+                        fmtfloat::go_g(*v)
+                    };
+                    json!([*t as f64 / 1000.0, text])
+                })
+                .collect();
+            json!({"metric": labels_json(&s.labels), "values": values})
+        })
+        .collect();
+    Json(json!({"status": "success", "data": {"resultType": "matrix", "result": result}}))
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_nano_trims_zeros_like_go() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_120);
+        assert_eq!(rfc3339_nano(Some(t)), "2023-11-14T22:13:20.12Z");
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        assert_eq!(rfc3339_nano(Some(t)), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339_nano(None), "0001-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn times_parse_as_seconds_or_rfc3339() {
+        assert_eq!(parse_time("1700000000.5"), Some(1_700_000_000_500));
+        assert_eq!(parse_time("2023-11-14T22:13:20Z"), Some(1_700_000_000_000));
+        assert_eq!(parse_time("yesterday"), None);
+    }
+}

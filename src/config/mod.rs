@@ -1,0 +1,669 @@
+//! The TOML config: raw serde structs (`raw`) compiled into a validated
+//! [`Config`], with every semantic error collected and reported as
+//! `file:line:col: message`.
+//!
+//! The scrape part uses `prometheus.yml`'s names and defaults
+//! (`config/config.go` in prometheus/prometheus): global scrape interval 1m,
+//! timeout 10s, evaluation interval 1m; a job's timeout defaults to the
+//! global one capped at the job's interval.
+
+mod raw;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use thiserror::Error;
+use toml::Spanned;
+
+use crate::duration;
+use crate::expfmt::Format;
+use crate::labels::Labels;
+
+/// Default body size limit: 16 MiB.
+pub const DEFAULT_BODY_SIZE_LIMIT: u64 = 16 << 20;
+
+/// The longest retention the store's 32-bit time offsets allow with margin.
+pub const MAX_RETENTION: Duration = Duration::from_secs(30 * 86400);
+
+/// One config error at a position in a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// the config file
+    pub file: PathBuf,
+    /// 1-based line
+    pub line: usize,
+    /// 1-based column (characters)
+    pub column: usize,
+    /// what is wrong and what was expected
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )
+    }
+}
+
+/// All errors found in one config file.
+#[derive(Debug, Clone, Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// HTTP listen address (loopback by default).
+    pub listen: SocketAddr,
+    /// Where snapshots and (later) SQLite state live.
+    pub state_dir: PathBuf,
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageConfig {
+    /// How long samples are kept.
+    pub retention: Duration,
+    /// Whether to snapshot the store on shutdown and load it at start.
+    pub snapshot_on_shutdown: bool,
+}
+
+/// `[global]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct GlobalConfig {
+    /// Default scrape interval.
+    pub scrape_interval: Duration,
+    /// Default scrape timeout.
+    pub scrape_timeout: Duration,
+    /// Default rule evaluation interval.
+    pub evaluation_interval: Duration,
+    /// Labels added to data leaving augur (alerts, federation).
+    pub external_labels: Labels,
+}
+
+/// How a job authenticates to its targets. Secrets in files are re-read on
+/// every scrape, like Prometheus, so rotation needs no reload.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Auth {
+    /// No credentials.
+    None,
+    /// `Authorization: <type> <credentials>`.
+    Authorization {
+        /// scheme, `Bearer` by default
+        kind: String,
+        /// where the credentials come from
+        credentials: Secret,
+    },
+    /// HTTP basic auth.
+    Basic {
+        /// user name
+        username: Secret,
+        /// password
+        password: Secret,
+    },
+}
+
+/// A secret given inline or as a file path.
+#[derive(Clone, PartialEq)]
+pub enum Secret {
+    /// The value itself.
+    Inline(String),
+    /// A file holding the value (trailing newline trimmed).
+    File(PathBuf),
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Secret::Inline(_) => f.write_str("Secret(<inline>)"),
+            Secret::File(p) => write!(f, "Secret(file {})", p.display()),
+        }
+    }
+}
+
+impl Secret {
+    /// Reads the secret now.
+    pub fn read(&self) -> std::io::Result<String> {
+        match self {
+            Secret::Inline(s) => Ok(s.clone()),
+            Secret::File(p) => {
+                let s = std::fs::read_to_string(p)?;
+                Ok(s.trim_end_matches(['\n', '\r']).to_string())
+            }
+        }
+    }
+}
+
+/// One static target of a job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetConfig {
+    /// `host:port`
+    pub address: String,
+    /// Static labels from the `static_configs` entry.
+    pub labels: Labels,
+}
+
+/// A compiled `[[scrape_configs]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScrapeConfig {
+    /// `job` label value.
+    pub job_name: String,
+    /// How often to scrape.
+    pub scrape_interval: Duration,
+    /// Per-scrape timeout, never above the interval.
+    pub scrape_timeout: Duration,
+    /// HTTP path.
+    pub metrics_path: String,
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Scraped labels win over target labels when true.
+    pub honor_labels: bool,
+    /// Use timestamps from the exposition when present.
+    pub honor_timestamps: bool,
+    /// Ask for gzip.
+    pub enable_compression: bool,
+    /// Largest accepted (uncompressed) body; 0 = no limit.
+    pub body_size_limit: u64,
+    /// Most samples accepted per scrape; 0 = no limit.
+    pub sample_limit: u64,
+    /// Parser to use when the target sends no usable Content-Type.
+    pub fallback_scrape_protocol: Option<Format>,
+    /// URL query parameters.
+    pub params: Vec<(String, String)>,
+    /// Credentials.
+    pub auth: Auth,
+    /// The targets.
+    pub targets: Vec<TargetConfig>,
+}
+
+/// A validated config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// `[server]`
+    pub server: ServerConfig,
+    /// `[storage]`
+    pub storage: StorageConfig,
+    /// `[global]`
+    pub global: GlobalConfig,
+    /// `[[scrape_configs]]`
+    pub scrape_configs: Vec<ScrapeConfig>,
+}
+
+/// Reads and compiles a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read config file: {e}"),
+        }])
+    })?;
+    compile(path, &text)
+}
+
+struct Ctx<'a> {
+    file: &'a Path,
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Ctx<'_> {
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let (line, column) = line_col(self.text, span.start);
+        self.errors.push(ConfigError {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, v: &Option<Spanned<String>>, key: &str, default: Duration) -> Duration {
+        match v {
+            None => default,
+            Some(s) => match duration::parse(s.get_ref()) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.error(s.span(), format!("{key}: {e}"));
+                    default
+                }
+            },
+        }
+    }
+
+    fn labels(
+        &mut self,
+        map: &std::collections::BTreeMap<String, Spanned<String>>,
+        what: &str,
+    ) -> Labels {
+        for (name, value) in map {
+            if !valid_label_name(name) {
+                self.error(
+                    value.span(),
+                    format!(
+                        "{what}: invalid label name {name:?} (expected [a-zA-Z_][a-zA-Z0-9_]*)"
+                    ),
+                );
+            }
+        }
+        Labels::from_pairs(map.iter().map(|(n, v)| (n.as_str(), v.get_ref().as_str())))
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |p| p + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// Whether `s` is a legacy Prometheus label name.
+pub fn valid_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Compiles config text; `file` is used in error messages.
+pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    let raw: raw::RawConfig = match toml::from_str(text) {
+        Ok(r) => r,
+        Err(e) => {
+            let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+            return Err(ConfigErrors(vec![ConfigError {
+                file: file.to_path_buf(),
+                line,
+                column,
+                message: e.message().to_string(),
+            }]));
+        }
+    };
+    let mut cx = Ctx {
+        file,
+        text,
+        errors: Vec::new(),
+    };
+
+    let rs = raw.server.unwrap_or_default();
+    let listen = match &rs.listen {
+        None => SocketAddr::from(([127, 0, 0, 1], 9464)),
+        Some(s) => s.get_ref().parse().unwrap_or_else(|_| {
+            cx.error(
+                s.span(),
+                format!("server.listen: {:?} is not an address (expected host:port, e.g. 127.0.0.1:9464)", s.get_ref()),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 9464))
+        }),
+    };
+    let state_dir = match &rs.state_dir {
+        None => PathBuf::from("/var/lib/augur"),
+        Some(s) if s.get_ref().is_empty() => {
+            cx.error(s.span(), "server.state_dir: must not be empty");
+            PathBuf::new()
+        }
+        Some(s) => PathBuf::from(s.get_ref()),
+    };
+
+    let rst = raw.storage.unwrap_or_default();
+    let retention = cx.duration(
+        &rst.retention,
+        "storage.retention",
+        Duration::from_secs(3600),
+    );
+    if let Some(r) = &rst.retention {
+        if retention > MAX_RETENTION {
+            cx.error(r.span(), "storage.retention: at most 30d (augur keeps a short sliding window; use a remote Prometheus for long history)");
+        } else if retention.is_zero() {
+            cx.error(r.span(), "storage.retention: must be greater than 0");
+        }
+    }
+
+    let rg = raw.global.unwrap_or_default();
+    let g_interval = cx.duration(
+        &rg.scrape_interval,
+        "global.scrape_interval",
+        Duration::from_secs(60),
+    );
+    let g_timeout = cx.duration(
+        &rg.scrape_timeout,
+        "global.scrape_timeout",
+        Duration::from_secs(10),
+    );
+    let eval = cx.duration(
+        &rg.evaluation_interval,
+        "global.evaluation_interval",
+        Duration::from_secs(60),
+    );
+    if let Some(s) = &rg.scrape_interval {
+        if g_interval.is_zero() {
+            cx.error(s.span(), "global.scrape_interval: must be greater than 0");
+        }
+    }
+    if g_timeout > g_interval {
+        let span = rg.scrape_timeout.as_ref().map_or(0..0, |s| s.span());
+        cx.error(
+            span,
+            format!(
+                "global.scrape_timeout: {} is greater than global.scrape_interval {}",
+                duration::format(g_timeout),
+                duration::format(g_interval)
+            ),
+        );
+    }
+    let external_labels = cx.labels(&rg.external_labels, "global.external_labels");
+
+    let mut jobs = HashSet::new();
+    let mut scrape_configs = Vec::new();
+    for sc in &raw.scrape_configs {
+        if let Some(c) = compile_job(&mut cx, sc, g_interval, g_timeout, &mut jobs) {
+            scrape_configs.push(c);
+        }
+    }
+
+    if !cx.errors.is_empty() {
+        cx.errors.sort_by_key(|e| (e.line, e.column));
+        return Err(ConfigErrors(cx.errors));
+    }
+    Ok(Config {
+        path: file.to_path_buf(),
+        server: ServerConfig { listen, state_dir },
+        storage: StorageConfig {
+            retention,
+            snapshot_on_shutdown: rst.snapshot_on_shutdown.unwrap_or(true),
+        },
+        global: GlobalConfig {
+            scrape_interval: g_interval,
+            scrape_timeout: g_timeout,
+            evaluation_interval: eval,
+            external_labels,
+        },
+        scrape_configs,
+    })
+}
+
+fn compile_job(
+    cx: &mut Ctx<'_>,
+    sc: &Spanned<raw::RawScrapeConfig>,
+    g_interval: Duration,
+    g_timeout: Duration,
+    jobs: &mut HashSet<String>,
+) -> Option<ScrapeConfig> {
+    let span = sc.span();
+    let r = sc.get_ref();
+    let job_name = match &r.job_name {
+        None => {
+            cx.error(span.clone(), "scrape_configs: job_name is missing");
+            String::new()
+        }
+        Some(j) if j.get_ref().is_empty() => {
+            cx.error(j.span(), "job_name: must not be empty");
+            String::new()
+        }
+        Some(j) => {
+            if !jobs.insert(j.get_ref().clone()) {
+                cx.error(
+                    j.span(),
+                    format!(
+                        "found multiple scrape configs with job name {:?}",
+                        j.get_ref()
+                    ),
+                );
+            }
+            j.get_ref().clone()
+        }
+    };
+    let what = |k: &str| format!("job {job_name:?}: {k}");
+    let interval = cx.duration(&r.scrape_interval, &what("scrape_interval"), g_interval);
+    if interval.is_zero() {
+        let s = r
+            .scrape_interval
+            .as_ref()
+            .map_or(span.clone(), |s| s.span());
+        cx.error(
+            s,
+            format!("{}: must be greater than 0", what("scrape_interval")),
+        );
+    }
+    // Prometheus: an unset job timeout is the global one, capped at the
+    // job's interval (config/config.go ScrapeConfig.Validate).
+    let timeout = match &r.scrape_timeout {
+        None => g_timeout.min(interval),
+        Some(_) => {
+            let t = cx.duration(&r.scrape_timeout, &what("scrape_timeout"), g_timeout);
+            if t > interval {
+                let s = r.scrape_timeout.as_ref().map_or(span.clone(), |s| s.span());
+                cx.error(
+                    s,
+                    format!(
+                        "{}: {} is greater than scrape_interval {}",
+                        what("scrape_timeout"),
+                        duration::format(t),
+                        duration::format(interval)
+                    ),
+                );
+            }
+            t
+        }
+    };
+    let metrics_path = match &r.metrics_path {
+        None => "/metrics".to_string(),
+        Some(p) if !p.get_ref().starts_with('/') => {
+            cx.error(
+                p.span(),
+                format!("{}: must start with '/'", what("metrics_path")),
+            );
+            p.get_ref().clone()
+        }
+        Some(p) => p.get_ref().clone(),
+    };
+    let scheme = match &r.scheme {
+        None => "http".to_string(),
+        Some(s) if matches!(s.get_ref().as_str(), "http" | "https") => s.get_ref().clone(),
+        Some(s) => {
+            cx.error(
+                s.span(),
+                format!(
+                    "{}: {:?} (expected http or https)",
+                    what("scheme"),
+                    s.get_ref()
+                ),
+            );
+            "http".to_string()
+        }
+    };
+    let body_size_limit = match &r.body_size_limit {
+        None => DEFAULT_BODY_SIZE_LIMIT,
+        Some(b) => match b.get_ref() {
+            raw::BodySize::Bytes(n) => *n,
+            raw::BodySize::Text(t) => parse_bytes(t).unwrap_or_else(|| {
+                cx.error(
+                    b.span(),
+                    format!(
+                        "{}: {t:?} (expected bytes, e.g. 16MB, 512KiB or 1048576)",
+                        what("body_size_limit")
+                    ),
+                );
+                DEFAULT_BODY_SIZE_LIMIT
+            }),
+        },
+    };
+    let fallback_scrape_protocol = match &r.fallback_scrape_protocol {
+        None => None,
+        Some(p) => match p.get_ref().as_str() {
+            "PrometheusText0.0.4" | "PrometheusText1.0.0" => Some(Format::Text),
+            "OpenMetricsText0.0.1" | "OpenMetricsText1.0.0" => Some(Format::OpenMetrics),
+            other => {
+                cx.error(
+                    p.span(),
+                    format!(
+                        "{}: {other:?} (expected PrometheusText0.0.4, PrometheusText1.0.0, OpenMetricsText0.0.1 or OpenMetricsText1.0.0)",
+                        what("fallback_scrape_protocol")
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let auth = compile_auth(cx, r, &job_name, span.clone());
+
+    let mut targets = Vec::new();
+    for st in &r.static_configs {
+        let labels = cx.labels(&st.get_ref().labels, &what("static_configs.labels"));
+        for t in &st.get_ref().targets {
+            let a = t.get_ref();
+            if a.is_empty() || a.contains('/') || a.contains(char::is_whitespace) {
+                cx.error(
+                    t.span(),
+                    format!("{}: {a:?} is not a valid target (expected host:port, without scheme or path)", what("targets")),
+                );
+                continue;
+            }
+            targets.push(TargetConfig {
+                address: a.clone(),
+                labels: labels.clone(),
+            });
+        }
+    }
+    let params = r
+        .params
+        .iter()
+        .flat_map(|(k, vs)| vs.iter().map(move |v| (k.clone(), v.clone())))
+        .collect();
+    Some(ScrapeConfig {
+        job_name,
+        scrape_interval: interval,
+        scrape_timeout: timeout,
+        metrics_path,
+        scheme,
+        honor_labels: r.honor_labels.unwrap_or(false),
+        honor_timestamps: r.honor_timestamps.unwrap_or(true),
+        enable_compression: r.enable_compression.unwrap_or(true),
+        body_size_limit,
+        sample_limit: r.sample_limit.unwrap_or(0),
+        fallback_scrape_protocol,
+        params,
+        auth,
+        targets,
+    })
+}
+
+fn compile_auth(cx: &mut Ctx<'_>, r: &raw::RawScrapeConfig, job: &str, span: Range<usize>) -> Auth {
+    let given = [
+        r.bearer_token_file.is_some(),
+        r.authorization.is_some(),
+        r.basic_auth.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() > 1 {
+        cx.error(
+            span,
+            format!("job {job:?}: at most one of bearer_token_file, authorization and basic_auth may be configured"),
+        );
+        return Auth::None;
+    }
+    if let Some(f) = &r.bearer_token_file {
+        return Auth::Authorization {
+            kind: "Bearer".to_string(),
+            credentials: Secret::File(PathBuf::from(f.get_ref())),
+        };
+    }
+    if let Some(a) = &r.authorization {
+        let v = a.get_ref();
+        let credentials = match (&v.credentials, &v.credentials_file) {
+            (Some(c), None) => Secret::Inline(c.clone()),
+            (None, Some(f)) => Secret::File(PathBuf::from(f)),
+            _ => {
+                cx.error(
+                    a.span(),
+                    format!("job {job:?}: authorization needs exactly one of credentials and credentials_file"),
+                );
+                return Auth::None;
+            }
+        };
+        let kind = v.kind.clone().unwrap_or_else(|| "Bearer".to_string());
+        if kind.eq_ignore_ascii_case("basic") {
+            cx.error(
+                a.span(),
+                format!("job {job:?}: authorization type cannot be set to \"basic\", use \"basic_auth\" instead"),
+            );
+        }
+        return Auth::Authorization { kind, credentials };
+    }
+    if let Some(b) = &r.basic_auth {
+        let v = b.get_ref();
+        let username = match (&v.username, &v.username_file) {
+            (Some(u), None) => Secret::Inline(u.clone()),
+            (None, Some(f)) => Secret::File(PathBuf::from(f)),
+            _ => {
+                cx.error(
+                    b.span(),
+                    format!(
+                        "job {job:?}: basic_auth needs exactly one of username and username_file"
+                    ),
+                );
+                return Auth::None;
+            }
+        };
+        let password = match (&v.password, &v.password_file) {
+            (Some(p), None) => Secret::Inline(p.clone()),
+            (None, Some(f)) => Secret::File(PathBuf::from(f)),
+            (None, None) => Secret::Inline(String::new()),
+            _ => {
+                cx.error(
+                    b.span(),
+                    format!(
+                        "job {job:?}: basic_auth takes at most one of password and password_file"
+                    ),
+                );
+                return Auth::None;
+            }
+        };
+        return Auth::Basic { username, password };
+    }
+    Auth::None
+}
+
+/// Parses sizes like Prometheus's `units.Base2Bytes` (`16MB` = 16 MiB), plus
+/// the IEC spellings (`16MiB`) and plain byte counts.
+pub fn parse_bytes(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult: u64 = match unit {
+        "" | "B" => 1,
+        "KB" | "KiB" | "K" => 1 << 10,
+        "MB" | "MiB" | "M" => 1 << 20,
+        "GB" | "GiB" | "G" => 1 << 30,
+        "TB" | "TiB" | "T" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,101 @@
+//! The config file as written: serde structs that mirror the TOML, with
+//! spans kept for error messages. `super::compile` validates them.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub server: Option<RawServer>,
+    pub storage: Option<RawStorage>,
+    pub global: Option<RawGlobal>,
+    #[serde(default)]
+    pub scrape_configs: Vec<Spanned<RawScrapeConfig>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<Spanned<String>>,
+    pub state_dir: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    pub retention: Option<Spanned<String>>,
+    pub snapshot_on_shutdown: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGlobal {
+    pub scrape_interval: Option<Spanned<String>>,
+    pub scrape_timeout: Option<Spanned<String>>,
+    pub evaluation_interval: Option<Spanned<String>>,
+    #[serde(default)]
+    pub external_labels: BTreeMap<String, Spanned<String>>,
+}
+
+/// One `[[scrape_configs]]` entry, with Prometheus's field names.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScrapeConfig {
+    pub job_name: Option<Spanned<String>>,
+    pub scrape_interval: Option<Spanned<String>>,
+    pub scrape_timeout: Option<Spanned<String>>,
+    pub metrics_path: Option<Spanned<String>>,
+    pub scheme: Option<Spanned<String>>,
+    pub honor_labels: Option<bool>,
+    pub honor_timestamps: Option<bool>,
+    pub enable_compression: Option<bool>,
+    pub body_size_limit: Option<Spanned<BodySize>>,
+    pub sample_limit: Option<u64>,
+    pub fallback_scrape_protocol: Option<Spanned<String>>,
+    #[serde(default)]
+    pub params: BTreeMap<String, Vec<String>>,
+    pub bearer_token_file: Option<Spanned<String>>,
+    pub authorization: Option<Spanned<RawAuthorization>>,
+    pub basic_auth: Option<Spanned<RawBasicAuth>>,
+    #[serde(default)]
+    pub static_configs: Vec<Spanned<RawStaticConfig>>,
+}
+
+/// `body_size_limit`: bytes as an integer, or a string like `16MB`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum BodySize {
+    Bytes(u64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuthorization {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub credentials: Option<String>,
+    pub credentials_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBasicAuth {
+    pub username: Option<String>,
+    pub username_file: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStaticConfig {
+    #[serde(default)]
+    pub targets: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, Spanned<String>>,
+}

@@ -1,0 +1,141 @@
+//! Config compile tests: defaults, overrides, and errors with positions.
+
+use super::*;
+
+const ISSUE_EXAMPLE: &str = r#"
+[server]
+listen = "127.0.0.1:9464"        # loopback by default
+state_dir = "/var/lib/augur"
+[storage]
+retention = "1h"
+[global]
+scrape_interval = "15s"
+scrape_timeout = "10s"
+evaluation_interval = "15s"
+external_labels = { cluster = "prod-eu" }
+[[scrape_configs]]
+job_name = "checkout"
+scrape_interval = "5s"            # overrides global
+metrics_path = "/metrics"
+scheme = "http"
+honor_labels = false
+[[scrape_configs.static_configs]]
+targets = ["127.0.0.1:8080", "127.0.0.1:8081"]
+labels = { track = "canary" }
+"#;
+
+fn c(text: &str) -> Result<Config, ConfigErrors> {
+    compile(Path::new("augur.toml"), text)
+}
+
+#[test]
+fn issue_example_compiles_with_prometheus_defaults() {
+    let cfg = c(ISSUE_EXAMPLE).unwrap();
+    assert_eq!(cfg.server.listen.to_string(), "127.0.0.1:9464");
+    assert_eq!(cfg.storage.retention, Duration::from_secs(3600));
+    assert_eq!(cfg.global.external_labels.get("cluster"), Some("prod-eu"));
+    let job = &cfg.scrape_configs[0];
+    assert_eq!(job.scrape_interval, Duration::from_secs(5));
+    // global timeout 10s capped at the job's 5s interval
+    assert_eq!(job.scrape_timeout, Duration::from_secs(5));
+    assert_eq!(job.targets.len(), 2);
+    assert_eq!(job.targets[1].labels.get("track"), Some("canary"));
+    assert_eq!(job.body_size_limit, 16 << 20);
+    assert!(job.honor_timestamps);
+}
+
+#[test]
+fn empty_file_gets_defaults() {
+    let cfg = c("").unwrap();
+    assert_eq!(cfg.global.scrape_interval, Duration::from_secs(60));
+    assert_eq!(cfg.global.scrape_timeout, Duration::from_secs(10));
+    assert!(cfg.server.listen.ip().is_loopback());
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_position() {
+    let e = c("[server]\nlisten = \"127.0.0.1:1\"\nlistn = \"x\"\n").unwrap_err();
+    assert_eq!(e.0.len(), 1);
+    assert_eq!((e.0[0].line, e.0[0].column), (3, 1), "{e}");
+    assert!(e.0[0].message.contains("unknown field `listn`"), "{e}");
+    assert!(e.to_string().starts_with("augur.toml:3:1: "), "{e}");
+}
+
+#[test]
+fn every_semantic_error_is_reported_at_once() {
+    let text = r#"[global]
+scrape_interval = "15x"
+[storage]
+retention = "90d"
+[[scrape_configs]]
+job_name = "a"
+scrape_timeout = "1m"
+scrape_interval = "30s"
+scheme = "ftp"
+body_size_limit = "lots"
+[[scrape_configs.static_configs]]
+targets = ["http://x:1/metrics"]
+labels = { "bad-name" = "v" }
+[[scrape_configs]]
+job_name = "a"
+"#;
+    let e = c(text).unwrap_err();
+    let got: Vec<(usize, &str)> = e.0.iter().map(|e| (e.line, e.message.as_str())).collect();
+    let lines: Vec<usize> = got.iter().map(|g| g.0).collect();
+    assert_eq!(lines, [2, 4, 7, 9, 10, 12, 13, 15], "{e}");
+    assert!(got[0].1.contains("unknown unit"), "{e}");
+    assert!(got[2].1.contains("greater than scrape_interval"), "{e}");
+    assert!(got[7].1.contains("multiple scrape configs"), "{e}");
+}
+
+#[test]
+fn auth_from_files() {
+    let cfg = c(r#"
+[[scrape_configs]]
+job_name = "a"
+authorization = { credentials_file = "/run/secrets/token" }
+[[scrape_configs]]
+job_name = "b"
+basic_auth = { username = "u", password_file = "/run/secrets/pw" }
+[[scrape_configs]]
+job_name = "c"
+bearer_token_file = "/t"
+"#)
+    .unwrap();
+    assert_eq!(
+        cfg.scrape_configs[0].auth,
+        Auth::Authorization {
+            kind: "Bearer".into(),
+            credentials: Secret::File("/run/secrets/token".into())
+        }
+    );
+    assert!(matches!(cfg.scrape_configs[1].auth, Auth::Basic { .. }));
+    assert!(matches!(
+        cfg.scrape_configs[2].auth,
+        Auth::Authorization { .. }
+    ));
+    let e = c("[[scrape_configs]]\njob_name = \"a\"\nbearer_token_file = \"/t\"\nbasic_auth = { username = \"u\" }\n").unwrap_err();
+    assert!(e.0[0].message.contains("at most one"), "{e}");
+}
+
+#[test]
+fn body_sizes() {
+    assert_eq!(parse_bytes("16MB"), Some(16 << 20));
+    assert_eq!(parse_bytes("512KiB"), Some(512 << 10));
+    assert_eq!(parse_bytes("100"), Some(100));
+    assert_eq!(parse_bytes("1.5MB"), None);
+    let cfg = c("[[scrape_configs]]\njob_name = \"a\"\nbody_size_limit = 1024\n").unwrap();
+    assert_eq!(cfg.scrape_configs[0].body_size_limit, 1024);
+}
+
+#[test]
+fn secret_file_is_read_and_trimmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("tok");
+    std::fs::write(&p, "s3cret\n").unwrap();
+    assert_eq!(Secret::File(p).read().unwrap(), "s3cret");
+    assert_eq!(
+        format!("{:?}", Secret::Inline("x".into())),
+        "Secret(<inline>)"
+    );
+}

@@ -1,0 +1,119 @@
+//! Float formatting that matches Go's `strconv.FormatFloat(f, 'g', -1, 64)`.
+//!
+//! Prometheus prints floats with Go's shortest `%g` form in many user-visible
+//! places (normalised `le`/`quantile` labels, template `$value`, API values).
+//! Rust's `Display` differs (`1e6` prints as `1000000`), so this module
+//! rebuilds Go's output from Rust's shortest round-trip digits.
+
+/// Formats `f` exactly like Go's `strconv.FormatFloat(f, 'g', -1, 64)`.
+pub fn go_g(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".to_string();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "+Inf" } else { "-Inf" }.to_string();
+    }
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0" } else { "0" }.to_string();
+    }
+    // `{:e}` gives the shortest round-trip digits, e.g. "-1.2345e-7".
+    let sci = format!("{:e}", f);
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    // Invariant: Rust's `{:e}` exponent is always a valid integer.
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let (neg, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => (true, m),
+        None => (false, mantissa),
+    };
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let mut out = String::with_capacity(24);
+    if neg {
+        out.push('-');
+    }
+    // Go: %e is used when exp < -4 || exp >= eprec, with eprec = 6 for the
+    // shortest representation (strconv/ftoa.go).
+    if !(-4..6).contains(&exp) {
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        out.push('e');
+        out.push(if exp < 0 { '-' } else { '+' });
+        let a = exp.unsigned_abs();
+        if a < 10 {
+            out.push('0');
+        }
+        out.push_str(&a.to_string());
+    } else if exp < 0 {
+        out.push_str("0.");
+        for _ in 0..(-exp - 1) {
+            out.push('0');
+        }
+        out.push_str(&digits);
+    } else {
+        let int_len = exp as usize + 1;
+        if digits.len() <= int_len {
+            out.push_str(&digits);
+            for _ in digits.len()..int_len {
+                out.push('0');
+            }
+        } else {
+            out.push_str(&digits[..int_len]);
+            out.push('.');
+            out.push_str(&digits[int_len..]);
+        }
+    }
+    out
+}
+
+/// Formats `f` like Prometheus's `formatOpenMetricsFloat` (model/textparse):
+/// Go's `%g`, with `.0` appended to integral values.
+pub fn openmetrics(f: f64) -> String {
+    let mut s = go_g(f);
+    if f.is_finite() && !s.contains(['e', '.']) {
+        s.push_str(".0");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_go_shortest_g() {
+        let cases = [
+            (1.0, "1"),
+            (0.5, "0.5"),
+            (1e6, "1e+06"),
+            (100000.0, "100000"),
+            (123456789.0, "1.23456789e+08"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (-0.00099, "-0.00099"),
+            (1e21, "1e+21"),
+            (1.5e-7, "1.5e-07"),
+            (2.5, "2.5"),
+            (-8.999999999999979e-05, "-8.999999999999979e-05"),
+            (1e100, "1e+100"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+            (f64::NAN, "NaN"),
+            (0.0, "0"),
+        ];
+        for (f, want) in cases {
+            assert_eq!(go_g(f), want, "formatting {f:?}");
+        }
+    }
+
+    #[test]
+    fn openmetrics_appends_point_zero_to_integers() {
+        assert_eq!(openmetrics(1.0), "1.0");
+        assert_eq!(openmetrics(0.0), "0.0");
+        assert_eq!(openmetrics(10.0), "10.0");
+        assert_eq!(openmetrics(1e6), "1e+06");
+        assert_eq!(openmetrics(0.25), "0.25");
+        assert_eq!(openmetrics(f64::INFINITY), "+Inf");
+    }
+}

@@ -1,0 +1,200 @@
+//! Label sets and label matchers shared by the store, scraper and API.
+
+use std::fmt;
+use std::sync::Arc;
+
+use regex::Regex;
+use thiserror::Error;
+
+/// The label that holds the metric name.
+pub const METRIC_NAME: &str = "__name__";
+
+/// One label pair.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Label {
+    /// Label name.
+    pub name: Arc<str>,
+    /// Label value.
+    pub value: Arc<str>,
+}
+
+/// A label set sorted by name, names unique; an empty value means "absent"
+/// and is never stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Labels(Vec<Label>);
+
+impl Labels {
+    /// Builds a label set from pairs in any order, dropping empty values.
+    /// A later pair with the same name wins.
+    pub fn from_pairs<N: AsRef<str>, V: AsRef<str>>(
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> Labels {
+        let mut v: Vec<Label> = Vec::new();
+        for (n, val) in pairs {
+            let (n, val) = (n.as_ref(), val.as_ref());
+            v.retain(|l| &*l.name != n);
+            if !val.is_empty() {
+                v.push(Label {
+                    name: n.into(),
+                    value: val.into(),
+                });
+            }
+        }
+        v.sort();
+        Labels(v)
+    }
+
+    /// Wraps labels that are already sorted by name with unique names.
+    pub fn from_sorted(v: Vec<Label>) -> Labels {
+        debug_assert!(v.windows(2).all(|w| w[0].name < w[1].name));
+        Labels(v)
+    }
+
+    /// The value of `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|l| (*l.name).cmp(name))
+            .ok()
+            .map(|i| &*self.0[i].value)
+    }
+
+    /// The metric name, if any.
+    pub fn metric_name(&self) -> Option<&str> {
+        self.get(METRIC_NAME)
+    }
+
+    /// Iterates over the labels in name order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Label> {
+        self.0.iter()
+    }
+
+    /// Number of labels.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when there are no labels.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for Labels {
+    /// Prometheus notation: `name{a="b", c="d"}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(n) = self.metric_name() {
+            f.write_str(n)?;
+        }
+        f.write_str("{")?;
+        let mut first = true;
+        for l in self.0.iter().filter(|l| &*l.name != METRIC_NAME) {
+            if !first {
+                f.write_str(", ")?;
+            }
+            first = false;
+            write!(f, "{}={:?}", l.name, &*l.value)?;
+        }
+        f.write_str("}")
+    }
+}
+
+/// How a matcher compares a label value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchOp {
+    /// `=`
+    Equal,
+    /// `!=`
+    NotEqual,
+    /// `=~` (fully anchored)
+    Regex,
+    /// `!~` (fully anchored)
+    NotRegex,
+}
+
+/// A bad regular expression in a matcher.
+#[derive(Debug, Error)]
+#[error("invalid regular expression {pattern:?} for label {name:?}: {source}")]
+pub struct MatcherError {
+    name: String,
+    pattern: String,
+    #[source]
+    source: regex::Error,
+}
+
+/// A label matcher with Prometheus semantics: a missing label has value "".
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    /// Label name.
+    pub name: String,
+    /// Comparison.
+    pub op: MatchOp,
+    /// Value or pattern as written.
+    pub value: String,
+    re: Option<Regex>,
+}
+
+impl Matcher {
+    /// Builds a matcher; regexes are anchored at both ends like Prometheus.
+    pub fn new(op: MatchOp, name: &str, value: &str) -> Result<Matcher, MatcherError> {
+        let re = match op {
+            MatchOp::Regex | MatchOp::NotRegex => Some(
+                Regex::new(&format!("^(?s:{value})$")).map_err(|source| MatcherError {
+                    name: name.to_string(),
+                    pattern: value.to_string(),
+                    source,
+                })?,
+            ),
+            _ => None,
+        };
+        Ok(Matcher {
+            name: name.to_string(),
+            op,
+            value: value.to_string(),
+            re,
+        })
+    }
+
+    /// Whether a label value (`""` when absent) matches.
+    pub fn matches(&self, v: &str) -> bool {
+        match (self.op, &self.re) {
+            (MatchOp::Equal, _) => v == self.value,
+            (MatchOp::NotEqual, _) => v != self.value,
+            (MatchOp::Regex, Some(re)) => re.is_match(v),
+            (MatchOp::NotRegex, Some(re)) => !re.is_match(v),
+            // Invariant: `new` compiles a regex for both regex ops.
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_pairs_sorts_and_drops_empty() {
+        let l = Labels::from_pairs([("b", "2"), ("a", "1"), ("c", ""), ("b", "3")]);
+        let names: Vec<_> = l.iter().map(|l| &*l.name).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(l.get("b"), Some("3"));
+        assert_eq!(l.get("c"), None);
+    }
+
+    #[test]
+    fn display_is_prometheus_notation() {
+        let l = Labels::from_pairs([("__name__", "up"), ("job", "x"), ("instance", "h:1")]);
+        assert_eq!(l.to_string(), "up{instance=\"h:1\", job=\"x\"}");
+    }
+
+    #[test]
+    fn regex_is_anchored() {
+        let m = Matcher::new(MatchOp::Regex, "a", "fo+").unwrap();
+        assert!(m.matches("foo"));
+        assert!(!m.matches("xfoo"));
+        assert!(!m.matches("foox"));
+        let m = Matcher::new(MatchOp::NotRegex, "a", "").unwrap();
+        assert!(!m.matches(""));
+        assert!(m.matches("x"));
+        assert!(Matcher::new(MatchOp::Regex, "a", "(").is_err());
+    }
+}

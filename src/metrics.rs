@@ -1,0 +1,226 @@
+//! augur's own metrics, served on `/metrics`: one place where every notable
+//! event bumps its counter (the scrape loop and app call these methods).
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+use crate::store::Store;
+
+/// `{job}`
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabel {
+    /// scrape job
+    pub job: String,
+}
+
+/// `{job, reason}`
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    /// scrape job
+    pub job: String,
+    /// why: http, timeout, body_size_limit, parse, sample_limit, content_type
+    pub reason: String,
+}
+
+/// Every metric augur exports about itself.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// scrapes attempted
+    pub scrapes: Family<JobLabel, Counter>,
+    /// scrapes failed, by reason
+    pub scrape_failures: Family<FailureLabels, Counter>,
+    /// samples scraped
+    pub samples_scraped: Family<JobLabel, Counter>,
+    /// scrape durations
+    pub scrape_duration: Family<JobLabel, Histogram>,
+    /// body bytes received
+    pub scrape_bytes: Family<JobLabel, Counter>,
+    /// out-of-order samples from scrapes
+    pub samples_out_of_order: Family<JobLabel, Counter>,
+    /// duplicate-timestamp samples from scrapes
+    pub samples_duplicate: Family<JobLabel, Counter>,
+    /// targets configured
+    pub targets: Family<JobLabel, Gauge>,
+    /// 1 when the last reload succeeded
+    pub config_last_reload_successful: Gauge,
+    /// unix time of the last successful reload
+    pub config_last_reload_success_timestamp: Gauge<f64, AtomicU64>,
+    /// reloads attempted
+    pub config_reloads: Counter,
+    /// seconds the last snapshot took to write
+    pub snapshot_duration: Gauge<f64, AtomicU64>,
+}
+
+fn duration_buckets() -> impl Iterator<Item = f64> {
+    [
+        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ]
+    .into_iter()
+}
+
+impl Metrics {
+    /// Registers all metrics; the store is read at each `/metrics` request.
+    pub fn new(store: Arc<Store>) -> Metrics {
+        let mut registry = Registry::default();
+        let scrapes = Family::<JobLabel, Counter>::default();
+        let scrape_failures = Family::<FailureLabels, Counter>::default();
+        let samples_scraped = Family::<JobLabel, Counter>::default();
+        let scrape_duration = Family::<JobLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(duration_buckets())
+        });
+        let scrape_bytes = Family::<JobLabel, Counter>::default();
+        let samples_out_of_order = Family::<JobLabel, Counter>::default();
+        let samples_duplicate = Family::<JobLabel, Counter>::default();
+        let targets = Family::<JobLabel, Gauge>::default();
+        let config_last_reload_successful = Gauge::default();
+        let config_last_reload_success_timestamp = Gauge::<f64, AtomicU64>::default();
+        let config_reloads = Counter::default();
+        let snapshot_duration = Gauge::<f64, AtomicU64>::default();
+
+        registry.register(
+            "augur_build",
+            "Build information",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        registry.register("augur_scrapes", "Scrapes attempted", scrapes.clone());
+        registry.register(
+            "augur_scrape_failures",
+            "Scrapes that failed, by reason",
+            scrape_failures.clone(),
+        );
+        registry.register(
+            "augur_scrape_samples",
+            "Samples scraped from targets",
+            samples_scraped.clone(),
+        );
+        registry.register(
+            "augur_scrape_duration_seconds",
+            "Time taken by scrapes",
+            scrape_duration.clone(),
+        );
+        registry.register(
+            "augur_scrape_body_bytes",
+            "Uncompressed body bytes received from targets",
+            scrape_bytes.clone(),
+        );
+        registry.register(
+            "augur_scrape_samples_out_of_order",
+            "Scraped samples rejected as out of order",
+            samples_out_of_order.clone(),
+        );
+        registry.register(
+            "augur_scrape_samples_duplicate_timestamp",
+            "Scraped samples rejected for a duplicate timestamp with a different value",
+            samples_duplicate.clone(),
+        );
+        registry.register(
+            "augur_targets",
+            "Configured scrape targets",
+            targets.clone(),
+        );
+        registry.register(
+            "augur_config_last_reload_successful",
+            "Whether the last configuration reload attempt was successful",
+            config_last_reload_successful.clone(),
+        );
+        registry.register(
+            "augur_config_last_reload_success_timestamp_seconds",
+            "Timestamp of the last successful configuration reload",
+            config_last_reload_success_timestamp.clone(),
+        );
+        registry.register(
+            "augur_config_reloads",
+            "Configuration reloads attempted",
+            config_reloads.clone(),
+        );
+        registry.register(
+            "augur_store_snapshot_duration_seconds",
+            "Time the last store snapshot took",
+            snapshot_duration.clone(),
+        );
+        registry.register_collector(Box::new(StoreCollector(store)));
+        Metrics {
+            registry,
+            scrapes,
+            scrape_failures,
+            samples_scraped,
+            scrape_duration,
+            scrape_bytes,
+            samples_out_of_order,
+            samples_duplicate,
+            targets,
+            config_last_reload_successful,
+            config_last_reload_success_timestamp,
+            config_reloads,
+            snapshot_duration,
+        }
+    }
+
+    /// Renders everything in the OpenMetrics text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Reads the store's counters at each scrape instead of mirroring them.
+#[derive(Debug)]
+struct StoreCollector(Arc<Store>);
+
+impl Collector for StoreCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let st = self.0.stats();
+        let gauges = [
+            ("augur_store_series", "Series held in memory", st.series),
+            ("augur_store_samples", "Samples held in memory", st.samples),
+            (
+                "augur_store_bytes",
+                "Estimated heap bytes used by the store",
+                st.bytes,
+            ),
+        ];
+        for (name, help, v) in gauges {
+            let g = ConstGauge::new(v as i64);
+            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+        }
+        let counters = [
+            (
+                "augur_store_samples_appended",
+                "Samples appended to the store",
+                st.appended_total,
+            ),
+            (
+                "augur_store_samples_out_of_order",
+                "Samples rejected by the store as out of order",
+                st.out_of_order_total,
+            ),
+            (
+                "augur_store_samples_duplicate",
+                "Samples rejected by the store as duplicate timestamps",
+                st.duplicate_total,
+            ),
+            (
+                "augur_store_series_evicted",
+                "Series removed by retention",
+                st.series_evicted_total,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let c = ConstCounter::new(v);
+            c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,582 @@
+//! Scraping: one task per target on its own schedule, HTTP fetch with
+//! timeout, gzip and a body size limit, parsing with [`crate::expfmt`], and
+//! writing samples, staleness markers and the `up`/`scrape_*` series into
+//! the [`Store`] the way Prometheus's `scrape/scrape.go` does.
+
+mod fetch;
+mod target;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::config::{Config, ScrapeConfig};
+use crate::expfmt;
+use crate::labels::Labels;
+use crate::metrics::{FailureLabels, JobLabel, Metrics};
+use crate::store::{stale_nan, AppendError, Appender, SeriesRef, Store};
+
+pub use fetch::ScrapeError;
+pub use target::{sample_labels, scrape_offset, scrape_url, target_labels};
+
+/// Health of a target after its last scrape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// not scraped yet
+    Unknown,
+    /// last scrape succeeded
+    Up,
+    /// last scrape failed
+    Down,
+}
+
+impl Health {
+    /// The value Prometheus's API uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Unknown => "unknown",
+            Health::Up => "up",
+            Health::Down => "down",
+        }
+    }
+}
+
+/// What the last scrape of a target did.
+#[derive(Debug, Clone)]
+pub struct TargetStatus {
+    /// up, down or unknown
+    pub health: Health,
+    /// error of the last scrape, empty when it succeeded
+    pub last_error: String,
+    /// when the last scrape started
+    pub last_scrape: Option<SystemTime>,
+    /// how long it took
+    pub last_scrape_duration: Duration,
+}
+
+/// One scrape target as configured, plus its live status.
+#[derive(Debug)]
+pub struct Target {
+    /// scrape pool (job name)
+    pub job: String,
+    /// labels attached to every sample: job, instance, static labels
+    pub labels: Labels,
+    /// labels before relabelling (`__address__`, ...)
+    pub discovered_labels: Labels,
+    /// the URL scraped
+    pub url: String,
+    /// scrape interval
+    pub interval: Duration,
+    /// scrape timeout
+    pub timeout: Duration,
+    status: Mutex<TargetStatus>,
+}
+
+impl Target {
+    /// A copy of the current status.
+    pub fn status(&self) -> TargetStatus {
+        self.status.lock().clone()
+    }
+}
+
+struct Running {
+    target: Arc<Target>,
+    job: ScrapeConfig,
+    cancel: CancellationToken,
+    stale_on_stop: Arc<AtomicBool>,
+}
+
+/// Owns the scrape loops: starts, stops and replaces them as the config
+/// changes. Loops are tasks on the caller's [`TaskTracker`].
+pub struct ScrapeManager {
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+    seed: u64,
+    running: Mutex<Vec<Running>>,
+    first_round_pending: Arc<AtomicUsize>,
+    started: AtomicBool,
+}
+
+impl ScrapeManager {
+    /// A manager whose loops stop when `shutdown` is cancelled.
+    pub fn new(
+        store: Arc<Store>,
+        metrics: Arc<Metrics>,
+        tracker: TaskTracker,
+        shutdown: CancellationToken,
+        seed: u64,
+    ) -> ScrapeManager {
+        ScrapeManager {
+            store,
+            metrics,
+            tracker,
+            shutdown,
+            seed,
+            running: Mutex::new(Vec::new()),
+            first_round_pending: Arc::new(AtomicUsize::new(0)),
+            started: AtomicBool::new(false),
+        }
+    }
+
+    /// True once every target of the first config has been scraped once
+    /// (successfully or not).
+    pub fn first_round_done(&self) -> bool {
+        self.started.load(Ordering::SeqCst) && self.first_round_pending.load(Ordering::SeqCst) == 0
+    }
+
+    /// All targets, in config order.
+    pub fn targets(&self) -> Vec<Arc<Target>> {
+        self.running
+            .lock()
+            .iter()
+            .map(|r| r.target.clone())
+            .collect()
+    }
+
+    /// Starts loops for new targets, stops removed ones (writing staleness
+    /// markers for their series) and restarts targets whose job changed.
+    pub fn apply(&self, cfg: &Config) {
+        let first = !self.started.swap(true, Ordering::SeqCst);
+        let mut running = self.running.lock();
+        let mut old: HashMap<(String, String, Labels), Running> = running
+            .drain(..)
+            .map(|r| {
+                (
+                    (
+                        r.target.job.clone(),
+                        r.target.url.clone(),
+                        r.target.labels.clone(),
+                    ),
+                    r,
+                )
+            })
+            .collect();
+        let mut seen = HashSet::new();
+        let mut next = Vec::new();
+        for job in &cfg.scrape_configs {
+            let job_cfg = ScrapeConfig {
+                targets: Vec::new(),
+                ..job.clone()
+            };
+            self.metrics
+                .targets
+                .get_or_create(&JobLabel {
+                    job: job.job_name.clone(),
+                })
+                .set(job.targets.len() as i64);
+            for t in &job.targets {
+                let (labels, discovered) = target_labels(job, t);
+                let url = scrape_url(job, t);
+                let key = (job.job_name.clone(), url.clone(), labels.clone());
+                if !seen.insert(key.clone()) {
+                    // Prometheus drops duplicate targets within a pool.
+                    continue;
+                }
+                match old.remove(&key) {
+                    Some(r) if r.job == job_cfg => next.push(r),
+                    Some(r) => {
+                        // Same series, new settings: no staleness gap.
+                        r.cancel.cancel();
+                        next.push(self.start(&job_cfg, labels, discovered, url, false));
+                    }
+                    None => next.push(self.start(&job_cfg, labels, discovered, url, first)),
+                }
+            }
+        }
+        for (_, r) in old {
+            info!(job = %r.target.job, url = %r.target.url, "target removed");
+            r.stale_on_stop.store(true, Ordering::SeqCst);
+            r.cancel.cancel();
+        }
+        *running = next;
+    }
+
+    fn start(
+        &self,
+        job: &ScrapeConfig,
+        labels: Labels,
+        discovered: Labels,
+        url: String,
+        counts_for_ready: bool,
+    ) -> Running {
+        let target = Arc::new(Target {
+            job: job.job_name.clone(),
+            labels,
+            discovered_labels: discovered,
+            url,
+            interval: job.scrape_interval,
+            timeout: job.scrape_timeout,
+            status: Mutex::new(TargetStatus {
+                health: Health::Unknown,
+                last_error: String::new(),
+                last_scrape: None,
+                last_scrape_duration: Duration::ZERO,
+            }),
+        });
+        let cancel = self.shutdown.child_token();
+        let stale_on_stop = Arc::new(AtomicBool::new(false));
+        if counts_for_ready {
+            self.first_round_pending.fetch_add(1, Ordering::SeqCst);
+        }
+        let lp = ScrapeLoop {
+            target: target.clone(),
+            job: job.clone(),
+            store: self.store.clone(),
+            metrics: self.metrics.clone(),
+            client: fetch::client(job),
+            cache: HashMap::new(),
+            prev: HashSet::new(),
+            report_refs: None,
+            iteration: 0,
+            job_label: JobLabel {
+                job: job.job_name.clone(),
+            },
+        };
+        let offset = scrape_offset(&target.labels, &target.url, self.seed, job.scrape_interval);
+        let pending = counts_for_ready.then(|| self.first_round_pending.clone());
+        self.tracker
+            .spawn(lp.run(offset, cancel.clone(), stale_on_stop.clone(), pending));
+        Running {
+            target,
+            job: job.clone(),
+            cancel,
+            stale_on_stop,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+struct CacheEntry {
+    series: SeriesRef,
+    last_seen: u64,
+}
+
+/// Counts from appending one scrape.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct AppendStats {
+    scraped: u64,
+    added: u64,
+    series_added: u64,
+    out_of_order: u64,
+    duplicate: u64,
+}
+
+struct ScrapeLoop {
+    target: Arc<Target>,
+    job: ScrapeConfig,
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+    client: Result<reqwest::Client, String>,
+    /// Raw series text -> store series, as Prometheus's scrape cache.
+    cache: HashMap<Box<str>, CacheEntry>,
+    /// Series written by the last successful scrape (staleness tracking).
+    prev: HashSet<SeriesRef>,
+    report_refs: Option<[SeriesRef; 5]>,
+    iteration: u64,
+    job_label: JobLabel,
+}
+
+const REPORT_NAMES: [&str; 5] = [
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+    "scrape_samples_post_metric_relabeling",
+    "scrape_series_added",
+];
+
+impl ScrapeLoop {
+    async fn run(
+        mut self,
+        offset: Duration,
+        cancel: CancellationToken,
+        stale_on_stop: Arc<AtomicBool>,
+        mut first_round: Option<Arc<AtomicUsize>>,
+    ) {
+        // Align to the target's slot within the interval, like Prometheus.
+        let interval = self.job.scrape_interval;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let iv = interval.as_millis().max(1);
+        let into = Duration::from_millis((now.as_millis() % iv) as u64);
+        let wait = if offset >= into {
+            offset - into
+        } else {
+            interval - (into - offset)
+        };
+        let start = tokio::time::Instant::now() + wait;
+        let mut ticker = tokio::time::interval_at(start, interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        debug!(url = %self.target.url, ?wait, "scrape loop started");
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = self.scrape_once() => {}
+            }
+            if let Some(p) = first_round.take() {
+                p.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        if let Some(p) = first_round.take() {
+            p.fetch_sub(1, Ordering::SeqCst);
+        }
+        if stale_on_stop.load(Ordering::SeqCst) {
+            self.mark_all_stale(now_ms());
+        }
+    }
+
+    async fn scrape_once(&mut self) {
+        let ts = now_ms();
+        let wall = SystemTime::now();
+        let started = Instant::now();
+        self.metrics.scrapes.get_or_create(&self.job_label).inc();
+        let fetched = match &self.client {
+            Ok(c) => fetch::fetch(c, &self.job, &self.target.url).await,
+            Err(e) => Err(ScrapeError::Client(e.clone())),
+        };
+        let result = fetched.and_then(|body| {
+            self.metrics
+                .scrape_bytes
+                .get_or_create(&self.job_label)
+                .inc_by(body.bytes.len() as u64);
+            self.append_body(&body, ts)
+        });
+        let took = started.elapsed();
+        self.metrics
+            .scrape_duration
+            .get_or_create(&self.job_label)
+            .observe(took.as_secs_f64());
+        let (health, err, stats) = match result {
+            Ok(stats) => {
+                self.metrics
+                    .samples_scraped
+                    .get_or_create(&self.job_label)
+                    .inc_by(stats.scraped);
+                (Health::Up, String::new(), stats)
+            }
+            Err(e) => {
+                self.metrics
+                    .scrape_failures
+                    .get_or_create(&FailureLabels {
+                        job: self.job.job_name.clone(),
+                        reason: e.reason().to_string(),
+                    })
+                    .inc();
+                warn!(job = %self.job.job_name, url = %self.target.url, error = %e, "scrape failed");
+                // A failed scrape ends every series of the last good one.
+                self.stale_missing(&HashSet::new(), ts);
+                let stats = AppendStats {
+                    scraped: e.samples_scraped(),
+                    ..AppendStats::default()
+                };
+                (Health::Down, e.to_string(), stats)
+            }
+        };
+        self.report(ts, health == Health::Up, took, stats);
+        let mut st = self.target.status.lock();
+        st.health = health;
+        st.last_error = err;
+        st.last_scrape = Some(wall);
+        st.last_scrape_duration = took;
+    }
+
+    fn append_body(&mut self, body: &fetch::Body, ts: i64) -> Result<AppendStats, ScrapeError> {
+        if body.bytes.is_empty() {
+            // Prometheus: an empty body is not an error, it only ends series.
+            self.stale_missing(&HashSet::new(), ts);
+            return Ok(AppendStats::default());
+        }
+        let format = match body
+            .content_type
+            .as_deref()
+            .and_then(expfmt::Format::from_content_type)
+        {
+            Some(f) => f,
+            None => match (self.job.fallback_scrape_protocol, &body.content_type) {
+                (Some(f), _) => f,
+                (None, None) => return Err(ScrapeError::BlankContentType),
+                (None, Some(ct)) => return Err(ScrapeError::UnsupportedContentType(ct.clone())),
+            },
+        };
+        let parsed = expfmt::parse(&body.bytes, format).map_err(ScrapeError::Parse)?;
+        let n = parsed.samples.len() as u64;
+        if self.job.sample_limit > 0 && n > self.job.sample_limit {
+            return Err(ScrapeError::SampleLimit {
+                limit: self.job.sample_limit,
+                got: n,
+            });
+        }
+        self.iteration += 1;
+        let mut stats = AppendStats {
+            scraped: n,
+            ..AppendStats::default()
+        };
+        let mut cur: HashSet<SeriesRef> = HashSet::with_capacity(parsed.samples.len());
+        {
+            let store = self.store.clone();
+            let mut app = store.appender();
+            for s in &parsed.samples {
+                let (mut r, new) = self.resolve(&mut app, &parsed, s);
+                if new {
+                    stats.series_added += 1;
+                }
+                let t = match (self.job.honor_timestamps, s.timestamp_ms) {
+                    (true, Some(t)) => t,
+                    _ => ts,
+                };
+                let mut res = app.append(r, t, s.value);
+                if res == Err(AppendError::UnknownSeries) {
+                    // Evicted since it was cached: look it up again.
+                    self.cache.remove(s.series);
+                    r = self.resolve(&mut app, &parsed, s).0;
+                    res = app.append(r, t, s.value);
+                }
+                match res {
+                    Ok(_) => stats.added += 1,
+                    Err(AppendError::OutOfOrder) => stats.out_of_order += 1,
+                    Err(AppendError::Duplicate) => stats.duplicate += 1,
+                    Err(AppendError::UnknownSeries) => {}
+                }
+                // Series with their own timestamps are not marked stale
+                // (Prometheus without track_timestamps_staleness).
+                if s.timestamp_ms.is_none() || !self.job.honor_timestamps {
+                    cur.insert(r);
+                }
+            }
+            Self::stale_missing_in(&mut app, &self.prev, &cur, ts);
+        }
+        self.prev = cur;
+        if stats.out_of_order > 0 {
+            self.metrics
+                .samples_out_of_order
+                .get_or_create(&self.job_label)
+                .inc_by(stats.out_of_order);
+            warn!(job = %self.job.job_name, url = %self.target.url, count = stats.out_of_order, "out-of-order samples rejected");
+        }
+        if stats.duplicate > 0 {
+            self.metrics
+                .samples_duplicate
+                .get_or_create(&self.job_label)
+                .inc_by(stats.duplicate);
+            warn!(job = %self.job.job_name, url = %self.target.url, count = stats.duplicate, "samples with duplicate timestamps rejected");
+        }
+        if self.iteration % 16 == 0 {
+            let it = self.iteration;
+            self.cache.retain(|_, e| e.last_seen + 2 >= it);
+        }
+        Ok(stats)
+    }
+
+    /// The store series for a scraped sample, via the cache; `true` when
+    /// the series is new to this target's cache (`scrape_series_added`).
+    fn resolve(
+        &mut self,
+        app: &mut Appender<'_>,
+        parsed: &expfmt::Parsed<'_>,
+        s: &expfmt::Sample<'_>,
+    ) -> (SeriesRef, bool) {
+        if let Some(e) = self.cache.get_mut(s.series) {
+            e.last_seen = self.iteration;
+            return (e.series, false);
+        }
+        let pairs = sample_labels(
+            &s.name,
+            parsed.labels(s),
+            &self.target.labels,
+            self.job.honor_labels,
+        );
+        let r = app.series(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        self.cache.insert(
+            s.series.into(),
+            CacheEntry {
+                series: r,
+                last_seen: self.iteration,
+            },
+        );
+        (r, true)
+    }
+
+    fn stale_missing(&mut self, cur: &HashSet<SeriesRef>, ts: i64) {
+        if self.prev.is_empty() {
+            return;
+        }
+        let mut app = self.store.appender();
+        Self::stale_missing_in(&mut app, &self.prev, cur, ts);
+        drop(app);
+        self.prev = cur.clone();
+    }
+
+    fn stale_missing_in(
+        app: &mut Appender<'_>,
+        prev: &HashSet<SeriesRef>,
+        cur: &HashSet<SeriesRef>,
+        ts: i64,
+    ) {
+        for r in prev.difference(cur) {
+            // Errors are ignored, as Prometheus does for stale markers.
+            let _ = app.append(*r, ts, stale_nan());
+        }
+    }
+
+    fn report(&mut self, ts: i64, up: bool, took: Duration, stats: AppendStats) {
+        let store = self.store.clone();
+        let mut app = store.appender();
+        let refs = self.report_refs(&mut app);
+        let values = [
+            if up { 1.0 } else { 0.0 },
+            took.as_secs_f64(),
+            stats.scraped as f64,
+            stats.added as f64,
+            stats.series_added as f64,
+        ];
+        for (r, v) in refs.iter().zip(values) {
+            let _ = app.append(*r, ts, v);
+        }
+    }
+
+    fn report_refs(&mut self, app: &mut Appender<'_>) -> [SeriesRef; 5] {
+        if let Some(refs) = self.report_refs {
+            if refs.iter().all(|r| app.is_live(*r)) {
+                return refs;
+            }
+        }
+        let labels = &self.target.labels;
+        let refs = REPORT_NAMES.map(|name| {
+            app.series(
+                std::iter::once(("__name__", name))
+                    .chain(labels.iter().map(|l| (&*l.name, &*l.value))),
+            )
+        });
+        self.report_refs = Some(refs);
+        refs
+    }
+
+    /// Target removed: end its scraped series and its report series.
+    fn mark_all_stale(&mut self, ts: i64) {
+        self.stale_missing(&HashSet::new(), ts);
+        let store = self.store.clone();
+        let mut app = store.appender();
+        let refs = self.report_refs(&mut app);
+        for r in refs {
+            let _ = app.append(r, ts, stale_nan());
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! Test harness: real HTTP targets on loopback and the real `augur` binary.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Response, StatusCode};
+use axum::routing::get;
+use axum::Router;
+use serde_json::Value;
+
+/// What a test target answers.
+#[derive(Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+    pub delay: Duration,
+    pub gzip: bool,
+}
+
+impl Reply {
+    pub fn text(body: &str) -> Reply {
+        Reply {
+            status: 200,
+            content_type: Some("text/plain; version=0.0.4; charset=utf-8".into()),
+            body: body.as_bytes().to_vec(),
+            delay: Duration::ZERO,
+            gzip: false,
+        }
+    }
+
+    pub fn openmetrics(body: &str) -> Reply {
+        Reply {
+            content_type: Some("application/openmetrics-text; version=1.0.0; charset=utf-8".into()),
+            ..Reply::text(body)
+        }
+    }
+}
+
+struct TargetInner {
+    reply: Mutex<Reply>,
+    requests: AtomicUsize,
+    last_headers: Mutex<Option<HeaderMap>>,
+}
+
+/// A real HTTP server exposing `/metrics` whose answer tests can change.
+pub struct TestTarget {
+    pub addr: SocketAddr,
+    inner: Arc<TargetInner>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+async fn serve_metrics(State(t): State<Arc<TargetInner>>, headers: HeaderMap) -> Response<Body> {
+    t.requests.fetch_add(1, Ordering::SeqCst);
+    *t.last_headers.lock().unwrap() = Some(headers.clone());
+    let reply = t.reply.lock().unwrap().clone();
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    let mut b = Response::builder().status(StatusCode::from_u16(reply.status).unwrap());
+    if let Some(ct) = &reply.content_type {
+        b = b.header("content-type", ct);
+    }
+    let accepts_gzip = headers
+        .get("accept-encoding")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("gzip"));
+    let body = if reply.gzip && accepts_gzip {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(&reply.body).unwrap();
+        b = b.header("content-encoding", "gzip");
+        enc.finish().unwrap()
+    } else {
+        reply.body.clone()
+    };
+    b.body(Body::from(body)).unwrap()
+}
+
+impl TestTarget {
+    pub async fn start(reply: Reply) -> TestTarget {
+        Self::start_on("127.0.0.1:0".parse().unwrap(), reply).await
+    }
+
+    pub async fn start_on(addr: SocketAddr, reply: Reply) -> TestTarget {
+        let inner = Arc::new(TargetInner {
+            reply: Mutex::new(reply),
+            requests: AtomicUsize::new(0),
+            last_headers: Mutex::new(None),
+        });
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new()
+            .route("/metrics", get(serve_metrics))
+            .with_state(inner.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        TestTarget {
+            addr,
+            inner,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn set(&self, reply: Reply) {
+        *self.inner.reply.lock().unwrap() = reply;
+    }
+
+    pub fn set_body(&self, body: &str) {
+        self.inner.reply.lock().unwrap().body = body.as_bytes().to_vec();
+    }
+
+    pub fn requests(&self) -> usize {
+        self.inner.requests.load(Ordering::SeqCst)
+    }
+
+    pub fn last_headers(&self) -> Option<HeaderMap> {
+        self.inner.last_headers.lock().unwrap().clone()
+    }
+
+    /// Stops serving; connections are refused afterwards.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+    }
+}
+
+/// The real `augur` binary running on a temp config.
+pub struct Daemon {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_augur")
+}
+
+impl Daemon {
+    /// Writes `config` (with `{STATE}` replaced by the state dir) and starts
+    /// `augur run --listen 127.0.0.1:0`.
+    pub fn start(dir: &Path, config: &str) -> Daemon {
+        let cfg_path = dir.join("augur.toml");
+        std::fs::write(&cfg_path, config).unwrap();
+        Self::start_with(dir, &cfg_path)
+    }
+
+    pub fn start_with(dir: &Path, cfg_path: &Path) -> Daemon {
+        let state = dir.join("state");
+        let mut child = Command::new(bin())
+            .args([
+                "--log-format",
+                "text",
+                "--log-level",
+                "info",
+                "run",
+                "--config",
+            ])
+            .arg(cfg_path)
+            .args(["--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(&state)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start augur");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(rest) = line.split("listening addr=").nth(1) {
+                        let a = rest.split_whitespace().next().unwrap_or("").to_string();
+                        let _ = tx.send(a);
+                    }
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        let addr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("augur did not start; log: {:?}", log.lock().unwrap()));
+        Daemon {
+            child,
+            addr: addr.parse().unwrap(),
+            dir: dir.to_path_buf(),
+            config: cfg_path.to_path_buf(),
+            log,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        reqwest::get(self.url(path))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let r = reqwest::get(self.url(path)).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// Raw samples of a selector as (t_ms, value text), per series.
+    pub async fn export(&self, selector: &str) -> Vec<(Value, Vec<(i64, String)>)> {
+        let q: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("match[]", selector)
+            .finish();
+        let v = self.get_json(&format!("/api/v1/export?{q}")).await;
+        v["data"]["result"]
+            .as_array()
+            .unwrap_or_else(|| panic!("bad export answer: {v}"))
+            .iter()
+            .map(|s| {
+                let vals = s["values"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| {
+                        (
+                            (p[0].as_f64().unwrap() * 1000.0).round() as i64,
+                            p[1].as_str().unwrap().to_string(),
+                        )
+                    })
+                    .collect();
+                (s["metric"].clone(), vals)
+            })
+            .collect()
+    }
+
+    /// The value of one of augur's own metrics (sum over label sets that
+    /// contain `contains`).
+    pub async fn own_metric(&self, name: &str, contains: &str) -> f64 {
+        let (_, text) = self.get_text("/metrics").await;
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| l.split(['{', ' ']).next() == Some(name) && l.contains(contains))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
+    }
+
+    /// SIGTERM and wait; returns the exit code.
+    pub fn stop(&mut self) -> i32 {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("augur did not stop after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `f` until it returns Some, or panics after `secs` with `what`.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A config scraping `targets` (address, labels TOML) every `interval`.
+pub fn config_for(jobs: &[(&str, &str, &[SocketAddr], &str)]) -> String {
+    let mut s = String::from("[storage]\nretention = \"1h\"\n[global]\nscrape_interval = \"1s\"\nscrape_timeout = \"1s\"\n");
+    for (job, extra, targets, labels) in jobs {
+        let t: Vec<String> = targets.iter().map(|a| format!("\"{a}\"")).collect();
+        s.push_str(&format!(
+            "[[scrape_configs]]\njob_name = \"{job}\"\n{extra}\n[[scrape_configs.static_configs]]\ntargets = [{}]\n{labels}\n",
+            t.join(", ")
+        ));
+    }
+    s
+}
