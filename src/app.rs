@@ -141,12 +141,8 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         current.clone(),
         scrape_token.clone(),
     ));
-    let mut watchdog_usec = 0u64;
-    if sd_notify::watchdog_enabled(false, &mut watchdog_usec) {
-        tracker.spawn(watchdog_loop(
-            Duration::from_micros(watchdog_usec / 2),
-            scrape_token.clone(),
-        ));
+    if let Some(every) = watchdog_interval() {
+        tracker.spawn(watchdog_loop(every, scrape_token.clone()));
     }
     ready.store(true, Ordering::SeqCst);
     notify(&[NotifyState::Ready]);
@@ -255,6 +251,19 @@ async fn retention_loop(store: Arc<Store>, cfg: Arc<RwLock<Config>>, token: Canc
             info!(series = removed, "series removed by retention");
         }
     }
+}
+
+/// Half the systemd watchdog timeout, when the watchdog is on for us.
+/// `sd_notify::watchdog_enabled` requires `WATCHDOG_PID`, but
+/// sd_watchdog_enabled(3) only checks the PID when the variable is set.
+fn watchdog_interval() -> Option<Duration> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    if let Ok(pid) = std::env::var("WATCHDOG_PID") {
+        if pid.parse::<u32>().ok()? != std::process::id() {
+            return None;
+        }
+    }
+    (usec > 0).then(|| Duration::from_micros(usec / 2))
 }
 
 async fn watchdog_loop(every: Duration, token: CancellationToken) {

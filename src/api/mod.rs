@@ -106,12 +106,29 @@ fn query_pairs(q: &Option<String>) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-fn api_error(status: StatusCode, kind: &str, msg: impl Into<String>) -> Response {
-    (
-        status,
-        Json(json!({"status": "error", "errorType": kind, "error": msg.into()})),
-    )
-        .into_response()
+/// An error answer in the Prometheus API's shape.
+struct ApiError {
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({"status": "error", "errorType": self.kind, "error": self.message})),
+        )
+            .into_response()
+    }
+}
+
+fn bad_data(message: impl Into<String>) -> ApiError {
+    ApiError {
+        status: StatusCode::BAD_REQUEST,
+        kind: "bad_data",
+        message: message.into(),
+    }
 }
 
 async fn targets(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
@@ -178,34 +195,25 @@ struct Selection {
     maxt: i64,
 }
 
-fn selection(q: &Option<String>) -> Result<Selection, Response> {
+fn selection(q: &Option<String>) -> Result<Selection, ApiError> {
     let params = query_pairs(q);
     let mut sets = Vec::new();
     for (k, v) in &params {
         if k == "match[]" {
-            let parsed = parse_selector(v)
-                .map_err(|e| api_error(StatusCode::BAD_REQUEST, "bad_data", e.to_string()))?;
+            let parsed = parse_selector(v).map_err(|e| bad_data(e.to_string()))?;
             sets.extend(parsed);
         }
     }
     if sets.is_empty() {
-        return Err(api_error(
-            StatusCode::BAD_REQUEST,
-            "bad_data",
-            "no match[] parameter provided",
-        ));
+        return Err(bad_data("no match[] parameter provided"));
     }
-    let time = |name: &str, default: i64| -> Result<i64, Response> {
+    let time = |name: &str, default: i64| -> Result<i64, ApiError> {
         match params.iter().find(|(k, _)| k == name) {
             None => Ok(default),
             Some((_, v)) => parse_time(v).ok_or_else(|| {
-                api_error(
-                    StatusCode::BAD_REQUEST,
-                    "bad_data",
-                    format!(
-                        "invalid parameter \"{name}\": cannot parse {v:?} to a valid timestamp"
-                    ),
-                )
+                bad_data(format!(
+                    "invalid parameter \"{name}\": cannot parse {v:?} to a valid timestamp"
+                ))
             }),
         }
     };
@@ -219,7 +227,7 @@ fn selection(q: &Option<String>) -> Result<Selection, Response> {
 async fn series(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
     let sel = match selection(&q) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let mut all: Vec<Labels> = Vec::new();
     for set in &sel.sets {
@@ -236,7 +244,7 @@ async fn series(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Respo
 async fn export(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
     let sel = match selection(&q) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let mut all = Vec::new();
     for set in &sel.sets {

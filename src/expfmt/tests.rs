@@ -2,7 +2,9 @@
 
 use super::*;
 
-fn flat(input: &str, format: Format) -> Vec<(String, Vec<(String, String)>, f64, Option<i64>)> {
+type Flat = Vec<(String, Vec<(String, String)>, f64, Option<i64>)>;
+
+fn flat(input: &str, format: Format) -> Flat {
     let parsed = parse(input.as_bytes(), format).expect("parses");
     parsed
         .samples

@@ -9,7 +9,7 @@
 mod snapshot;
 
 use std::collections::VecDeque;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use hashbrown::{HashMap, HashTable};
@@ -170,9 +170,7 @@ struct Inner {
 }
 
 fn hash_syms(h: &hashbrown::DefaultHashBuilder, syms: &[(Sym, Sym)]) -> u64 {
-    let mut st = h.build_hasher();
-    syms.hash(&mut st);
-    st.finish()
+    h.hash_one(syms)
 }
 
 /// The store. Cheap to share behind an `Arc`; reads and writes take a lock
