@@ -193,7 +193,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
 
 fn load_snapshot(store: &Store, path: &Path, retention: Duration) {
     if !path.exists() {
-        info!(path = %path.display(), "no store snapshot, starting empty");
+        warn!(path = %path.display(), "no store snapshot found, starting with an empty store (normal on first start)");
         return;
     }
     let min_t = now_ms() - retention.as_millis() as i64;

@@ -75,6 +75,23 @@ fn alltypes_237_metric_families_text() {
         ),
         2.279966416e9
     );
+    // Integral bounds gain ".0"; Go's %g exponent form is kept as is.
+    assert_eq!(
+        value(
+            &p,
+            "prometheus_http_response_size_bytes_bucket",
+            &[("handler", "/-/healthy"), ("le", "100000.0")]
+        ),
+        29524.0
+    );
+    assert_eq!(
+        value(
+            &p,
+            "prometheus_http_response_size_bytes_bucket",
+            &[("handler", "/"), ("le", "1e+06")]
+        ),
+        688.0
+    );
     let buckets = p
         .samples
         .iter()

@@ -378,12 +378,11 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let external_labels = cx.labels(&rg.external_labels, "global.external_labels");
 
     let mut jobs = HashSet::new();
-    let mut scrape_configs = Vec::new();
-    for sc in &raw.scrape_configs {
-        if let Some(c) = compile_job(&mut cx, sc, g_interval, g_timeout, &mut jobs) {
-            scrape_configs.push(c);
-        }
-    }
+    let scrape_configs = raw
+        .scrape_configs
+        .iter()
+        .map(|sc| compile_job(&mut cx, sc, g_interval, g_timeout, &mut jobs))
+        .collect();
 
     if !cx.errors.is_empty() {
         cx.errors.sort_by_key(|e| (e.line, e.column));
@@ -412,7 +411,7 @@ fn compile_job(
     g_interval: Duration,
     g_timeout: Duration,
     jobs: &mut HashSet<String>,
-) -> Option<ScrapeConfig> {
+) -> ScrapeConfig {
     let span = sc.span();
     let r = sc.get_ref();
     let job_name = match &r.job_name {
@@ -554,7 +553,7 @@ fn compile_job(
         .iter()
         .flat_map(|(k, vs)| vs.iter().map(move |v| (k.clone(), v.clone())))
         .collect();
-    Some(ScrapeConfig {
+    ScrapeConfig {
         job_name,
         scrape_interval: interval,
         scrape_timeout: timeout,
@@ -569,7 +568,7 @@ fn compile_job(
         params,
         auth,
         targets,
-    })
+    }
 }
 
 fn compile_auth(cx: &mut Ctx<'_>, r: &raw::RawScrapeConfig, job: &str, span: Range<usize>) -> Auth {

@@ -372,17 +372,7 @@ impl<'a> Parser<'a> {
                     self.out.metadata.push(Metadata::Help { name, text });
                 } else {
                     self.expect_blank("metric type")?;
-                    let tpos = self.pos;
-                    let t = self.word();
-                    let Some(mt) = MetricType::parse(t, self.format) else {
-                        return self.err_at(tpos, format!("invalid metric type {t:?}"));
-                    };
-                    self.end_of_line()?;
-                    self.family = Some((name.clone(), mt));
-                    self.out.metadata.push(Metadata::Type {
-                        name,
-                        metric_type: mt,
-                    });
+                    self.type_value(name)?;
                 }
             }
             _ => {
@@ -440,17 +430,7 @@ impl<'a> Parser<'a> {
                     return self.err("expected a space before the metric type");
                 }
                 self.pos += 1;
-                let tpos = self.pos;
-                let t = self.word();
-                let Some(mt) = MetricType::parse(t, self.format) else {
-                    return self.err_at(tpos, format!("invalid metric type {t:?}"));
-                };
-                self.end_of_line()?;
-                self.family = Some((name.clone(), mt));
-                self.out.metadata.push(Metadata::Type {
-                    name,
-                    metric_type: mt,
-                });
+                self.type_value(name)?;
             }
             _ => {
                 let unit = if self.peek() == Some(b' ') {
@@ -464,6 +444,23 @@ impl<'a> Parser<'a> {
             }
         }
         Ok(false)
+    }
+
+    /// The type word of a `# TYPE` line; it starts the family that
+    /// following samples belong to.
+    fn type_value(&mut self, name: Cow<'a, str>) -> Result<(), ParseError> {
+        let tpos = self.pos;
+        let t = self.word();
+        let Some(mt) = MetricType::parse(t, self.format) else {
+            return self.err_at(tpos, format!("invalid metric type {t:?}"));
+        };
+        self.end_of_line()?;
+        self.family = Some((name.clone(), mt));
+        self.out.metadata.push(Metadata::Type {
+            name,
+            metric_type: mt,
+        });
+        Ok(())
     }
 
     fn word(&mut self) -> &'a str {
