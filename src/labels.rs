@@ -68,6 +68,76 @@ impl Labels {
         self.0.iter()
     }
 
+    /// A copy without `__name__`.
+    pub fn without_name(&self) -> Labels {
+        Labels(
+            self.0
+                .iter()
+                .filter(|l| &*l.name != METRIC_NAME)
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// A copy keeping only the labels named in `names`.
+    pub fn keep<S: AsRef<str>>(&self, names: &[S]) -> Labels {
+        Labels(
+            self.0
+                .iter()
+                .filter(|l| names.iter().any(|n| n.as_ref() == &*l.name))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// A copy without the labels named in `names` (and without `__name__`
+    /// when `and_name` is set).
+    pub fn drop<S: AsRef<str>>(&self, names: &[S], and_name: bool) -> Labels {
+        Labels(
+            self.0
+                .iter()
+                .filter(|l| {
+                    !(and_name && &*l.name == METRIC_NAME)
+                        && !names.iter().any(|n| n.as_ref() == &*l.name)
+                })
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// Sets `name` to `value`; an empty value removes the label.
+    pub fn set(&mut self, name: &str, value: &str) {
+        match self.0.binary_search_by(|l| (*l.name).cmp(name)) {
+            Ok(i) if value.is_empty() => {
+                self.0.remove(i);
+            }
+            Ok(i) => self.0[i].value = value.into(),
+            Err(_) if value.is_empty() => {}
+            Err(i) => self.0.insert(
+                i,
+                Label {
+                    name: name.into(),
+                    value: value.into(),
+                },
+            ),
+        }
+    }
+
+    /// Prometheus's `labels.Labels.String()`: `{__name__="x", a="b"}`.
+    pub fn prom_string(&self) -> String {
+        let mut s = String::from("{");
+        for (i, l) in self.0.iter().enumerate() {
+            if i > 0 {
+                s.push_str(", ");
+            }
+            s.push_str(&l.name);
+            s.push('=');
+            s.push_str(&format!("{:?}", &*l.value));
+        }
+        s.push('}');
+        s
+    }
+
     /// Number of labels.
     pub fn len(&self) -> usize {
         self.0.len()

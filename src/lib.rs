@@ -27,3 +27,4 @@ pub mod labels;
 pub mod metrics;
 pub mod scrape;
 pub mod store;
+pub mod promql;

@@ -1,0 +1,718 @@
+//! The tree-walking evaluator: selectors with lookback and staleness,
+//! offsets, `@`, subqueries, binary operators and aggregations, with
+//! Prometheus 3 semantics (`promql/engine.go`).
+//!
+//! Each step of a range query is evaluated as an instant query; selector
+//! data is fetched once per query for the whole time range it needs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use promql_parser::label::MatchOp as PMatchOp;
+use promql_parser::parser::{
+    AggregateExpr, AtModifier, BinaryExpr, Call, Expr, LabelModifier, Offset, SubqueryExpr,
+    VectorMatchCardinality, VectorSelector,
+};
+
+use super::functions;
+use super::value::{Annotation, AnnotationKind, Sample, Series, Value};
+use super::{EvalError, SeriesSource};
+use crate::labels::{Labels, MatchOp, Matcher, METRIC_NAME};
+use crate::store::{is_stale_nan, SeriesData};
+
+pub(crate) fn dur_ms(d: &Duration) -> i64 {
+    d.as_millis() as i64
+}
+
+pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
+    match o {
+        None => 0,
+        Some(Offset::Pos(d)) => dur_ms(d),
+        Some(Offset::Neg(d)) => -dur_ms(d),
+    }
+}
+
+fn system_time_ms(t: &SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    }
+}
+
+/// Data fetched for one selector node.
+type Fetched = Arc<Vec<SeriesData>>;
+
+/// Evaluates one query over a [`SeriesSource`].
+pub(crate) struct Evaluator<'a> {
+    source: &'a dyn SeriesSource,
+    pub(crate) lookback: i64,
+    /// Query start and end, for `@ start()` / `@ end()`.
+    start: i64,
+    end: i64,
+    /// Default subquery step (the global evaluation interval).
+    subquery_step: i64,
+    fetched: HashMap<usize, Fetched>,
+    ranges: HashMap<usize, (i64, i64)>,
+    pub(crate) annotations: Vec<Annotation>,
+    pub(crate) max_samples: usize,
+}
+
+fn node_id<T>(n: &T) -> usize {
+    n as *const T as usize
+}
+
+impl<'a> Evaluator<'a> {
+    pub(crate) fn new(
+        source: &'a dyn SeriesSource,
+        lookback: i64,
+        start: i64,
+        end: i64,
+        subquery_step: i64,
+        max_samples: usize,
+    ) -> Evaluator<'a> {
+        Evaluator {
+            source,
+            lookback,
+            start,
+            end,
+            subquery_step,
+            fetched: HashMap::new(),
+            ranges: HashMap::new(),
+            annotations: Vec::new(),
+            max_samples,
+        }
+    }
+
+    pub(crate) fn warn(&mut self, msg: impl Into<String>) {
+        self.annotate(AnnotationKind::Warning, msg.into());
+    }
+
+    pub(crate) fn info(&mut self, msg: impl Into<String>) {
+        self.annotate(AnnotationKind::Info, msg.into());
+    }
+
+    fn annotate(&mut self, kind: AnnotationKind, message: String) {
+        let a = Annotation { kind, message };
+        if !self.annotations.contains(&a) {
+            self.annotations.push(a);
+        }
+    }
+
+    pub(crate) fn at_ms_pub(&self, at: &Option<AtModifier>) -> Option<i64> {
+        self.at_ms(at)
+    }
+
+    fn at_ms(&self, at: &Option<AtModifier>) -> Option<i64> {
+        match at {
+            None => None,
+            Some(AtModifier::Start) => Some(self.start),
+            Some(AtModifier::End) => Some(self.end),
+            Some(AtModifier::At(t)) => Some(system_time_ms(t)),
+        }
+    }
+
+    /// Records, for every selector, the time range the query will read
+    /// (like Prometheus's FindMinMaxTime), so each is fetched once.
+    pub(crate) fn plan(&mut self, e: &Expr, start: i64, end: i64) {
+        match e {
+            Expr::VectorSelector(vs) => {
+                let (s, en) = self.ref_range(&vs.at, &vs.offset, start, end);
+                self.extend_range(node_id(vs), s - self.lookback, en);
+            }
+            Expr::MatrixSelector(ms) => {
+                let (s, en) = self.ref_range(&ms.vs.at, &ms.vs.offset, start, end);
+                self.extend_range(node_id(&ms.vs), s - dur_ms(&ms.range), en);
+            }
+            Expr::Subquery(sq) => {
+                let (s, en) = self.ref_range(&sq.at, &sq.offset, start, end);
+                self.plan(&sq.expr, s - dur_ms(&sq.range), en);
+            }
+            Expr::Aggregate(a) => {
+                self.plan(&a.expr, start, end);
+                if let Some(p) = &a.param {
+                    self.plan(p, start, end);
+                }
+            }
+            Expr::Unary(u) => self.plan(&u.expr, start, end),
+            Expr::Binary(b) => {
+                self.plan(&b.lhs, start, end);
+                self.plan(&b.rhs, start, end);
+            }
+            Expr::Paren(p) => self.plan(&p.expr, start, end),
+            Expr::Call(c) => {
+                for a in &c.args.args {
+                    self.plan(a, start, end);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn ref_range(&self, at: &Option<AtModifier>, off: &Option<Offset>, start: i64, end: i64) -> (i64, i64) {
+        let o = offset_ms(off);
+        match self.at_ms(at) {
+            Some(a) => (a - o, a - o),
+            None => (start - o, end - o),
+        }
+    }
+
+    fn extend_range(&mut self, id: usize, mint: i64, maxt: i64) {
+        let r = self.ranges.entry(id).or_insert((mint, maxt));
+        r.0 = r.0.min(mint);
+        r.1 = r.1.max(maxt);
+    }
+
+    fn series_of(&mut self, vs: &VectorSelector) -> Result<Fetched, EvalError> {
+        let id = node_id(vs);
+        if let Some(f) = self.fetched.get(&id) {
+            return Ok(f.clone());
+        }
+        let (mint, maxt) = self.ranges.get(&id).copied().unwrap_or((i64::MIN, i64::MAX));
+        let matchers = selector_matchers(vs)?;
+        let data = self
+            .source
+            .select(&matchers, mint, maxt)
+            .map_err(|e| EvalError::Source(e.to_string()))?;
+        let total: usize = data.iter().map(|s| s.samples.len()).sum();
+        if total > self.max_samples {
+            return Err(EvalError::TooManySamples);
+        }
+        let f = Arc::new(data);
+        self.fetched.insert(id, f.clone());
+        Ok(f)
+    }
+
+    /// Evaluates `e` at time `t` (ms).
+    pub(crate) fn eval(&mut self, e: &Expr, t: i64) -> Result<Value, EvalError> {
+        match e {
+            Expr::NumberLiteral(n) => Ok(Value::Scalar(n.val)),
+            Expr::StringLiteral(s) => Ok(Value::String(s.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr, t),
+            Expr::Unary(u) => match self.eval(&u.expr, t)? {
+                Value::Scalar(v) => Ok(Value::Scalar(-v)),
+                Value::Vector(vec) => Ok(Value::Vector(
+                    vec.into_iter()
+                        .map(|s| Sample {
+                            v: -s.v,
+                            t,
+                            drop_name: true,
+                            labels: s.labels,
+                        })
+                        .collect(),
+                )),
+                other => Err(EvalError::Unsupported(format!(
+                    "unary minus on {}",
+                    other.type_name()
+                ))),
+            },
+            Expr::VectorSelector(vs) => Ok(Value::Vector(self.vector_selector(vs, t)?)),
+            Expr::MatrixSelector(ms) => {
+                let reft = self.at_ms(&ms.vs.at).unwrap_or(t) - offset_ms(&ms.vs.offset);
+                Ok(Value::Matrix(self.matrix_selector(&ms.vs, reft - dur_ms(&ms.range), reft)?))
+            }
+            Expr::Subquery(sq) => Ok(Value::Matrix(self.subquery(sq, t)?)),
+            Expr::Binary(b) => self.binary(b, t),
+            Expr::Aggregate(a) => self.aggregate(a, t),
+            Expr::Call(c) => self.call(c, t),
+            Expr::Extension(_) => Err(EvalError::Unsupported("extension expressions".into())),
+        }
+    }
+
+    fn vector_selector(&mut self, vs: &VectorSelector, t: i64) -> Result<Vec<Sample>, EvalError> {
+        let reft = self.at_ms(&vs.at).unwrap_or(t) - offset_ms(&vs.offset);
+        let data = self.series_of(vs)?;
+        let mut out = Vec::new();
+        for s in data.iter() {
+            // Latest sample at or before reft, within the left-open lookback
+            // window (reft - lookback, reft] (Prometheus 3).
+            let i = s.samples.partition_point(|(ts, _)| *ts <= reft);
+            if i == 0 {
+                continue;
+            }
+            let (ts, v) = s.samples[i - 1];
+            if ts <= reft - self.lookback || is_stale_nan(v) {
+                continue;
+            }
+            out.push(Sample {
+                labels: s.labels.clone(),
+                t: ts,
+                v,
+                drop_name: false,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Samples in the left-open window `(mint, maxt]`, staleness markers dropped.
+    fn matrix_selector(&mut self, vs: &VectorSelector, mint: i64, maxt: i64) -> Result<Vec<Series>, EvalError> {
+        let data = self.series_of(vs)?;
+        let mut out = Vec::new();
+        for s in data.iter() {
+            let lo = s.samples.partition_point(|(ts, _)| *ts <= mint);
+            let hi = s.samples.partition_point(|(ts, _)| *ts <= maxt);
+            let points: Vec<(i64, f64)> = s.samples[lo..hi]
+                .iter()
+                .filter(|(_, v)| !is_stale_nan(*v))
+                .copied()
+                .collect();
+            if points.is_empty() {
+                continue;
+            }
+            out.push(Series {
+                labels: s.labels.clone(),
+                points,
+                drop_name: false,
+            });
+        }
+        Ok(out)
+    }
+
+    fn subquery(&mut self, sq: &SubqueryExpr, t: i64) -> Result<Vec<Series>, EvalError> {
+        let step = sq.step.as_ref().map_or(self.subquery_step, dur_ms).max(1);
+        let reft = self.at_ms(&sq.at).unwrap_or(t) - offset_ms(&sq.offset);
+        let range = dur_ms(&sq.range);
+        // First step: the first multiple of `step` after reft - range
+        // (engine.go subqueryTimeRange; Go's / truncates like Rust's).
+        let lower = reft - range;
+        let mut start = step * (lower / step);
+        if start <= lower {
+            start += step;
+        }
+        self.range_eval(&sq.expr, start, reft, step, false)
+    }
+
+    /// Evaluates `e` at every step in `[start, end]` and gathers series.
+    /// With `cleanup`, names marked for removal are removed per step.
+    pub(crate) fn range_eval(
+        &mut self,
+        e: &Expr,
+        start: i64,
+        end: i64,
+        step: i64,
+        cleanup: bool,
+    ) -> Result<Vec<Series>, EvalError> {
+        let mut index: HashMap<Labels, usize> = HashMap::new();
+        let mut out: Vec<Series> = Vec::new();
+        let mut total = 0usize;
+        let mut t = start;
+        while t <= end {
+            let v = self.eval(e, t)?;
+            let samples: Vec<(Labels, f64, bool)> = match v {
+                Value::Scalar(f) => vec![(Labels::default(), f, false)],
+                Value::Vector(vec) => {
+                    let vec = if cleanup { cleanup_vector(vec)? } else { vec };
+                    vec.into_iter().map(|s| (s.labels, s.v, s.drop_name)).collect()
+                }
+                other => {
+                    return Err(EvalError::Type(format!(
+                        "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                        if matches!(other, Value::Matrix(_)) { "range vector" } else { other.type_name() }
+                    )))
+                }
+            };
+            for (labels, v, drop_name) in samples {
+                total += 1;
+                if total > self.max_samples {
+                    return Err(EvalError::TooManySamples);
+                }
+                match index.get(&labels) {
+                    Some(&i) => {
+                        out[i].points.push((t, v));
+                        out[i].drop_name |= drop_name;
+                    }
+                    None => {
+                        index.insert(labels.clone(), out.len());
+                        out.push(Series {
+                            labels,
+                            points: vec![(t, v)],
+                            drop_name,
+                        });
+                    }
+                }
+            }
+            t += step;
+        }
+        Ok(out)
+    }
+
+    fn call(&mut self, c: &Call, t: i64) -> Result<Value, EvalError> {
+        functions::call(self, c, t)
+    }
+
+    /// Evaluates an argument that must be a scalar.
+    pub(crate) fn eval_scalar(&mut self, e: &Expr, t: i64) -> Result<f64, EvalError> {
+        match self.eval(e, t)? {
+            Value::Scalar(v) => Ok(v),
+            other => Err(EvalError::Type(format!(
+                "expected scalar, got {}",
+                other.type_name()
+            ))),
+        }
+    }
+
+    /// Evaluates an argument that must be an instant vector.
+    pub(crate) fn eval_vector(&mut self, e: &Expr, t: i64) -> Result<Vec<Sample>, EvalError> {
+        match self.eval(e, t)? {
+            Value::Vector(v) => Ok(v),
+            other => Err(EvalError::Type(format!(
+                "expected instant vector, got {}",
+                other.type_name()
+            ))),
+        }
+    }
+
+    fn binary(&mut self, b: &BinaryExpr, t: i64) -> Result<Value, EvalError> {
+        let op = BinOp::parse(&b.op.to_string())?;
+        let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
+        let lhs = self.eval(&b.lhs, t)?;
+        let rhs = self.eval(&b.rhs, t)?;
+        match (lhs, rhs) {
+            (Value::Scalar(l), Value::Scalar(r)) => {
+                let (v, keep) = op.apply(l, r);
+                if op.is_comparison() {
+                    // The parser only allows scalar comparisons with bool.
+                    return Ok(Value::Scalar(if keep { 1.0 } else { 0.0 }));
+                }
+                Ok(Value::Scalar(v))
+            }
+            (Value::Vector(l), Value::Scalar(r)) => Ok(Value::Vector(vector_scalar(op, l, r, false, return_bool, t))),
+            (Value::Scalar(l), Value::Vector(r)) => Ok(Value::Vector(vector_scalar(op, r, l, true, return_bool, t))),
+            (Value::Vector(l), Value::Vector(r)) => {
+                let matching = Matching::from_expr(b, op);
+                let out = match op {
+                    BinOp::And => set_and(l, r, &matching),
+                    BinOp::Or => set_or(l, r, &matching),
+                    BinOp::Unless => set_unless(l, r, &matching),
+                    _ => vector_vector(op, l, r, &matching, return_bool, t)?,
+                };
+                Ok(Value::Vector(out))
+            }
+            (l, r) => Err(EvalError::Type(format!(
+                "binary operator {} not defined between {} and {}",
+                b.op,
+                l.type_name(),
+                r.type_name()
+            ))),
+        }
+    }
+
+    fn aggregate(&mut self, a: &AggregateExpr, t: i64) -> Result<Value, EvalError> {
+        super::aggregate::aggregate(self, a, t)
+    }
+}
+
+/// Removes names marked for delayed removal; duplicates are then an error.
+pub(crate) fn cleanup_vector(mut vec: Vec<Sample>) -> Result<Vec<Sample>, EvalError> {
+    let mut any = false;
+    for s in &mut vec {
+        if s.drop_name {
+            s.labels = s.labels.without_name();
+            s.drop_name = false;
+            any = true;
+        }
+    }
+    if any || vec.len() > 1 {
+        check_unique(&vec)?;
+    }
+    Ok(vec)
+}
+
+pub(crate) fn check_unique(vec: &[Sample]) -> Result<(), EvalError> {
+    let mut seen = std::collections::HashSet::with_capacity(vec.len());
+    for s in vec {
+        if !seen.insert(&s.labels) {
+            return Err(EvalError::Exec(
+                "vector cannot contain metrics with the same labelset".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Store matchers for a selector: the name (if any) and every matcher.
+pub(crate) fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>, EvalError> {
+    let mut out = Vec::new();
+    if let Some(n) = &vs.name {
+        out.push(Matcher::new(MatchOp::Equal, METRIC_NAME, n).map_err(|e| EvalError::Exec(e.to_string()))?);
+    }
+    if !vs.matchers.or_matchers.is_empty() {
+        return Err(EvalError::Unsupported("'or' inside a selector".into()));
+    }
+    for m in &vs.matchers.matchers {
+        let op = match m.op {
+            PMatchOp::Equal => MatchOp::Equal,
+            PMatchOp::NotEqual => MatchOp::NotEqual,
+            PMatchOp::Re(_) => MatchOp::Regex,
+            PMatchOp::NotRe(_) => MatchOp::NotRegex,
+        };
+        out.push(Matcher::new(op, &m.name, &m.value).map_err(|e| EvalError::Exec(e.to_string()))?);
+    }
+    Ok(out)
+}
+
+/// Binary operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Pow,
+    Atan2,
+    Eq,
+    Ne,
+    Gt,
+    Lt,
+    Ge,
+    Le,
+    And,
+    Or,
+    Unless,
+}
+
+impl BinOp {
+    fn parse(s: &str) -> Result<BinOp, EvalError> {
+        Ok(match s {
+            "+" => BinOp::Add,
+            "-" => BinOp::Sub,
+            "*" => BinOp::Mul,
+            "/" => BinOp::Div,
+            "%" => BinOp::Mod,
+            "^" => BinOp::Pow,
+            "atan2" => BinOp::Atan2,
+            "==" => BinOp::Eq,
+            "!=" => BinOp::Ne,
+            ">" => BinOp::Gt,
+            "<" => BinOp::Lt,
+            ">=" => BinOp::Ge,
+            "<=" => BinOp::Le,
+            "and" => BinOp::And,
+            "or" => BinOp::Or,
+            "unless" => BinOp::Unless,
+            other => return Err(EvalError::Unsupported(format!("binary operator {other}"))),
+        })
+    }
+
+    fn is_comparison(self) -> bool {
+        matches!(self, BinOp::Eq | BinOp::Ne | BinOp::Gt | BinOp::Lt | BinOp::Ge | BinOp::Le)
+    }
+
+    fn is_set(self) -> bool {
+        matches!(self, BinOp::And | BinOp::Or | BinOp::Unless)
+    }
+
+    /// (value, keep) like engine.go vectorElemBinop for floats.
+    fn apply(self, l: f64, r: f64) -> (f64, bool) {
+        match self {
+            BinOp::Add => (l + r, true),
+            BinOp::Sub => (l - r, true),
+            BinOp::Mul => (l * r, true),
+            BinOp::Div => (l / r, true),
+            BinOp::Mod => (l % r, true),
+            BinOp::Pow => (l.powf(r), true),
+            BinOp::Atan2 => (l.atan2(r), true),
+            BinOp::Eq => (l, l == r),
+            BinOp::Ne => (l, l != r),
+            BinOp::Gt => (l, l > r),
+            BinOp::Lt => (l, l < r),
+            BinOp::Ge => (l, l >= r),
+            BinOp::Le => (l, l <= r),
+            BinOp::And | BinOp::Or | BinOp::Unless => (l, true),
+        }
+    }
+}
+
+fn vector_scalar(op: BinOp, vec: Vec<Sample>, scalar: f64, swap: bool, return_bool: bool, t: i64) -> Vec<Sample> {
+    let mut out = Vec::with_capacity(vec.len());
+    for mut s in vec {
+        let (l, r) = if swap { (scalar, s.v) } else { (s.v, scalar) };
+        let (mut v, mut keep) = op.apply(l, r);
+        // The vector element's value is the result of a filter, even when
+        // the scalar is on the left.
+        if op.is_comparison() && swap {
+            v = r;
+        }
+        if return_bool {
+            v = if keep { 1.0 } else { 0.0 };
+            keep = true;
+        }
+        if keep {
+            if !op.is_comparison() || return_bool {
+                s.drop_name = true;
+            }
+            s.v = v;
+            s.t = t;
+            out.push(s);
+        }
+    }
+    out
+}
+
+/// How two vectors are matched.
+pub(crate) struct Matching {
+    on: bool,
+    labels: Vec<String>,
+    card: Card,
+    include: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Card {
+    OneToOne,
+    ManyToOne,
+    OneToMany,
+    ManyToMany,
+}
+
+impl Matching {
+    fn from_expr(b: &BinaryExpr, op: BinOp) -> Matching {
+        let mut m = Matching {
+            on: false,
+            labels: Vec::new(),
+            card: if op.is_set() { Card::ManyToMany } else { Card::OneToOne },
+            include: Vec::new(),
+        };
+        if let Some(bm) = &b.modifier {
+            if let Some(lm) = &bm.matching {
+                m.on = matches!(lm, LabelModifier::Include(_));
+                m.labels = lm.labels().labels.clone();
+            }
+            match &bm.card {
+                VectorMatchCardinality::ManyToOne(l) => {
+                    m.card = Card::ManyToOne;
+                    m.include = l.labels.clone();
+                }
+                VectorMatchCardinality::OneToMany(l) => {
+                    m.card = Card::OneToMany;
+                    m.include = l.labels.clone();
+                }
+                VectorMatchCardinality::ManyToMany => m.card = Card::ManyToMany,
+                VectorMatchCardinality::OneToOne => {}
+            }
+        }
+        m
+    }
+
+    /// The matching signature: `on` labels, or all but the `ignoring` ones
+    /// and the metric name.
+    fn signature(&self, l: &Labels) -> Labels {
+        if self.on {
+            l.keep(&self.labels)
+        } else {
+            l.drop(&self.labels, true)
+        }
+    }
+}
+
+fn set_and(lhs: Vec<Sample>, rhs: Vec<Sample>, m: &Matching) -> Vec<Sample> {
+    let sigs: std::collections::HashSet<Labels> = rhs.iter().map(|s| m.signature(&s.labels)).collect();
+    lhs.into_iter().filter(|s| sigs.contains(&m.signature(&s.labels))).collect()
+}
+
+fn set_or(lhs: Vec<Sample>, rhs: Vec<Sample>, m: &Matching) -> Vec<Sample> {
+    let sigs: std::collections::HashSet<Labels> = lhs.iter().map(|s| m.signature(&s.labels)).collect();
+    let mut out = lhs;
+    out.extend(rhs.into_iter().filter(|s| !sigs.contains(&m.signature(&s.labels))));
+    out
+}
+
+fn set_unless(lhs: Vec<Sample>, rhs: Vec<Sample>, m: &Matching) -> Vec<Sample> {
+    let sigs: std::collections::HashSet<Labels> = rhs.iter().map(|s| m.signature(&s.labels)).collect();
+    lhs.into_iter().filter(|s| !sigs.contains(&m.signature(&s.labels))).collect()
+}
+
+/// One-to-one and many-to-one/one-to-many matching (engine.go VectorBinop).
+fn vector_vector(
+    op: BinOp,
+    mut lhs: Vec<Sample>,
+    mut rhs: Vec<Sample>,
+    m: &Matching,
+    return_bool: bool,
+    t: i64,
+) -> Result<Vec<Sample>, EvalError> {
+    if lhs.is_empty() || rhs.is_empty() {
+        return Ok(Vec::new());
+    }
+    if m.card == Card::OneToMany {
+        std::mem::swap(&mut lhs, &mut rhs);
+    }
+    let mut right: HashMap<Labels, Sample> = HashMap::with_capacity(rhs.len());
+    for rs in rhs {
+        let sig = m.signature(&rs.labels);
+        if let Some(dup) = right.get(&sig) {
+            let side = if m.card == Card::OneToMany { "left" } else { "right" };
+            let (mut a, mut b) = (rs.labels.prom_string(), dup.labels.prom_string());
+            if a > b {
+                std::mem::swap(&mut a, &mut b);
+            }
+            return Err(EvalError::Exec(format!(
+                "found duplicate series for the match group {} on the {side} hand-side of the operation: [{a}, {b}];many-to-many matching not allowed: matching labels must be unique on one side",
+                sig.prom_string()
+            )));
+        }
+        right.insert(sig, rs);
+    }
+    let mut matched: HashMap<Labels, std::collections::HashSet<Labels>> = HashMap::new();
+    let mut out = Vec::new();
+    for ls in lhs {
+        let sig = m.signature(&ls.labels);
+        let Some(rs) = right.get(&sig) else { continue };
+        let (fl, fr) = if m.card == Card::OneToMany { (rs.v, ls.v) } else { (ls.v, rs.v) };
+        let (mut v, keep) = op.apply(fl, fr);
+        if return_bool {
+            v = if keep { 1.0 } else { 0.0 };
+        }
+        // Arithmetic drops the name at once; `bool` comparisons mark it
+        // for delayed removal (engine.go VectorBinop/resultMetric).
+        let metric = result_metric(&ls.labels, &rs.labels, m, !op.is_comparison());
+        // Uniqueness is checked before filtering, as Prometheus does.
+        match m.card {
+            Card::OneToOne => {
+                if matched.contains_key(&sig) {
+                    return Err(EvalError::Exec(
+                        "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
+                    ));
+                }
+                matched.insert(sig, Default::default());
+            }
+            _ => {
+                let set = matched.entry(sig).or_default();
+                if !set.insert(metric.clone()) {
+                    return Err(EvalError::Exec(
+                        "multiple matches for labels: grouping labels must ensure unique matches".into(),
+                    ));
+                }
+            }
+        }
+        if !keep && !return_bool {
+            continue;
+        }
+        out.push(Sample {
+            labels: metric,
+            t,
+            v,
+            drop_name: return_bool,
+        });
+    }
+    Ok(out)
+}
+
+fn result_metric(lhs: &Labels, rhs: &Labels, m: &Matching, drop_name: bool) -> Labels {
+    let mut l = if drop_name { lhs.without_name() } else { lhs.clone() };
+    if m.card == Card::OneToOne {
+        if m.on {
+            l = l.keep(&m.labels);
+        } else {
+            l = l.drop(&m.labels, false);
+        }
+    }
+    for name in &m.include {
+        match rhs.get(name) {
+            Some(v) => l.set(name, v),
+            None => l.set(name, ""),
+        }
+    }
+    l
+}

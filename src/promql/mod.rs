@@ -1,0 +1,162 @@
+//! PromQL evaluation with Prometheus 3 semantics over a [`SeriesSource`].
+//! Expressions are parsed by the `promql-parser` crate; this module owns
+//! evaluation and the promqltest file runner ([`promqltest`]).
+//!
+//! Semantics followed (and where upstream defines them, `promql/engine.go`
+//! and `promql/functions.go` in prometheus/prometheus): left-open range
+//! selectors and lookback `(t - d, t]`, staleness markers ending series, 5m
+//! default lookback, delayed `__name__` removal. Native histograms are out of
+//! scope.
+
+mod aggregate;
+mod eval;
+mod functions;
+pub mod promqltest;
+mod value;
+
+use std::time::Duration;
+
+use promql_parser::parser::{self, Expr};
+use thiserror::Error;
+
+pub use value::{Annotation, AnnotationKind, Sample, Series, Value};
+
+use crate::labels::Matcher;
+use crate::store::{SeriesData, Store};
+
+/// Where series data comes from: the embedded store or a remote API.
+pub trait SeriesSource: Sync {
+    /// Series matching all matchers with their samples in `[mint, maxt]`.
+    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<SeriesData>, SourceError>;
+}
+
+/// A data source failed.
+#[derive(Debug, Error)]
+#[error("{0}")]
+pub struct SourceError(pub String);
+
+impl SeriesSource for Store {
+    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<SeriesData>, SourceError> {
+        Ok(Store::select(self, matchers, mint, maxt))
+    }
+}
+
+/// Why a query failed. Messages follow Prometheus's.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum EvalError {
+    /// The expression does not parse.
+    #[error("{0}")]
+    Parse(String),
+    /// A type error the parser does not catch.
+    #[error("{0}")]
+    Type(String),
+    /// A runtime error (duplicate labelsets, bad matching, ...).
+    #[error("{0}")]
+    Exec(String),
+    /// Something augur does not implement, such as native histograms.
+    #[error("not supported: {0}")]
+    Unsupported(String),
+    /// More samples than the configured limit.
+    #[error("query processing would load too many samples into memory in query execution")]
+    TooManySamples,
+    /// The data source failed.
+    #[error("{0}")]
+    Source(String),
+}
+
+/// Query settings.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    /// How far back an instant selector looks for a sample (default 5m).
+    pub lookback: Duration,
+    /// Step of subqueries without an explicit step (default 1m).
+    pub default_subquery_step: Duration,
+    /// Most samples a query may load or return (default 5 million).
+    pub max_samples: usize,
+}
+
+impl Default for Engine {
+    fn default() -> Engine {
+        Engine {
+            lookback: Duration::from_secs(300),
+            default_subquery_step: Duration::from_secs(60),
+            max_samples: 5_000_000,
+        }
+    }
+}
+
+/// A query result with its annotations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryResult {
+    /// The value: scalar, string or vector for instant queries, a matrix
+    /// for range queries.
+    pub value: Value,
+    /// Warnings and infos.
+    pub annotations: Vec<Annotation>,
+}
+
+/// Parses a PromQL expression.
+pub fn parse(query: &str) -> Result<Expr, EvalError> {
+    parser::parse(query).map_err(EvalError::Parse)
+}
+
+impl Engine {
+    /// Evaluates `expr` at `t` (ms).
+    pub fn instant(&self, source: &dyn SeriesSource, expr: &Expr, t: i64) -> Result<QueryResult, EvalError> {
+        let mut ev = eval::Evaluator::new(
+            source,
+            self.lookback.as_millis() as i64,
+            t,
+            t,
+            self.default_subquery_step.as_millis() as i64,
+            self.max_samples,
+        );
+        ev.plan(expr, t, t);
+        let value = match ev.eval(expr, t)? {
+            Value::Vector(v) => Value::Vector(eval::cleanup_vector(v)?),
+            Value::Matrix(m) => Value::Matrix(
+                m.into_iter()
+                    .map(|mut s| {
+                        if s.drop_name {
+                            s.labels = s.labels.without_name();
+                            s.drop_name = false;
+                        }
+                        s
+                    })
+                    .collect(),
+            ),
+            other => other,
+        };
+        Ok(QueryResult {
+            value,
+            annotations: ev.annotations,
+        })
+    }
+
+    /// Evaluates `expr` at every step from `start` to `end` (ms).
+    pub fn range(&self, source: &dyn SeriesSource, expr: &Expr, start: i64, end: i64, step: i64) -> Result<QueryResult, EvalError> {
+        if step <= 0 {
+            return Err(EvalError::Exec(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+            ));
+        }
+        let mut ev = eval::Evaluator::new(
+            source,
+            self.lookback.as_millis() as i64,
+            start,
+            end,
+            self.default_subquery_step.as_millis() as i64,
+            self.max_samples,
+        );
+        ev.plan(expr, start, end);
+        let mut series = ev.range_eval(expr, start, end, step, true)?;
+        for s in &mut series {
+            s.drop_name = false;
+        }
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(QueryResult {
+            value: Value::Matrix(series),
+            annotations: ev.annotations,
+        })
+    }
+}
