@@ -97,8 +97,8 @@ impl Labels {
             self.0
                 .iter()
                 .filter(|l| {
-                    !(and_name && &*l.name == METRIC_NAME)
-                        && !names.iter().any(|n| n.as_ref() == &*l.name)
+                    let named = names.iter().any(|n| n.as_ref() == &*l.name);
+                    !(named || and_name && &*l.name == METRIC_NAME)
                 })
                 .cloned()
                 .collect(),

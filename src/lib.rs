@@ -25,6 +25,6 @@ pub mod expfmt;
 pub mod fmtfloat;
 pub mod labels;
 pub mod metrics;
+pub mod promql;
 pub mod scrape;
 pub mod store;
-pub mod promql;

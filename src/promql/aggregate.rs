@@ -138,7 +138,11 @@ pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
     values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
 }
 
-pub(crate) fn aggregate(ev: &mut Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<Value, EvalError> {
+pub(crate) fn aggregate(
+    ev: &mut Evaluator<'_>,
+    a: &AggregateExpr,
+    t: i64,
+) -> Result<Value, EvalError> {
     let op = a.op.to_string();
     let (mut grouping, without) = match &a.modifier {
         None => (Vec::new(), false),
@@ -152,7 +156,11 @@ pub(crate) fn aggregate(ev: &mut Evaluator<'_>, a: &AggregateExpr, t: i64) -> Re
             Some(Expr::StringLiteral(s)) => s.val.clone(),
             _ => match a.param.as_deref().map(|p| ev.eval(p, t)).transpose()? {
                 Some(Value::String(s)) => s,
-                _ => return Err(EvalError::Type("count_values needs a string parameter".into())),
+                _ => {
+                    return Err(EvalError::Type(
+                        "count_values needs a string parameter".into(),
+                    ))
+                }
             },
         };
         if label.is_empty() {
@@ -221,7 +229,11 @@ pub(crate) fn aggregate(ev: &mut Evaluator<'_>, a: &AggregateExpr, t: i64) -> Re
             g.drop_name = s.drop_name;
             match op.as_str() {
                 "stddev" | "stdvar" => {
-                    g.value = if f.is_nan() || f.is_infinite() { f64::NAN } else { 0.0 };
+                    g.value = if f.is_nan() || f.is_infinite() {
+                        f64::NAN
+                    } else {
+                        0.0
+                    };
                 }
                 "quantile" => g.heap.push(s),
                 "group" => g.value = 1.0,
@@ -306,7 +318,13 @@ pub(crate) fn aggregate(ev: &mut Evaluator<'_>, a: &AggregateExpr, t: i64) -> Re
     Ok(Value::Vector(out))
 }
 
-fn count_values(input: Vec<Sample>, label: &str, mut grouping: Vec<String>, without: bool, t: i64) -> Result<Value, EvalError> {
+fn count_values(
+    input: Vec<Sample>,
+    label: &str,
+    mut grouping: Vec<String>,
+    without: bool,
+    t: i64,
+) -> Result<Value, EvalError> {
     if !without {
         grouping.push(label.to_string());
         grouping.sort();
@@ -320,7 +338,11 @@ fn count_values(input: Vec<Sample>, label: &str, mut grouping: Vec<String>, with
         match index.get(&key) {
             Some(i) => out[*i].v += 1.0,
             None => {
-                let labels = if without { l.drop(&grouping, true) } else { l.keep(&grouping) };
+                let labels = if without {
+                    l.drop(&grouping, true)
+                } else {
+                    l.keep(&grouping)
+                };
                 index.insert(key, out.len());
                 out.push(Sample {
                     labels,
@@ -340,7 +362,11 @@ fn format_f(f: f64) -> String {
         return "NaN".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     // Rust's Display prints the shortest round-trip digits without exponent.
     format!("{f}")
@@ -395,7 +421,11 @@ fn aggregate_k(
             k = (param as i64).min(input.len() as i64);
         }
     }
-    let less = if op == "bottomk" { less_bottomk } else { less_topk };
+    let less = if op == "bottomk" {
+        less_bottomk
+    } else {
+        less_topk
+    };
     let mut index: HashMap<Labels, usize> = HashMap::new();
     let mut heaps: Vec<Vec<Sample>> = Vec::new();
     for s in input {

@@ -52,6 +52,8 @@ pub(crate) struct Evaluator<'a> {
     end: i64,
     /// Default subquery step (the global evaluation interval).
     subquery_step: i64,
+    /// The query's step (0 for instant queries).
+    query_step: i64,
     fetched: HashMap<usize, Fetched>,
     ranges: HashMap<usize, (i64, i64)>,
     pub(crate) annotations: Vec<Annotation>,
@@ -77,6 +79,7 @@ impl<'a> Evaluator<'a> {
             start,
             end,
             subquery_step,
+            query_step: 0,
             fetched: HashMap::new(),
             ranges: HashMap::new(),
             annotations: Vec::new(),
@@ -96,6 +99,26 @@ impl<'a> Evaluator<'a> {
         let a = Annotation { kind, message };
         if !self.annotations.contains(&a) {
             self.annotations.push(a);
+        }
+    }
+
+    pub(crate) fn set_query_step(&mut self, step: i64) {
+        self.query_step = step;
+    }
+
+    pub(crate) fn query_start(&self) -> i64 {
+        self.start
+    }
+
+    pub(crate) fn query_end(&self) -> i64 {
+        self.end
+    }
+
+    pub(crate) fn query_step(&self) -> i64 {
+        if self.start == self.end {
+            0
+        } else {
+            self.query_step
         }
     }
 
@@ -149,7 +172,13 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn ref_range(&self, at: &Option<AtModifier>, off: &Option<Offset>, start: i64, end: i64) -> (i64, i64) {
+    fn ref_range(
+        &self,
+        at: &Option<AtModifier>,
+        off: &Option<Offset>,
+        start: i64,
+        end: i64,
+    ) -> (i64, i64) {
         let o = offset_ms(off);
         match self.at_ms(at) {
             Some(a) => (a - o, a - o),
@@ -168,7 +197,11 @@ impl<'a> Evaluator<'a> {
         if let Some(f) = self.fetched.get(&id) {
             return Ok(f.clone());
         }
-        let (mint, maxt) = self.ranges.get(&id).copied().unwrap_or((i64::MIN, i64::MAX));
+        let (mint, maxt) = self
+            .ranges
+            .get(&id)
+            .copied()
+            .unwrap_or((i64::MIN, i64::MAX));
         let matchers = selector_matchers(vs)?;
         let data = self
             .source
@@ -209,7 +242,11 @@ impl<'a> Evaluator<'a> {
             Expr::VectorSelector(vs) => Ok(Value::Vector(self.vector_selector(vs, t)?)),
             Expr::MatrixSelector(ms) => {
                 let reft = self.at_ms(&ms.vs.at).unwrap_or(t) - offset_ms(&ms.vs.offset);
-                Ok(Value::Matrix(self.matrix_selector(&ms.vs, reft - dur_ms(&ms.range), reft)?))
+                Ok(Value::Matrix(self.matrix_selector(
+                    &ms.vs,
+                    reft - dur_ms(&ms.range),
+                    reft,
+                )?))
             }
             Expr::Subquery(sq) => Ok(Value::Matrix(self.subquery(sq, t)?)),
             Expr::Binary(b) => self.binary(b, t),
@@ -245,7 +282,12 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Samples in the left-open window `(mint, maxt]`, staleness markers dropped.
-    fn matrix_selector(&mut self, vs: &VectorSelector, mint: i64, maxt: i64) -> Result<Vec<Series>, EvalError> {
+    fn matrix_selector(
+        &mut self,
+        vs: &VectorSelector,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<Series>, EvalError> {
         let data = self.series_of(vs)?;
         let mut out = Vec::new();
         for s in data.iter() {
@@ -376,8 +418,17 @@ impl<'a> Evaluator<'a> {
                 }
                 Ok(Value::Scalar(v))
             }
-            (Value::Vector(l), Value::Scalar(r)) => Ok(Value::Vector(vector_scalar(op, l, r, false, return_bool, t))),
-            (Value::Scalar(l), Value::Vector(r)) => Ok(Value::Vector(vector_scalar(op, r, l, true, return_bool, t))),
+            (Value::Vector(l), Value::Scalar(r)) => Ok(Value::Vector(vector_scalar(
+                op,
+                l,
+                r,
+                false,
+                return_bool,
+                t,
+            ))),
+            (Value::Scalar(l), Value::Vector(r)) => {
+                Ok(Value::Vector(vector_scalar(op, r, l, true, return_bool, t)))
+            }
             (Value::Vector(l), Value::Vector(r)) => {
                 let matching = Matching::from_expr(b, op);
                 let out = match op {
@@ -434,7 +485,10 @@ pub(crate) fn check_unique(vec: &[Sample]) -> Result<(), EvalError> {
 pub(crate) fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>, EvalError> {
     let mut out = Vec::new();
     if let Some(n) = &vs.name {
-        out.push(Matcher::new(MatchOp::Equal, METRIC_NAME, n).map_err(|e| EvalError::Exec(e.to_string()))?);
+        out.push(
+            Matcher::new(MatchOp::Equal, METRIC_NAME, n)
+                .map_err(|e| EvalError::Exec(e.to_string()))?,
+        );
     }
     if !vs.matchers.or_matchers.is_empty() {
         return Err(EvalError::Unsupported("'or' inside a selector".into()));
@@ -496,7 +550,10 @@ impl BinOp {
     }
 
     fn is_comparison(self) -> bool {
-        matches!(self, BinOp::Eq | BinOp::Ne | BinOp::Gt | BinOp::Lt | BinOp::Ge | BinOp::Le)
+        matches!(
+            self,
+            BinOp::Eq | BinOp::Ne | BinOp::Gt | BinOp::Lt | BinOp::Ge | BinOp::Le
+        )
     }
 
     fn is_set(self) -> bool {
@@ -524,7 +581,14 @@ impl BinOp {
     }
 }
 
-fn vector_scalar(op: BinOp, vec: Vec<Sample>, scalar: f64, swap: bool, return_bool: bool, t: i64) -> Vec<Sample> {
+fn vector_scalar(
+    op: BinOp,
+    vec: Vec<Sample>,
+    scalar: f64,
+    swap: bool,
+    return_bool: bool,
+    t: i64,
+) -> Vec<Sample> {
     let mut out = Vec::with_capacity(vec.len());
     for mut s in vec {
         let (l, r) = if swap { (scalar, s.v) } else { (s.v, scalar) };
@@ -571,7 +635,11 @@ impl Matching {
         let mut m = Matching {
             on: false,
             labels: Vec::new(),
-            card: if op.is_set() { Card::ManyToMany } else { Card::OneToOne },
+            card: if op.is_set() {
+                Card::ManyToMany
+            } else {
+                Card::OneToOne
+            },
             include: Vec::new(),
         };
         if let Some(bm) = &b.modifier {
@@ -607,20 +675,30 @@ impl Matching {
 }
 
 fn set_and(lhs: Vec<Sample>, rhs: Vec<Sample>, m: &Matching) -> Vec<Sample> {
-    let sigs: std::collections::HashSet<Labels> = rhs.iter().map(|s| m.signature(&s.labels)).collect();
-    lhs.into_iter().filter(|s| sigs.contains(&m.signature(&s.labels))).collect()
+    let sigs: std::collections::HashSet<Labels> =
+        rhs.iter().map(|s| m.signature(&s.labels)).collect();
+    lhs.into_iter()
+        .filter(|s| sigs.contains(&m.signature(&s.labels)))
+        .collect()
 }
 
 fn set_or(lhs: Vec<Sample>, rhs: Vec<Sample>, m: &Matching) -> Vec<Sample> {
-    let sigs: std::collections::HashSet<Labels> = lhs.iter().map(|s| m.signature(&s.labels)).collect();
+    let sigs: std::collections::HashSet<Labels> =
+        lhs.iter().map(|s| m.signature(&s.labels)).collect();
     let mut out = lhs;
-    out.extend(rhs.into_iter().filter(|s| !sigs.contains(&m.signature(&s.labels))));
+    out.extend(
+        rhs.into_iter()
+            .filter(|s| !sigs.contains(&m.signature(&s.labels))),
+    );
     out
 }
 
 fn set_unless(lhs: Vec<Sample>, rhs: Vec<Sample>, m: &Matching) -> Vec<Sample> {
-    let sigs: std::collections::HashSet<Labels> = rhs.iter().map(|s| m.signature(&s.labels)).collect();
-    lhs.into_iter().filter(|s| !sigs.contains(&m.signature(&s.labels))).collect()
+    let sigs: std::collections::HashSet<Labels> =
+        rhs.iter().map(|s| m.signature(&s.labels)).collect();
+    lhs.into_iter()
+        .filter(|s| !sigs.contains(&m.signature(&s.labels)))
+        .collect()
 }
 
 /// One-to-one and many-to-one/one-to-many matching (engine.go VectorBinop).
@@ -642,7 +720,11 @@ fn vector_vector(
     for rs in rhs {
         let sig = m.signature(&rs.labels);
         if let Some(dup) = right.get(&sig) {
-            let side = if m.card == Card::OneToMany { "left" } else { "right" };
+            let side = if m.card == Card::OneToMany {
+                "left"
+            } else {
+                "right"
+            };
             let (mut a, mut b) = (rs.labels.prom_string(), dup.labels.prom_string());
             if a > b {
                 std::mem::swap(&mut a, &mut b);
@@ -659,7 +741,11 @@ fn vector_vector(
     for ls in lhs {
         let sig = m.signature(&ls.labels);
         let Some(rs) = right.get(&sig) else { continue };
-        let (fl, fr) = if m.card == Card::OneToMany { (rs.v, ls.v) } else { (ls.v, rs.v) };
+        let (fl, fr) = if m.card == Card::OneToMany {
+            (rs.v, ls.v)
+        } else {
+            (ls.v, rs.v)
+        };
         let (mut v, keep) = op.apply(fl, fr);
         if return_bool {
             v = if keep { 1.0 } else { 0.0 };
@@ -681,7 +767,8 @@ fn vector_vector(
                 let set = matched.entry(sig).or_default();
                 if !set.insert(metric.clone()) {
                     return Err(EvalError::Exec(
-                        "multiple matches for labels: grouping labels must ensure unique matches".into(),
+                        "multiple matches for labels: grouping labels must ensure unique matches"
+                            .into(),
                     ));
                 }
             }
@@ -700,7 +787,11 @@ fn vector_vector(
 }
 
 fn result_metric(lhs: &Labels, rhs: &Labels, m: &Matching, drop_name: bool) -> Labels {
-    let mut l = if drop_name { lhs.without_name() } else { lhs.clone() };
+    let mut l = if drop_name {
+        lhs.without_name()
+    } else {
+        lhs.clone()
+    };
     if m.card == Card::OneToOne {
         if m.on {
             l = l.keep(&m.labels);

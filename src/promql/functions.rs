@@ -61,6 +61,29 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Value, Ev
     let args = &c.args.args;
     match name {
         "time" => return Ok(Value::Scalar(t as f64 / 1000.0)),
+        // Query-context functions (experimental upstream, engine.go
+        // foldQueryContextFunctions).
+        "start" => return Ok(Value::Scalar(ev.query_start() as f64 / 1000.0)),
+        "end" => return Ok(Value::Scalar(ev.query_end() as f64 / 1000.0)),
+        "range" => {
+            return Ok(Value::Scalar(
+                (ev.query_end() - ev.query_start()) as f64 / 1000.0,
+            ))
+        }
+        "step" => return Ok(Value::Scalar(ev.query_step() as f64 / 1000.0)),
+        "min_of" | "max_of" => {
+            let a = ev.eval_scalar(&args[0], t)?;
+            let b = ev.eval_scalar(&args[1], t)?;
+            // Go's math.Min/Max: NaN wins.
+            let v = if a.is_nan() || b.is_nan() {
+                f64::NAN
+            } else if name == "min_of" {
+                a.min(b)
+            } else {
+                a.max(b)
+            };
+            return Ok(Value::Scalar(v));
+        }
         "pi" => return Ok(Value::Scalar(std::f64::consts::PI)),
         "vector" => {
             let v = ev.eval_scalar(&args[0], t)?;
@@ -105,7 +128,8 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Value, Ev
                     .collect(),
             ));
         }
-        "minute" | "hour" | "day_of_week" | "day_of_month" | "day_of_year" | "days_in_month" | "month" | "year" => {
+        "minute" | "hour" | "day_of_week" | "day_of_month" | "day_of_year" | "days_in_month"
+        | "month" | "year" => {
             return date_function(ev, name, args, t);
         }
         _ => {}
@@ -145,6 +169,7 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Value, Ev
             Ok(simple(v, t, move |f| hi.min(f)))
         }
         "sort" | "sort_desc" => {
+            sort_in_range_warning(ev);
             let mut v = ev.eval_vector(&args[0], t)?;
             let desc = name == "sort_desc";
             // NaN last in both directions, like Prometheus's heap sorters.
@@ -164,8 +189,12 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Value, Ev
             Ok(Value::Vector(v))
         }
         "sort_by_label" | "sort_by_label_desc" => {
+            sort_in_range_warning(ev);
             let mut v = ev.eval_vector(&args[0], t)?;
-            let names: Vec<String> = args[1..].iter().map(|a| string_arg(a)).collect::<Result<_, _>>()?;
+            let names: Vec<String> = args[1..]
+                .iter()
+                .map(|a| string_arg(a))
+                .collect::<Result<_, _>>()?;
             let desc = name == "sort_by_label_desc";
             v.sort_by(|a, b| {
                 for n in &names {
@@ -186,7 +215,21 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Value, Ev
             Ok(Value::Vector(v))
         }
         "histogram_quantile" => histogram_quantile(ev, args, t),
+        "histogram_fraction" => histogram_fraction(ev, args, t),
+        "histogram_quantiles" => histogram_quantiles(ev, args, t),
+        "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
+        | "histogram_stdvar" => {
+            // These read native histograms only; float samples give nothing.
+            ev.eval_vector(&args[0], t)?;
+            Ok(Value::Vector(Vec::new()))
+        }
         _ => range_function(ev, name, args, t),
+    }
+}
+
+fn sort_in_range_warning(ev: &mut Evaluator<'_>) {
+    if ev.query_start() != ev.query_end() {
+        ev.warn("sort is ineffective for range queries since results are always ordered by labels");
     }
 }
 
@@ -230,7 +273,10 @@ fn simple_math(name: &str) -> Option<fn(f64) -> f64> {
 fn eval_matrix(ev: &mut Evaluator<'_>, e: &Expr, t: i64) -> Result<Vec<Series>, EvalError> {
     match ev.eval(e, t)? {
         Value::Matrix(m) => Ok(m),
-        other => Err(EvalError::Type(format!("expected range vector, got {}", other.type_name()))),
+        other => Err(EvalError::Type(format!(
+            "expected range vector, got {}",
+            other.type_name()
+        ))),
     }
 }
 
@@ -265,7 +311,12 @@ fn absent_sample(e: &Expr, t: i64) -> Sample {
     }
 }
 
-fn date_function(ev: &mut Evaluator<'_>, name: &str, args: &[Box<Expr>], t: i64) -> Result<Value, EvalError> {
+fn date_function(
+    ev: &mut Evaluator<'_>,
+    name: &str,
+    args: &[Box<Expr>],
+    t: i64,
+) -> Result<Value, EvalError> {
     let f = |secs: f64| -> f64 {
         let ts = secs as i64;
         let days = ts.div_euclid(86_400);
@@ -367,9 +418,12 @@ fn label_replace(ev: &mut Evaluator<'_>, args: &[Box<Expr>], t: i64) -> Result<V
     let repl = string_arg(&args[2])?;
     let src = string_arg(&args[3])?;
     let re_str = string_arg(&args[4])?;
-    let re = regex::Regex::new(&format!("^(?s:{re_str})$"))
-        .map_err(|_| EvalError::Exec(format!("invalid regular expression in label_replace(): {re_str}")))?;
-    if dst.is_empty() {
+    let re = regex::Regex::new(&format!("^(?s:{re_str})$")).map_err(|_| {
+        EvalError::Exec(format!(
+            "invalid regular expression in label_replace(): {re_str}"
+        ))
+    })?;
+    if dst.is_empty() || dst.contains('\u{fffd}') {
         return Err(EvalError::Exec(format!(
             "invalid destination label name in label_replace(): {dst}"
         )));
@@ -393,7 +447,10 @@ fn label_replace(ev: &mut Evaluator<'_>, args: &[Box<Expr>], t: i64) -> Result<V
 fn label_join(ev: &mut Evaluator<'_>, args: &[Box<Expr>], t: i64) -> Result<Value, EvalError> {
     let dst = string_arg(&args[1])?;
     let sep = string_arg(&args[2])?;
-    let srcs: Vec<String> = args[3..].iter().map(|a| string_arg(a)).collect::<Result<_, _>>()?;
+    let srcs: Vec<String> = args[3..]
+        .iter()
+        .map(|a| string_arg(a))
+        .collect::<Result<_, _>>()?;
     if dst.is_empty() {
         return Err(EvalError::Exec(format!(
             "invalid destination label name in label_join(): {dst}"
@@ -413,7 +470,11 @@ fn label_join(ev: &mut Evaluator<'_>, args: &[Box<Expr>], t: i64) -> Result<Valu
 }
 
 /// Classic histogram_quantile over `le` buckets (quantile.go BucketQuantile).
-fn histogram_quantile(ev: &mut Evaluator<'_>, args: &[Box<Expr>], t: i64) -> Result<Value, EvalError> {
+fn histogram_quantile(
+    ev: &mut Evaluator<'_>,
+    args: &[Box<Expr>],
+    t: i64,
+) -> Result<Value, EvalError> {
     let q = ev.eval_scalar(&args[0], t)?;
     let v = ev.eval_vector(&args[1], t)?;
     if q.is_nan() || !(0.0..=1.0).contains(&q) {
@@ -422,36 +483,12 @@ fn histogram_quantile(ev: &mut Evaluator<'_>, args: &[Box<Expr>], t: i64) -> Res
             fmtfloat::go_g(q)
         ));
     }
-    let mut index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
-    let mut groups: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
-    for s in v {
-        let le = s.labels.get("le").unwrap_or("");
-        let Some(upper) = crate::expfmt::parse_go_float(le) else {
-            ev.warn(format!(
-                "bucket label \"le\" is missing or has a malformed value of \"{le}\" for metric name \"{}\"",
-                s.labels.get(METRIC_NAME).unwrap_or("")
-            ));
-            continue;
-        };
-        let key = s.labels.drop(&["le"], false);
-        let i = *index.entry(key.clone()).or_insert_with(|| {
-            groups.push((key, Vec::new()));
-            groups.len() - 1
-        });
-        groups[i].1.push((upper, s.v));
-    }
+    let groups = bucket_groups(ev, v);
     let mut out = Vec::new();
     for (labels, mut buckets) in groups {
         let (v, forced, min_b, max_b, max_diff) = bucket_quantile(q, &mut buckets);
         if forced {
-            ev.info(format!(
-                "input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name \"{}\", from buckets {} to {}, with a max diff of {}, over {}",
-                labels.get(METRIC_NAME).unwrap_or(""),
-                fmtfloat::go_g(min_b),
-                fmtfloat::go_g(max_b),
-                fmtfloat::go_g(max_diff),
-                t
-            ));
+            monotonicity_info(ev, &labels, min_b, max_b, max_diff, t);
         }
         out.push(Sample {
             labels,
@@ -479,8 +516,185 @@ fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
     diff / abs_sum.min(f64::MAX) < eps
 }
 
+/// histogram_quantiles(v, "label", q...): one output series per quantile,
+/// labelled with the quantile (experimental upstream).
+fn histogram_quantiles(
+    ev: &mut Evaluator<'_>,
+    args: &[Box<Expr>],
+    t: i64,
+) -> Result<Value, EvalError> {
+    let v = ev.eval_vector(&args[0], t)?;
+    let label = string_arg(&args[1])?;
+    let mut qs = Vec::new();
+    for a in &args[2..] {
+        let q = ev.eval_scalar(a, t)?;
+        if q.is_nan() || !(0.0..=1.0).contains(&q) {
+            ev.warn(format!(
+                "quantile value should be between 0 and 1, got {}",
+                fmtfloat::go_g(q)
+            ));
+        }
+        qs.push(q);
+    }
+    let groups = bucket_groups(ev, v);
+    let mut out = Vec::new();
+    for q in qs {
+        for (labels, buckets) in &groups {
+            let mut b = buckets.clone();
+            let (v, forced, min_b, max_b, max_diff) = bucket_quantile(q, &mut b);
+            if forced {
+                monotonicity_info(ev, labels, min_b, max_b, max_diff, t);
+            }
+            let mut l = labels.clone();
+            l.set(&label, &fmtfloat::openmetrics(q));
+            out.push(Sample {
+                labels: l,
+                t,
+                v,
+                drop_name: true,
+            });
+        }
+    }
+    Ok(Value::Vector(out))
+}
+
+fn monotonicity_info(
+    ev: &mut Evaluator<'_>,
+    labels: &Labels,
+    min_b: f64,
+    max_b: f64,
+    max_diff: f64,
+    t: i64,
+) {
+    ev.info(format!(
+        "input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name \"{}\", from buckets {} to {}, with a max diff of {}, over {}",
+        labels.get(METRIC_NAME).unwrap_or(""),
+        fmtfloat::go_g(min_b),
+        fmtfloat::go_g(max_b),
+        fmtfloat::go_g(max_diff),
+        t
+    ));
+}
+
+/// Classic histogram_fraction over `le` buckets (quantile.go BucketFraction).
+fn histogram_fraction(
+    ev: &mut Evaluator<'_>,
+    args: &[Box<Expr>],
+    t: i64,
+) -> Result<Value, EvalError> {
+    let lower = ev.eval_scalar(&args[0], t)?;
+    let upper = ev.eval_scalar(&args[1], t)?;
+    let v = ev.eval_vector(&args[2], t)?;
+    let groups = bucket_groups(ev, v);
+    let out = groups
+        .into_iter()
+        .map(|(labels, mut buckets)| Sample {
+            labels,
+            t,
+            v: bucket_fraction(lower, upper, &mut buckets),
+            drop_name: true,
+        })
+        .collect();
+    Ok(Value::Vector(out))
+}
+
+fn bucket_fraction(lower: f64, upper: f64, buckets: &mut [(f64, f64)]) -> f64 {
+    buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(Ordering::Equal));
+    if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
+        return f64::NAN;
+    }
+    let mut merged: Vec<(f64, f64)> = Vec::with_capacity(buckets.len());
+    for b in buckets.iter() {
+        match merged.last_mut() {
+            Some(last) if last.0 == b.0 => last.1 += b.1,
+            _ => merged.push(*b),
+        }
+    }
+    let count = merged[merged.len() - 1].1;
+    if count == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    let (mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0);
+    let (mut lower_set, mut upper_set) = (false, false);
+    let mut lower_bound = if merged[0].0 <= 0.0 {
+        f64::NEG_INFINITY
+    } else {
+        0.0
+    };
+    for (i, b) in merged.iter().enumerate() {
+        if i > 0 {
+            lower_bound = merged[i - 1].0;
+        }
+        let upper_bound = b.0;
+        let interp = |v: f64, rank: f64| {
+            if lower_bound == f64::NEG_INFINITY {
+                b.1
+            } else {
+                rank + (b.1 - rank) * (v - lower_bound) / (upper_bound - lower_bound)
+            }
+        };
+        if !lower_set && lower_bound >= lower {
+            lower_rank = rank;
+            lower_set = true;
+        }
+        if !upper_set && lower_bound >= upper {
+            upper_rank = rank;
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        if !lower_set && lower_bound < lower && upper_bound > lower {
+            lower_rank = interp(lower, rank);
+            lower_set = true;
+        }
+        if !upper_set && lower_bound < upper && upper_bound > upper {
+            upper_rank = interp(upper, rank);
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        rank = b.1;
+    }
+    if !lower_set || lower_rank > count {
+        lower_rank = count;
+    }
+    if !upper_set || upper_rank > count {
+        upper_rank = count;
+    }
+    (upper_rank - lower_rank) / count
+}
+
+/// Groups classic buckets by their labels without `le`
+/// (engine.go resetHistograms); bad `le` values are warned about.
+fn bucket_groups(ev: &mut Evaluator<'_>, v: Vec<Sample>) -> Vec<(Labels, Vec<(f64, f64)>)> {
+    let mut index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
+    let mut groups: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
+    for s in v {
+        let le = s.labels.get("le").unwrap_or("");
+        let Some(upper) = crate::expfmt::parse_go_float(le) else {
+            ev.warn(format!(
+                "bucket label \"le\" is missing or has a malformed value of \"{le}\" for metric name \"{}\"",
+                s.labels.get(METRIC_NAME).unwrap_or("")
+            ));
+            continue;
+        };
+        let key = s.labels.drop(&["le"], false);
+        let i = *index.entry(key.clone()).or_insert_with(|| {
+            groups.push((key, Vec::new()));
+            groups.len() - 1
+        });
+        groups[i].1.push((upper, s.v));
+    }
+    groups
+}
+
 /// Returns (quantile, forced monotonic, min bucket, max bucket, max diff).
-pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> (f64, bool, f64, f64, f64) {
+pub(crate) fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> (f64, bool, f64, f64, f64) {
     let none = (0.0, false, f64::INFINITY, f64::NEG_INFINITY, 0.0);
     if q.is_nan() {
         return (f64::NAN, none.1, none.2, none.3, none.4);
@@ -503,7 +717,8 @@ pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> (f64, bo
             _ => merged.push(*b),
         }
     }
-    let (mut forced, mut min_b, mut max_b, mut max_diff) = (false, f64::INFINITY, f64::NEG_INFINITY, 0.0f64);
+    let (mut forced, mut min_b, mut max_b, mut max_diff) =
+        (false, f64::INFINITY, f64::NEG_INFINITY, 0.0f64);
     let mut prev = merged[0].1;
     for b in merged.iter_mut().skip(1) {
         let curr = b.1;
@@ -553,12 +768,33 @@ pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> (f64, bo
 }
 
 /// Functions over a range vector, one output sample per input series.
-fn range_function(ev: &mut Evaluator<'_>, name: &str, args: &[Box<Expr>], t: i64) -> Result<Value, EvalError> {
+fn range_function(
+    ev: &mut Evaluator<'_>,
+    name: &str,
+    args: &[Box<Expr>],
+    t: i64,
+) -> Result<Value, EvalError> {
     // Position of the range-vector argument.
     let mi = match name {
         "quantile_over_time" => 1,
         _ => 0,
     };
+    let mut factors = (0.0, 0.0);
+    if name == "double_exponential_smoothing" {
+        let sf = ev.eval_scalar(&args[1], t)?;
+        let tf = ev.eval_scalar(&args[2], t)?;
+        if sf <= 0.0 || sf >= 1.0 {
+            return Err(EvalError::Exec(format!(
+                "invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}"
+            )));
+        }
+        if tf <= 0.0 || tf >= 1.0 {
+            return Err(EvalError::Exec(format!(
+                "invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}"
+            )));
+        }
+        factors = (sf, tf);
+    }
     let Some(marg) = args.get(mi) else {
         return Err(EvalError::Unsupported(format!("function {name}")));
     };
@@ -582,7 +818,10 @@ fn range_function(ev: &mut Evaluator<'_>, name: &str, args: &[Box<Expr>], t: i64
     if matches!(name, "rate" | "increase" | "irate") {
         for s in &matrix {
             if let Some(n) = s.labels.get(METRIC_NAME) {
-                if !["_total", "_sum", "_count", "_bucket"].iter().any(|suf| n.ends_with(suf)) {
+                if !["_total", "_sum", "_count", "_bucket"]
+                    .iter()
+                    .any(|suf| n.ends_with(suf))
+                {
                     ev.info(format!(
                         "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"{n}\""
                     ));
@@ -596,7 +835,9 @@ fn range_function(ev: &mut Evaluator<'_>, name: &str, args: &[Box<Expr>], t: i64
         let v = match name {
             "rate" | "increase" | "delta" => {
                 let Some((start, end, range)) = win else {
-                    return Err(EvalError::Type(format!("{name} needs a range vector selector")));
+                    return Err(EvalError::Type(format!(
+                        "{name} needs a range vector selector"
+                    )));
                 };
                 extrapolated_rate(p, start, end, range, name != "delta", name == "rate")
             }
@@ -634,7 +875,11 @@ fn range_function(ev: &mut Evaluator<'_>, name: &str, args: &[Box<Expr>], t: i64
             "min_over_time" | "max_over_time" => {
                 let mut m = p[0].1;
                 for (_, v) in p {
-                    let better = if name == "max_over_time" { *v > m } else { *v < m };
+                    let better = if name == "max_over_time" {
+                        *v > m
+                    } else {
+                        *v < m
+                    };
                     if better || m.is_nan() {
                         m = *v;
                     }
@@ -642,6 +887,41 @@ fn range_function(ev: &mut Evaluator<'_>, name: &str, args: &[Box<Expr>], t: i64
                 Some(m)
             }
             "last_over_time" => p.last().map(|x| x.1),
+            "ts_of_last_over_time" => p.last().map(|x| x.0 as f64 / 1000.0),
+            "ts_of_first_over_time" => p.first().map(|x| x.0 as f64 / 1000.0),
+            "ts_of_max_over_time" | "ts_of_min_over_time" => {
+                let (mut m, mut at) = (p[0].1, p[0].0);
+                for (ts, v) in p {
+                    let better = if name == "ts_of_max_over_time" {
+                        *v >= m
+                    } else {
+                        *v <= m
+                    };
+                    if better || m.is_nan() {
+                        m = *v;
+                        at = *ts;
+                    }
+                }
+                Some(at as f64 / 1000.0)
+            }
+            "double_exponential_smoothing" => {
+                if p.len() < 2 {
+                    None
+                } else {
+                    let (sf, tf) = factors;
+                    let (mut s0, mut s1, mut b) = (0.0, p[0].1, p[1].1 - p[0].1);
+                    for (i, (_, v)) in p.iter().enumerate().skip(1) {
+                        let x = sf * v;
+                        if i > 1 {
+                            b = tf * (s1 - s0) + (1.0 - tf) * b;
+                        }
+                        let y = (1.0 - sf) * (s1 + b);
+                        s0 = s1;
+                        s1 = x + y;
+                    }
+                    Some(s1)
+                }
+            }
             "first_over_time" => p.first().map(|x| x.1),
             "present_over_time" => Some(1.0),
             "quantile_over_time" => {
@@ -649,7 +929,8 @@ fn range_function(ev: &mut Evaluator<'_>, name: &str, args: &[Box<Expr>], t: i64
                 Some(quantile(scalar.unwrap_or(f64::NAN), &mut vals))
             }
             "stddev_over_time" | "stdvar_over_time" => {
-                let (mut count, mut mean, mut c_mean, mut aux, mut c_aux) = (0.0, 0.0, 0.0, 0.0, 0.0);
+                let (mut count, mut mean, mut c_mean, mut aux, mut c_aux) =
+                    (0.0, 0.0, 0.0, 0.0, 0.0);
                 for (_, f) in p {
                     count += 1.0;
                     let delta = f - (mean + c_mean);
@@ -657,7 +938,11 @@ fn range_function(ev: &mut Evaluator<'_>, name: &str, args: &[Box<Expr>], t: i64
                     (aux, c_aux) = kahan_inc(delta * (f - (mean + c_mean)), aux, c_aux);
                 }
                 let var = (aux + c_aux) / count;
-                Some(if name == "stddev_over_time" { var.sqrt() } else { var })
+                Some(if name == "stddev_over_time" {
+                    var.sqrt()
+                } else {
+                    var
+                })
             }
             "mad_over_time" => {
                 if p.iter().any(|x| x.1.is_nan()) {
@@ -714,7 +999,14 @@ fn avg_over_time(p: &[(i64, f64)]) -> f64 {
 
 /// rate/increase/delta with Prometheus's extrapolation (functions.go
 /// extrapolatedRate).
-fn extrapolated_rate(p: &[(i64, f64)], range_start: i64, range_end: i64, range: i64, counter: bool, is_rate: bool) -> Option<f64> {
+fn extrapolated_rate(
+    p: &[(i64, f64)],
+    range_start: i64,
+    range_end: i64,
+    range: i64,
+    counter: bool,
+    is_rate: bool,
+) -> Option<f64> {
     if p.len() < 2 {
         return None;
     }

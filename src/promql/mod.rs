@@ -27,7 +27,12 @@ use crate::store::{SeriesData, Store};
 /// Where series data comes from: the embedded store or a remote API.
 pub trait SeriesSource: Sync {
     /// Series matching all matchers with their samples in `[mint, maxt]`.
-    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<SeriesData>, SourceError>;
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<SeriesData>, SourceError>;
 }
 
 /// A data source failed.
@@ -36,7 +41,12 @@ pub trait SeriesSource: Sync {
 pub struct SourceError(pub String);
 
 impl SeriesSource for Store {
-    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<SeriesData>, SourceError> {
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<SeriesData>, SourceError> {
         Ok(Store::select(self, matchers, mint, maxt))
     }
 }
@@ -102,7 +112,12 @@ pub fn parse(query: &str) -> Result<Expr, EvalError> {
 
 impl Engine {
     /// Evaluates `expr` at `t` (ms).
-    pub fn instant(&self, source: &dyn SeriesSource, expr: &Expr, t: i64) -> Result<QueryResult, EvalError> {
+    pub fn instant(
+        &self,
+        source: &dyn SeriesSource,
+        expr: &Expr,
+        t: i64,
+    ) -> Result<QueryResult, EvalError> {
         let mut ev = eval::Evaluator::new(
             source,
             self.lookback.as_millis() as i64,
@@ -134,7 +149,14 @@ impl Engine {
     }
 
     /// Evaluates `expr` at every step from `start` to `end` (ms).
-    pub fn range(&self, source: &dyn SeriesSource, expr: &Expr, start: i64, end: i64, step: i64) -> Result<QueryResult, EvalError> {
+    pub fn range(
+        &self,
+        source: &dyn SeriesSource,
+        expr: &Expr,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<QueryResult, EvalError> {
         if step <= 0 {
             return Err(EvalError::Exec(
                 "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
@@ -148,6 +170,7 @@ impl Engine {
             self.default_subquery_step.as_millis() as i64,
             self.max_samples,
         );
+        ev.set_query_step(step);
         ev.plan(expr, start, end);
         let mut series = ev.range_eval(expr, start, end, step, true)?;
         for s in &mut series {

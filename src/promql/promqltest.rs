@@ -63,7 +63,11 @@ fn strip_position(s: &str) -> &str {
     if let Some(open) = t.rfind(" (") {
         let inner = &t[open + 2..];
         if let Some(inner) = inner.strip_suffix(')') {
-            if inner.split(':').count() == 2 && inner.split(':').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+            if inner.split(':').count() == 2
+                && inner
+                    .split(':')
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            {
                 return &t[..open];
             }
         }
@@ -76,7 +80,7 @@ impl Matcher {
         match self {
             Matcher::Any => true,
             Matcher::Msg(m) => strip_position(m) == s,
-            Matcher::Regex(r) => r.is_match(s) || r.is_match(&format!("{s} (1:1)")),
+            Matcher::Regex(r) => r.is_match(s),
         }
     }
 }
@@ -102,11 +106,7 @@ fn parse_dur_ms(s: &str) -> Result<i64, String> {
 }
 
 fn parse_number(s: &str) -> Option<f64> {
-    let s = s.trim();
-    if s.starts_with("0x") || s.starts_with("0X") {
-        return i64::from_str_radix(&s[2..], 16).ok().map(|v| v as f64);
-    }
-    crate::expfmt::parse_go_float(s)
+    crate::expfmt::parse_go_float(s.trim())
 }
 
 /// Expands series notation values: `1 2 _ stale 1+2x3 5x2 _x3 {{...}}`.
@@ -179,7 +179,8 @@ fn parse_values(s: &str) -> Result<Vec<SeqValue>, String> {
                 out.extend(std::iter::repeat_n(SeqValue::Value(v), times + 1));
             }
             Some(i) => {
-                let mut start = parse_number(&head[..i]).ok_or_else(|| format!("bad value {tok:?}"))?;
+                let mut start =
+                    parse_number(&head[..i]).ok_or_else(|| format!("bad value {tok:?}"))?;
                 let step = parse_number(&head[i..]).ok_or_else(|| format!("bad step {tok:?}"))?;
                 for _ in 0..=times {
                     out.push(SeqValue::Value(start));
@@ -259,7 +260,12 @@ fn parse_expect(line: &str) -> Result<(String, Matcher), String> {
     } else if let Some(m) = tail.strip_prefix("msg:") {
         Matcher::Msg(m.trim().to_string())
     } else if let Some(r) = tail.strip_prefix("regex:") {
-        Matcher::Regex(Regex::new(r.trim()).map_err(|e| format!("bad regex: {e}"))?)
+        // Drop a trailing position pattern such as ` \(1:21\)`: augur's
+        // annotations carry no positions.
+        let r = r.trim();
+        let pos = Regex::new(r"\s*\\\([^()]*:[^()]*\\\)\$?$").map_err(|e| e.to_string())?;
+        let r = pos.replace(r, "");
+        Matcher::Regex(Regex::new(&r).map_err(|e| format!("bad regex: {e}"))?)
     } else {
         return Err(format!("invalid expect statement {line:?}"));
     };
@@ -324,7 +330,11 @@ pub fn run_text(text: &str) -> Result<FileReport, String> {
             i += 1;
             continue;
         }
-        let cmd = l.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+        let cmd = l
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
         if cmd == "clear" {
             store = Store::new();
             histogram_series.clear();
@@ -337,15 +347,29 @@ pub fn run_text(text: &str) -> Result<FileReport, String> {
             // A series defined twice in one block keeps the last definition.
             let mut defs: Vec<(Labels, Vec<SeqValue>)> = Vec::new();
             while i < lines.len() && !lines[i].is_empty() {
-                let (labels, vals) = parse_series_desc(&lines[i]).map_err(|e| format!("line {}: {e}", i + 1))?;
+                let (labels, vals) =
+                    parse_series_desc(&lines[i]).map_err(|e| format!("line {}: {e}", i + 1))?;
                 let vals = parse_values(vals).map_err(|e| format!("line {}: {e}", i + 1))?;
                 defs.retain(|(l, _)| *l != labels);
                 defs.push((labels, vals));
                 i += 1;
             }
             for (labels, vals) in defs {
-                if nhcb || vals.contains(&SeqValue::Histogram) {
+                if vals.contains(&SeqValue::Histogram) {
                     histogram_series.push(labels.clone());
+                }
+                if nhcb {
+                    // The converted native histogram is named after the
+                    // classic family, without `le`.
+                    if let Some(name) = labels.get(METRIC_NAME) {
+                        for suffix in ["_bucket", "_count", "_sum"] {
+                            if let Some(base) = name.strip_suffix(suffix) {
+                                let mut l = labels.drop(&["le"], false);
+                                l.set(METRIC_NAME, base);
+                                histogram_series.push(l);
+                            }
+                        }
+                    }
                 }
                 for (k, v) in vals.iter().enumerate() {
                     let t = k as i64 * step;
@@ -374,7 +398,10 @@ fn parse_eval(lines: &[String], start: usize) -> Result<(EvalCase, usize), Strin
     let mut words = l.splitn(2, char::is_whitespace);
     let head = words.next().unwrap_or("");
     let rest = words.next().unwrap_or("").trim();
-    let modifier = head.strip_prefix("eval").unwrap_or("").trim_start_matches('_');
+    let modifier = head
+        .strip_prefix("eval")
+        .unwrap_or("")
+        .trim_start_matches('_');
     let mut case = EvalCase {
         line: start + 1,
         expr: String::new(),
@@ -393,13 +420,21 @@ fn parse_eval(lines: &[String], start: usize) -> Result<(EvalCase, usize), Strin
     };
     if let Some(r) = rest.strip_prefix("instant") {
         let r = r.trim();
-        let r = r.strip_prefix("at").ok_or_else(|| err("expected 'at'".into()))?.trim();
-        let (at, expr) = r.split_once(char::is_whitespace).ok_or_else(|| err("missing expression".into()))?;
+        let r = r
+            .strip_prefix("at")
+            .ok_or_else(|| err("expected 'at'".into()))?
+            .trim();
+        let (at, expr) = r
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| err("missing expression".into()))?;
         case.instant = Some(parse_dur_ms(at).map_err(&err)?);
         case.expr = expr.trim().to_string();
     } else if let Some(r) = rest.strip_prefix("range") {
-        let re = Regex::new(r"^\s*from\s+(\S+)\s+to\s+(\S+)\s+step\s+(\S+)\s+(.+)$").map_err(|e| e.to_string())?;
-        let c = re.captures(r).ok_or_else(|| err("invalid range eval".into()))?;
+        let re = Regex::new(r"^\s*from\s+(\S+)\s+to\s+(\S+)\s+step\s+(\S+)\s+(.+)$")
+            .map_err(|e| e.to_string())?;
+        let c = re
+            .captures(r)
+            .ok_or_else(|| err("invalid range eval".into()))?;
         case.range = Some((
             parse_dur_ms(&c[1]).map_err(&err)?,
             parse_dur_ms(&c[2]).map_err(&err)?,
@@ -409,12 +444,16 @@ fn parse_eval(lines: &[String], start: usize) -> Result<(EvalCase, usize), Strin
     } else {
         return Err(err(format!("invalid evaluation command {l:?}")));
     }
+    let range_re =
+        Regex::new(r"^\s*from\s+(\S+)\s+to\s+(\S+)\s+step\s+(\S+)$").map_err(|e| e.to_string())?;
     let mut i = start + 1;
     let mut pos = 0;
     while i < lines.len() && !lines[i].is_empty() {
         let d = &lines[i];
         i += 1;
-        if case.fail && (d.starts_with("expected_fail_message") || d.starts_with("expected_fail_regexp")) {
+        if case.fail
+            && (d.starts_with("expected_fail_message") || d.starts_with("expected_fail_regexp"))
+        {
             let (kw, tail) = d.split_once(char::is_whitespace).unwrap_or((d, ""));
             case.expect.fail = Some(if kw == "expected_fail_message" {
                 Matcher::Msg(tail.trim().to_string())
@@ -424,8 +463,9 @@ fn parse_eval(lines: &[String], start: usize) -> Result<(EvalCase, usize), Strin
             continue;
         }
         if let Some(r) = d.strip_prefix("expect range vector") {
-            let re = Regex::new(r"^\s*from\s+(\S+)\s+to\s+(\S+)\s+step\s+(\S+)$").map_err(|e| e.to_string())?;
-            let c = re.captures(r).ok_or_else(|| err("invalid range vector".into()))?;
+            let c = range_re
+                .captures(r)
+                .ok_or_else(|| err("invalid range vector".into()))?;
             case.expect.range_vector = Some((
                 parse_dur_ms(&c[1]).map_err(&err)?,
                 parse_dur_ms(&c[2]).map_err(&err)?,
@@ -509,7 +549,13 @@ fn walk(e: &Expr, f: &mut dyn FnMut(&promql_parser::parser::VectorSelector)) {
     }
 }
 
-fn run_case(engine: &Engine, store: &Store, hist: &[Labels], case: EvalCase, report: &mut FileReport) {
+fn run_case(
+    engine: &Engine,
+    store: &Store,
+    hist: &[Labels],
+    case: EvalCase,
+    report: &mut FileReport,
+) {
     let parsed = super::parse(&case.expr);
     if let Ok(e) = &parsed {
         if case.needs_histograms || selectors_hit_histograms(e, hist) {
@@ -521,17 +567,27 @@ fn run_case(engine: &Engine, store: &Store, hist: &[Labels], case: EvalCase, rep
     }
     match check_case(engine, store, &case, parsed) {
         Ok(()) => report.passed += 1,
-        Err(m) => report.failed.push((case.line, format!("{}: {m}", case.expr))),
+        Err(m) => report
+            .failed
+            .push((case.line, format!("{}: {m}", case.expr))),
     }
 }
 
-fn check_case(engine: &Engine, store: &Store, case: &EvalCase, parsed: Result<Expr, EvalError>) -> Result<(), String> {
-    let result: Result<QueryResult, EvalError> = parsed.and_then(|e| match (case.instant, case.range, case.expect.range_vector) {
-        (Some(_), _, Some((_, end, _))) => engine.instant(store, &e, end),
-        (Some(t), _, None) => engine.instant(store, &e, t),
-        (None, Some((s, en, st)), _) => engine.range(store, &e, s, en, st),
-        _ => Err(EvalError::Exec("no evaluation time".into())),
-    });
+fn check_case(
+    engine: &Engine,
+    store: &Store,
+    case: &EvalCase,
+    parsed: Result<Expr, EvalError>,
+) -> Result<(), String> {
+    let result: Result<QueryResult, EvalError> =
+        parsed.and_then(
+            |e| match (case.instant, case.range, case.expect.range_vector) {
+                (Some(_), _, Some((_, end, _))) => engine.instant(store, &e, end),
+                (Some(t), _, None) => engine.instant(store, &e, t),
+                (None, Some((s, en, st)), _) => engine.range(store, &e, s, en, st),
+                _ => Err(EvalError::Exec("no evaluation time".into())),
+            },
+        );
     let res = match result {
         Err(e) => {
             if !case.fail {
@@ -572,7 +628,10 @@ fn check_annotations(case: &EvalCase, res: &QueryResult) -> Result<(), String> {
     if case.info && infos.is_empty() {
         return Err("expected info annotations, got none".into());
     }
-    for (expected, actual, what) in [(&case.expect.warn, &warns, "warn"), (&case.expect.info, &infos, "info")] {
+    for (expected, actual, what) in [
+        (&case.expect.warn, &warns, "warn"),
+        (&case.expect.info, &infos, "info"),
+    ] {
         if expected.is_empty() {
             continue;
         }
@@ -581,7 +640,9 @@ fn check_annotations(case: &EvalCase, res: &QueryResult) -> Result<(), String> {
         }
         for e in expected.iter() {
             if !actual.iter().any(|a| e.matches(a)) {
-                return Err(format!("expected {what} annotation {e:?}, found {actual:?}"));
+                return Err(format!(
+                    "expected {what} annotation {e:?}, found {actual:?}"
+                ));
             }
         }
         for a in actual.iter() {
@@ -634,11 +695,19 @@ fn compare(case: &EvalCase, v: &Value) -> Result<(), String> {
             }
             let mut seen = HashSet::new();
             for (idx, s) in vec.iter().enumerate() {
-                let Some((_, vals, pos)) = case.series.iter().find(|(l, _, _)| *l == s.labels) else {
-                    return Err(format!("unexpected metric {} in result, has value {}", s.labels, s.v));
+                let Some((_, vals, pos)) = case.series.iter().find(|(l, _, _)| *l == s.labels)
+                else {
+                    return Err(format!(
+                        "unexpected metric {} in result, has value {}",
+                        s.labels, s.v
+                    ));
                 };
                 if case.expect.ordered && *pos != idx + 1 {
-                    return Err(format!("expected {} at position {pos} but was at {}", s.labels, idx + 1));
+                    return Err(format!(
+                        "expected {} at position {pos} but was at {}",
+                        s.labels,
+                        idx + 1
+                    ));
                 }
                 match vals.first() {
                     Some(SeqValue::Value(e)) if almost_equal(*e, s.v) => {}
@@ -694,7 +763,10 @@ fn compare(case: &EvalCase, v: &Value) -> Result<(), String> {
                 }
                 for ((et, ev), (at, av)) in expected.iter().zip(s.points.iter()) {
                     if step != 0 && et != at {
-                        return Err(format!("expected timestamp {et} for {}, got {at}", s.labels));
+                        return Err(format!(
+                            "expected timestamp {et} for {}, got {at}",
+                            s.labels
+                        ));
                     }
                     if !almost_equal(*ev, *av) {
                         return Err(format!("expected {ev} at {at} for {}, got {av}", s.labels));
