@@ -119,11 +119,13 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     let addr = listener.local_addr().context("no local address")?;
     info!(%addr, "listening");
     let ready = Arc::new(AtomicBool::new(false));
+    let query_cfg = Arc::new(RwLock::new(cfg.query.clone()));
     let state = Arc::new(ApiState {
         store: store.clone(),
         scrape: scrape.clone(),
         metrics: metrics.clone(),
         ready: ready.clone(),
+        query: query_cfg.clone(),
     });
     let server = {
         let token = http_token.clone();
@@ -153,7 +155,10 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
     loop {
         tokio::select! {
-            _ = hup.recv() => reload(&opts, &current, &scrape, &metrics),
+            _ = hup.recv() => {
+                reload(&opts, &current, &scrape, &metrics);
+                *query_cfg.write() = current.read().query.clone();
+            }
             _ = term.recv() => { info!("SIGTERM received, shutting down"); break; }
             _ = int.recv() => { info!("SIGINT received, shutting down"); break; }
         }

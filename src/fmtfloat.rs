@@ -67,6 +67,60 @@ pub fn go_g(f: f64) -> String {
     out
 }
 
+/// Go's `strconv.FormatFloat(f, 'e', -1, 64)` for finite non-zero `f`.
+fn go_e(f: f64) -> String {
+    let sci = format!("{:e}", f);
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    // Invariant: Rust's `{:e}` exponent is always a valid integer.
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let mut out = String::with_capacity(24);
+    out.push_str(mantissa);
+    out.push('e');
+    out.push(if exp < 0 { '-' } else { '+' });
+    let a = exp.unsigned_abs();
+    if a < 10 {
+        out.push('0');
+    }
+    out.push_str(&a.to_string());
+    out
+}
+
+/// Formats a sample value like the Prometheus HTTP API
+/// (`util/jsonutil.MarshalFloat`): `%f` shortest, `%e` below 1e-6 or from
+/// 1e21 on, `NaN`, `+Inf`, `-Inf`.
+pub fn prom_api(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".to_string();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "+Inf" } else { "-Inf" }.to_string();
+    }
+    let a = f.abs();
+    if a != 0.0 && !(1e-6..1e21).contains(&a) {
+        return go_e(f);
+    }
+    // Rust's Display is the shortest round-trip form without exponent,
+    // which is Go's 'f' with precision -1.
+    format!("{f}")
+}
+
+/// Formats a ms timestamp as Prometheus's API does (`MarshalTimestamp`):
+/// seconds with up to three decimals, e.g. `1435781451.781`, `10`, `1.500`.
+pub fn prom_timestamp(t: i64) -> String {
+    let neg = t < 0;
+    let t = t.unsigned_abs();
+    let mut s = String::new();
+    if neg {
+        s.push('-');
+    }
+    s.push_str(&(t / 1000).to_string());
+    let frac = t % 1000;
+    if frac != 0 {
+        s.push_str(&format!(".{frac:03}"));
+    }
+    s
+}
+
 /// Formats `f` like Prometheus's `formatOpenMetricsFloat` (model/textparse):
 /// Go's `%g`, with `.0` appended to integral values.
 pub fn openmetrics(f: f64) -> String {
@@ -105,6 +159,20 @@ mod tests {
         for (f, want) in cases {
             assert_eq!(go_g(f), want, "formatting {f:?}");
         }
+    }
+
+    #[test]
+    fn api_values_and_timestamps_match_prometheus() {
+        assert_eq!(prom_api(1e6), "1000000");
+        assert_eq!(prom_api(0.5), "0.5");
+        assert_eq!(prom_api(1e-7), "1e-07");
+        assert_eq!(prom_api(1.5e21), "1.5e+21");
+        assert_eq!(prom_api(0.0), "0");
+        assert_eq!(prom_api(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(prom_timestamp(1_435_781_451_781), "1435781451.781");
+        assert_eq!(prom_timestamp(1500), "1.500");
+        assert_eq!(prom_timestamp(10_000), "10");
+        assert_eq!(prom_timestamp(1005), "1.005");
     }
 
     #[test]

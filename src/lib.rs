@@ -20,6 +20,7 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod datasource;
 pub mod duration;
 pub mod expfmt;
 pub mod fmtfloat;

@@ -54,6 +54,40 @@ enum Command {
         #[command(subcommand)]
         what: CheckCommand,
     },
+    /// Run test files.
+    Test {
+        #[command(subcommand)]
+        what: TestCommand,
+    },
+    /// Run a PromQL query against augur or any Prometheus-compatible API.
+    Query {
+        /// The PromQL expression.
+        expr: String,
+        /// Evaluation time: RFC 3339 or Unix seconds (default: now).
+        #[arg(long)]
+        time: Option<String>,
+        /// Query the datasource of this config (a running augur for the
+        /// embedded store, or the remote Prometheus it names).
+        #[arg(long, conflicts_with = "url")]
+        config: Option<PathBuf>,
+        /// Base URL of a Prometheus-compatible API.
+        #[arg(long)]
+        url: Option<String>,
+        /// Print the API's JSON `data` object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TestCommand {
+    /// Run promqltest files (Prometheus's `promql/promqltest` format);
+    /// ends with `N passed, N failed, N skipped`.
+    Promql {
+        /// Test files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -115,6 +149,16 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
+        Command::Test {
+            what: TestCommand::Promql { files },
+        } => test_promql(&files),
+        Command::Query {
+            expr,
+            time,
+            config,
+            url,
+            json,
+        } => query(&expr, time.as_deref(), config, url, json),
         Command::Run {
             config,
             listen,
@@ -149,6 +193,132 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+    }
+}
+
+fn test_promql(files: &[PathBuf]) -> ExitCode {
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    let mut broken = false;
+    for f in files {
+        match augur::promql::promqltest::run_file(f) {
+            Ok(r) => {
+                for (line, msg) in &r.failed {
+                    println!("FAIL {}:{line}: {msg}", f.display());
+                }
+                for (line, why) in &r.skipped {
+                    println!("SKIP {}:{line}: {why}", f.display());
+                }
+                println!(
+                    "{}: {} passed, {} failed, {} skipped",
+                    f.display(),
+                    r.passed,
+                    r.failed.len(),
+                    r.skipped.len()
+                );
+                passed += r.passed;
+                failed += r.failed.len();
+                skipped += r.skipped.len();
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                broken = true;
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed, {skipped} skipped");
+    if broken {
+        ExitCode::from(2)
+    } else if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn query(
+    expr: &str,
+    time: Option<&str>,
+    config: Option<PathBuf>,
+    url: Option<String>,
+    json: bool,
+) -> ExitCode {
+    use augur::config::DatasourceConfig;
+    let t = match time {
+        None => augur::scrape::now_ms(),
+        Some(s) => match augur::api::parse_time_param(s) {
+            Some(t) => t,
+            None => {
+                eprintln!("augur: --time {s:?} is neither RFC 3339 nor Unix seconds");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let (base, timeout, auth, headers) = match (config, url) {
+        (_, Some(u)) => (
+            u,
+            std::time::Duration::from_secs(120),
+            augur::config::Auth::None,
+            Vec::new(),
+        ),
+        (Some(c), None) => match augur::config::load(&c) {
+            Ok(cfg) => match cfg.datasource {
+                DatasourceConfig::Prometheus {
+                    url,
+                    timeout,
+                    auth,
+                    headers,
+                } => (url, timeout, auth, headers),
+                DatasourceConfig::Embedded => (
+                    format!("http://{}", cfg.server.listen),
+                    cfg.query.timeout,
+                    augur::config::Auth::None,
+                    Vec::new(),
+                ),
+            },
+            Err(errs) => {
+                for e in &errs.0 {
+                    eprintln!("{e}");
+                }
+                return ExitCode::from(2);
+            }
+        },
+        (None, None) => (
+            "http://127.0.0.1:9464".to_string(),
+            std::time::Duration::from_secs(120),
+            augur::config::Auth::None,
+            Vec::new(),
+        ),
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("augur: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(async {
+        let client = augur::datasource::RemoteClient::new(&base, timeout, auth, &headers)?;
+        client.instant(expr, t).await
+    });
+    match result {
+        Ok(r) => {
+            for a in &r.annotations {
+                eprintln!("{:?}: {}", a.kind, a.message);
+            }
+            if json {
+                println!("{}", augur::datasource::write_data(&r.value, t));
+            } else {
+                print!("{}", augur::datasource::format_table(&r.value));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("augur: {e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -78,3 +78,50 @@ conformance! {
     subquery => "subquery.test",
     trig_functions => "trig_functions.test",
 }
+
+/// augur's own canary-typical test files in tests/promql/.
+#[test]
+fn own_promql_files() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/promql");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "test") {
+            let r = augur::promql::promqltest::run_file(&p).unwrap();
+            assert!(r.failed.is_empty(), "{}: {:?}", p.display(), r.failed);
+            assert!(r.passed > 0);
+            n += 1;
+        }
+    }
+    assert!(n > 0, "no .test files in tests/promql");
+}
+
+/// `augur test promql` prints per-file lines and the closing tally, and
+/// exits 1 when a case fails.
+#[test]
+fn cli_runs_promql_test_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.test");
+    std::fs::write(&bad, "load 1m\n  m 1 2 3\n\neval instant at 2m m\n  m 3\n\neval instant at 2m m\n  m 4\n\nload 1m\n  h {{schema:0 sum:1 count:1}}\n\neval instant at 0m h\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_augur"))
+        .args(["test", "promql"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert_eq!(
+        stdout.lines().last(),
+        Some("1 passed, 1 failed, 1 skipped"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("bad.test:7:"), "{stdout}");
+    let good = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/promql/canary.test");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_augur"))
+        .args(["test", "promql"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with(" 0 failed, 0 skipped\n"));
+}

@@ -2,6 +2,7 @@
 //! Prometheus-compatible `/api/v1/targets` and `/api/v1/series`, plus
 //! `/api/v1/export` for raw samples. Read-only: no route writes state.
 
+mod query;
 mod selector;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +34,8 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// set once config, snapshot and the first scrape round are done
     pub ready: Arc<AtomicBool>,
+    /// query limits (updated by the app on reload)
+    pub query: Arc<parking_lot::RwLock<crate::config::QueryConfig>>,
 }
 
 /// All routes.
@@ -42,7 +45,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/-/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/api/v1/targets", get(targets))
-        .route("/api/v1/series", get(series))
+        .route("/api/v1/series", get(series).post(series_post))
+        .route("/api/v1/query", get(query::instant).post(query::instant))
+        .route("/api/v1/query_range", get(query::range).post(query::range))
+        .route("/api/v1/labels", get(query::labels).post(query::labels))
+        .route("/api/v1/label/{name}/values", get(query::label_values))
         .route("/api/v1/export", get(export))
         .with_state(state)
 }
@@ -177,8 +184,13 @@ async fn targets(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Resp
     Json(json!({"status": "success", "data": data})).into_response()
 }
 
+/// Parses a time given as RFC 3339 or Unix seconds, as the API accepts it.
+pub fn parse_time_param(s: &str) -> Option<i64> {
+    parse_time(s)
+}
+
 /// Parses a Prometheus API time: Unix seconds (float) or RFC 3339.
-fn parse_time(s: &str) -> Option<i64> {
+pub(crate) fn parse_time(s: &str) -> Option<i64> {
     if let Ok(f) = s.parse::<f64>() {
         if f.is_finite() {
             return Some((f * 1000.0).round() as i64);
@@ -222,6 +234,19 @@ fn selection(q: &Option<String>) -> Result<Selection, ApiError> {
         mint: time("start", i64::MIN)?,
         maxt: time("end", i64::MAX)?,
     })
+}
+
+async fn series_post(
+    State(st): State<Arc<ApiState>>,
+    RawQuery(q): RawQuery,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let p = query::params(&q, &headers, &body);
+    let joined: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(p.iter())
+        .finish();
+    series(State(st), RawQuery(Some(joined))).await
 }
 
 async fn series(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {

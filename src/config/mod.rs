@@ -197,6 +197,36 @@ pub struct ScrapeConfig {
     pub targets: Vec<TargetConfig>,
 }
 
+/// `[query]`: PromQL engine limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryConfig {
+    /// How far back instant selectors look (Prometheus `--query.lookback-delta`).
+    pub lookback_delta: Duration,
+    /// Longest a query may run (Prometheus `--query.timeout`).
+    pub timeout: Duration,
+    /// Most samples a query may load (Prometheus `--query.max-samples`).
+    pub max_samples: usize,
+}
+
+/// `[datasource]`: where rules and analyses read their data.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DatasourceConfig {
+    /// augur's own store, filled by its scrapers.
+    Embedded,
+    /// Any Prometheus-compatible query API (Prometheus, Thanos, Mimir,
+    /// VictoriaMetrics); queries are sent whole.
+    Prometheus {
+        /// base URL, e.g. `http://127.0.0.1:9090`
+        url: String,
+        /// per-request timeout
+        timeout: Duration,
+        /// credentials
+        auth: Auth,
+        /// extra request headers (e.g. `X-Scope-OrgID` for Mimir)
+        headers: Vec<(String, String)>,
+    },
+}
+
 /// A validated config.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -208,6 +238,10 @@ pub struct Config {
     pub storage: StorageConfig,
     /// `[global]`
     pub global: GlobalConfig,
+    /// `[query]`
+    pub query: QueryConfig,
+    /// `[datasource]`
+    pub datasource: DatasourceConfig,
     /// `[[scrape_configs]]`
     pub scrape_configs: Vec<ScrapeConfig>,
 }
@@ -377,6 +411,33 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
     }
     let external_labels = cx.labels(&rg.external_labels, "global.external_labels");
 
+    let rq = raw.query.unwrap_or_default();
+    let query = QueryConfig {
+        lookback_delta: cx.duration(
+            &rq.lookback_delta,
+            "query.lookback_delta",
+            Duration::from_secs(300),
+        ),
+        timeout: cx.duration(&rq.timeout, "query.timeout", Duration::from_secs(120)),
+        max_samples: match &rq.max_samples {
+            None => 5_000_000,
+            Some(m) if *m.get_ref() == 0 => {
+                cx.error(m.span(), "query.max_samples: must be greater than 0");
+                5_000_000
+            }
+            Some(m) => *m.get_ref() as usize,
+        },
+    };
+    if let Some(l) = &rq.lookback_delta {
+        if query.lookback_delta.is_zero() {
+            cx.error(l.span(), "query.lookback_delta: must be greater than 0");
+        }
+    }
+    let datasource = match &raw.datasource {
+        None => DatasourceConfig::Embedded,
+        Some(d) => compile_datasource(&mut cx, d),
+    };
+
     let mut jobs = HashSet::new();
     let scrape_configs = raw
         .scrape_configs
@@ -395,6 +456,8 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
             retention,
             snapshot_on_shutdown: rst.snapshot_on_shutdown.unwrap_or(true),
         },
+        query,
+        datasource,
         global: GlobalConfig {
             scrape_interval: g_interval,
             scrape_timeout: g_timeout,
@@ -528,7 +591,16 @@ fn compile_job(
             }
         },
     };
-    let auth = compile_auth(cx, r, &job_name, span.clone());
+    let auth = compile_auth(
+        cx,
+        AuthFields {
+            bearer_token_file: &r.bearer_token_file,
+            authorization: &r.authorization,
+            basic_auth: &r.basic_auth,
+        },
+        &format!("job {job_name:?}"),
+        span.clone(),
+    );
 
     let mut targets = Vec::new();
     for st in &r.static_configs {
@@ -571,7 +643,71 @@ fn compile_job(
     }
 }
 
-fn compile_auth(cx: &mut Ctx<'_>, r: &raw::RawScrapeConfig, job: &str, span: Range<usize>) -> Auth {
+struct AuthFields<'a> {
+    bearer_token_file: &'a Option<Spanned<String>>,
+    authorization: &'a Option<Spanned<raw::RawAuthorization>>,
+    basic_auth: &'a Option<Spanned<raw::RawBasicAuth>>,
+}
+
+fn compile_datasource(cx: &mut Ctx<'_>, d: &Spanned<raw::RawDatasource>) -> DatasourceConfig {
+    let r = d.get_ref();
+    match r.kind.get_ref().as_str() {
+        "embedded" => DatasourceConfig::Embedded,
+        "prometheus" => {
+            let url = match &r.url {
+                None => {
+                    cx.error(
+                        d.span(),
+                        "datasource: url is required for type \"prometheus\"",
+                    );
+                    String::new()
+                }
+                Some(u) => {
+                    let v = u.get_ref().trim_end_matches('/').to_string();
+                    if reqwest::Url::parse(&v)
+                        .map_or(true, |p| !matches!(p.scheme(), "http" | "https"))
+                    {
+                        cx.error(
+                            u.span(),
+                            format!("datasource.url: {:?} is not an http(s) URL", u.get_ref()),
+                        );
+                    }
+                    v
+                }
+            };
+            let timeout = cx.duration(&r.timeout, "datasource.timeout", Duration::from_secs(30));
+            let auth = compile_auth(
+                cx,
+                AuthFields {
+                    bearer_token_file: &r.bearer_token_file,
+                    authorization: &r.authorization,
+                    basic_auth: &r.basic_auth,
+                },
+                "datasource",
+                d.span(),
+            );
+            DatasourceConfig::Prometheus {
+                url,
+                timeout,
+                auth,
+                headers: r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            }
+        }
+        other => {
+            cx.error(
+                r.kind.span(),
+                format!("datasource.type: {other:?} (expected \"embedded\" or \"prometheus\")"),
+            );
+            DatasourceConfig::Embedded
+        }
+    }
+}
+
+fn compile_auth(cx: &mut Ctx<'_>, r: AuthFields<'_>, job: &str, span: Range<usize>) -> Auth {
     let given = [
         r.bearer_token_file.is_some(),
         r.authorization.is_some(),
@@ -580,7 +716,7 @@ fn compile_auth(cx: &mut Ctx<'_>, r: &raw::RawScrapeConfig, job: &str, span: Ran
     if given.iter().filter(|g| **g).count() > 1 {
         cx.error(
             span,
-            format!("job {job:?}: at most one of bearer_token_file, authorization and basic_auth may be configured"),
+            format!("{job}: at most one of bearer_token_file, authorization and basic_auth may be configured"),
         );
         return Auth::None;
     }
@@ -598,7 +734,7 @@ fn compile_auth(cx: &mut Ctx<'_>, r: &raw::RawScrapeConfig, job: &str, span: Ran
             _ => {
                 cx.error(
                     a.span(),
-                    format!("job {job:?}: authorization needs exactly one of credentials and credentials_file"),
+                    format!("{job}: authorization needs exactly one of credentials and credentials_file"),
                 );
                 return Auth::None;
             }
@@ -607,7 +743,7 @@ fn compile_auth(cx: &mut Ctx<'_>, r: &raw::RawScrapeConfig, job: &str, span: Ran
         if kind.eq_ignore_ascii_case("basic") {
             cx.error(
                 a.span(),
-                format!("job {job:?}: authorization type cannot be set to \"basic\", use \"basic_auth\" instead"),
+                format!("{job}: authorization type cannot be set to \"basic\", use \"basic_auth\" instead"),
             );
         }
         return Auth::Authorization { kind, credentials };
@@ -620,9 +756,7 @@ fn compile_auth(cx: &mut Ctx<'_>, r: &raw::RawScrapeConfig, job: &str, span: Ran
             _ => {
                 cx.error(
                     b.span(),
-                    format!(
-                        "job {job:?}: basic_auth needs exactly one of username and username_file"
-                    ),
+                    format!("{job}: basic_auth needs exactly one of username and username_file"),
                 );
                 return Auth::None;
             }
@@ -634,9 +768,7 @@ fn compile_auth(cx: &mut Ctx<'_>, r: &raw::RawScrapeConfig, job: &str, span: Ran
             _ => {
                 cx.error(
                     b.span(),
-                    format!(
-                        "job {job:?}: basic_auth takes at most one of password and password_file"
-                    ),
+                    format!("{job}: basic_auth takes at most one of password and password_file"),
                 );
                 return Auth::None;
             }

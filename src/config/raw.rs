@@ -13,8 +13,33 @@ pub struct RawConfig {
     pub server: Option<RawServer>,
     pub storage: Option<RawStorage>,
     pub global: Option<RawGlobal>,
+    pub query: Option<RawQuery>,
+    pub datasource: Option<Spanned<RawDatasource>>,
     #[serde(default)]
     pub scrape_configs: Vec<Spanned<RawScrapeConfig>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuery {
+    pub lookback_delta: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub max_samples: Option<Spanned<u64>>,
+}
+
+/// `[datasource]`: where rules and analyses read data.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatasource {
+    #[serde(rename = "type")]
+    pub kind: Spanned<String>,
+    pub url: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub bearer_token_file: Option<Spanned<String>>,
+    pub authorization: Option<Spanned<RawAuthorization>>,
+    pub basic_auth: Option<Spanned<RawBasicAuth>>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -58,6 +58,7 @@ pub(crate) struct Evaluator<'a> {
     ranges: HashMap<usize, (i64, i64)>,
     pub(crate) annotations: Vec<Annotation>,
     pub(crate) max_samples: usize,
+    pub(crate) cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 fn node_id<T>(n: &T) -> usize {
@@ -84,6 +85,7 @@ impl<'a> Evaluator<'a> {
             ranges: HashMap::new(),
             annotations: Vec::new(),
             max_samples,
+            cancel: None,
         }
     }
 
@@ -218,6 +220,13 @@ impl<'a> Evaluator<'a> {
 
     /// Evaluates `e` at time `t` (ms).
     pub(crate) fn eval(&mut self, e: &Expr, t: i64) -> Result<Value, EvalError> {
+        if self
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return Err(EvalError::Cancelled);
+        }
         match e {
             Expr::NumberLiteral(n) => Ok(Value::Scalar(n.val)),
             Expr::StringLiteral(s) => Ok(Value::String(s.val.clone())),

@@ -72,11 +72,17 @@ pub enum EvalError {
     /// The data source failed.
     #[error("{0}")]
     Source(String),
+    /// The caller cancelled the query (timeout).
+    #[error("query timed out in expression evaluation")]
+    Cancelled,
 }
 
 /// Query settings.
 #[derive(Debug, Clone)]
 pub struct Engine {
+    /// Set by the caller to stop a running query (timeouts); the engine
+    /// itself never reads the clock.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// How far back an instant selector looks for a sample (default 5m).
     pub lookback: Duration,
     /// Step of subqueries without an explicit step (default 1m).
@@ -88,6 +94,7 @@ pub struct Engine {
 impl Default for Engine {
     fn default() -> Engine {
         Engine {
+            cancel: None,
             lookback: Duration::from_secs(300),
             default_subquery_step: Duration::from_secs(60),
             max_samples: 5_000_000,
@@ -126,6 +133,7 @@ impl Engine {
             self.default_subquery_step.as_millis() as i64,
             self.max_samples,
         );
+        ev.cancel = self.cancel.clone();
         ev.plan(expr, t, t);
         let value = match ev.eval(expr, t)? {
             Value::Vector(v) => Value::Vector(eval::cleanup_vector(v)?),
@@ -171,6 +179,7 @@ impl Engine {
             self.max_samples,
         );
         ev.set_query_step(step);
+        ev.cancel = self.cancel.clone();
         ev.plan(expr, start, end);
         let mut series = ev.range_eval(expr, start, end, step, true)?;
         for s in &mut series {

@@ -110,7 +110,8 @@ pub fn client(job: &ScrapeConfig) -> Result<reqwest::Client, String> {
     b.build().map_err(|e| e.to_string())
 }
 
-fn auth_header(auth: &Auth) -> Result<Option<HeaderValue>, ScrapeError> {
+/// The `Authorization` header for `auth`, secrets read now.
+pub fn auth_header(auth: &Auth) -> Result<Option<HeaderValue>, ScrapeError> {
     let cred = |e: std::io::Error| ScrapeError::Credentials(e.to_string());
     let v = match auth {
         Auth::None => return Ok(None),

@@ -22,7 +22,7 @@ use crate::labels::Labels;
 use crate::metrics::{FailureLabels, JobLabel, Metrics};
 use crate::store::{stale_nan, AppendError, Appender, SeriesRef, Store};
 
-pub use fetch::ScrapeError;
+pub use fetch::{auth_header as auth_header_value, ScrapeError};
 pub use target::{sample_labels, scrape_offset, scrape_url, target_labels};
 
 /// Health of a target after its last scrape.

@@ -258,6 +258,50 @@ impl Store {
         out
     }
 
+    /// Label names of series matching any of `sets` (all series when
+    /// `sets` is empty) with a sample in `[mint, maxt]`, sorted.
+    pub fn label_names(&self, sets: &[Vec<Matcher>], mint: i64, maxt: i64) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .matching_series(sets, mint, maxt)
+            .iter()
+            .flat_map(|l| l.iter().map(|x| x.name.to_string()).collect::<Vec<_>>())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Values of label `name` over the same selection, sorted.
+    pub fn label_values(
+        &self,
+        name: &str,
+        sets: &[Vec<Matcher>],
+        mint: i64,
+        maxt: i64,
+    ) -> Vec<String> {
+        let mut values: Vec<String> = self
+            .matching_series(sets, mint, maxt)
+            .iter()
+            .filter_map(|l| l.get(name).map(str::to_string))
+            .collect();
+        values.sort();
+        values.dedup();
+        values
+    }
+
+    fn matching_series(&self, sets: &[Vec<Matcher>], mint: i64, maxt: i64) -> Vec<Labels> {
+        if sets.is_empty() {
+            return self.series(&[], mint, maxt);
+        }
+        let mut all: Vec<Labels> = sets
+            .iter()
+            .flat_map(|s| self.series(s, mint, maxt))
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
     /// Drops samples older than `min_t` and series left with none.
     /// Returns the number of series removed.
     pub fn evict_before(&self, min_t: i64) -> usize {

@@ -1,0 +1,277 @@
+//! Prometheus-compatible query endpoints over the embedded store:
+//! `/api/v1/query`, `/api/v1/query_range`, `/api/v1/labels` and
+//! `/api/v1/label/<name>/values`, GET or form-encoded POST, with the same
+//! JSON shapes and error types as `web/api/v1/api.go`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::{bad_data, parse_time, ApiError, ApiState};
+use crate::datasource::{run_local, write_data, DatasourceError};
+use crate::promql::{self, AnnotationKind, QueryResult};
+
+/// Query parameters from the URL and, for POST, the form body.
+pub(super) fn params(
+    q: &Option<String>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Vec<(String, String)> {
+    let mut p: Vec<(String, String)> = q
+        .as_deref()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if is_form {
+        p.extend(form_urlencoded::parse(body).into_owned());
+    }
+    p
+}
+
+fn get<'a>(p: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    p.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+}
+
+/// Prometheus's parseDuration: float seconds or a duration string.
+fn parse_duration(s: &str) -> Option<Duration> {
+    if let Ok(f) = s.parse::<f64>() {
+        if f.is_finite() && f >= 0.0 && f < 9.2e15 {
+            return Some(Duration::from_secs_f64(f));
+        }
+        return None;
+    }
+    crate::duration::parse(s).ok()
+}
+
+fn now_ms() -> i64 {
+    crate::scrape::now_ms()
+}
+
+fn success(data: String, r: &QueryResult) -> Response {
+    let mut body = format!("{{\"status\":\"success\",\"data\":{data}");
+    for (key, kind) in [
+        ("warnings", AnnotationKind::Warning),
+        ("infos", AnnotationKind::Info),
+    ] {
+        let msgs: Vec<String> = r
+            .annotations
+            .iter()
+            .filter(|a| a.kind == kind)
+            .map(|a| {
+                let prefix = if kind == AnnotationKind::Warning {
+                    "PromQL warning: "
+                } else {
+                    "PromQL info: "
+                };
+                format!("{prefix}{}", a.message)
+            })
+            .collect();
+        if !msgs.is_empty() {
+            body.push_str(&format!(",\"{key}\":{}", serde_json::Value::from(msgs)));
+        }
+    }
+    body.push('}');
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn query_error(e: DatasourceError) -> Response {
+    let (status, kind, message) = match e {
+        DatasourceError::BadQuery(m) => (
+            StatusCode::BAD_REQUEST,
+            "bad_data",
+            format!("invalid parameter \"query\": {m}"),
+        ),
+        DatasourceError::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout", e.to_string()),
+        DatasourceError::Execution(m) => (StatusCode::UNPROCESSABLE_ENTITY, "execution", m),
+        other => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            other.to_string(),
+        ),
+    };
+    ApiError {
+        status,
+        kind,
+        message,
+    }
+    .into_response()
+}
+
+fn timeout_param(p: &[(String, String)], cfg: Duration) -> Result<Duration, ApiError> {
+    match get(p, "timeout") {
+        None => Ok(cfg),
+        Some(t) => parse_duration(t).map(|d| d.min(cfg)).ok_or_else(|| {
+            bad_data(format!(
+                "invalid parameter \"timeout\": cannot parse {t:?} to a valid duration"
+            ))
+        }),
+    }
+}
+
+pub(super) async fn instant(
+    State(st): State<Arc<ApiState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = params(&q, &headers, &body);
+    let query = get(&p, "query").unwrap_or("").to_string();
+    let t = match get(&p, "time") {
+        None => now_ms(),
+        Some(s) => match parse_time(s) {
+            Some(t) => t,
+            None => {
+                return bad_data(format!(
+                    "invalid parameter \"time\": cannot parse {s:?} to a valid timestamp"
+                ))
+                .into_response()
+            }
+        },
+    };
+    let mut cfg = st.query.read().clone();
+    cfg.timeout = match timeout_param(&p, cfg.timeout) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let expr = match promql::parse(&query) {
+        Ok(e) => e,
+        Err(e) => return query_error(DatasourceError::BadQuery(e.to_string())),
+    };
+    let store = st.store.clone();
+    match run_local(&cfg, move |engine| engine.instant(&*store, &expr, t)).await {
+        Ok(r) => success(write_data(&r.value, t), &r),
+        Err(e) => query_error(e),
+    }
+}
+
+pub(super) async fn range(
+    State(st): State<Arc<ApiState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = params(&q, &headers, &body);
+    let query = get(&p, "query").unwrap_or("").to_string();
+    let mut times = [0i64; 2];
+    for (i, name) in ["start", "end"].iter().enumerate() {
+        match get(&p, name).map(|s| (s, parse_time(s))) {
+            Some((_, Some(t))) => times[i] = t,
+            Some((s, None)) => {
+                return bad_data(format!(
+                    "invalid parameter \"{name}\": cannot parse {s:?} to a valid timestamp"
+                ))
+                .into_response()
+            }
+            None => {
+                return bad_data(format!(
+                    "invalid parameter \"{name}\": cannot parse \"\" to a valid timestamp"
+                ))
+                .into_response()
+            }
+        }
+    }
+    let [start, end] = times;
+    if end < start {
+        return bad_data("invalid parameter \"end\": end timestamp must not be before start time")
+            .into_response();
+    }
+    let step = match get(&p, "step").and_then(parse_duration) {
+        Some(d) => d.as_millis() as i64,
+        None => {
+            return bad_data(format!(
+                "invalid parameter \"step\": cannot parse {:?} to a valid duration",
+                get(&p, "step").unwrap_or("")
+            ))
+            .into_response()
+        }
+    };
+    if step <= 0 {
+        return bad_data("zero or negative query resolution step widths are not accepted. Try a positive integer").into_response();
+    }
+    if (end - start) / step > 11_000 {
+        return bad_data("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)").into_response();
+    }
+    let mut cfg = st.query.read().clone();
+    cfg.timeout = match timeout_param(&p, cfg.timeout) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let expr = match promql::parse(&query) {
+        Ok(e) => e,
+        Err(e) => return query_error(DatasourceError::BadQuery(e.to_string())),
+    };
+    let store = st.store.clone();
+    match run_local(&cfg, move |engine| {
+        engine.range(&*store, &expr, start, end, step)
+    })
+    .await
+    {
+        Ok(r) => success(write_data(&r.value, end), &r),
+        Err(e) => query_error(e),
+    }
+}
+
+fn label_selection(
+    p: &[(String, String)],
+) -> Result<(Vec<Vec<crate::labels::Matcher>>, i64, i64), ApiError> {
+    let mut sets = Vec::new();
+    for (k, v) in p {
+        if k == "match[]" {
+            sets.extend(super::parse_selector(v).map_err(|e| bad_data(e.to_string()))?);
+        }
+    }
+    let time = |name: &str, default: i64| match get(p, name) {
+        None => Ok(default),
+        Some(v) => parse_time(v).ok_or_else(|| {
+            bad_data(format!(
+                "invalid parameter \"{name}\": cannot parse {v:?} to a valid timestamp"
+            ))
+        }),
+    };
+    Ok((sets, time("start", i64::MIN)?, time("end", i64::MAX)?))
+}
+
+fn string_list(v: Vec<String>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        format!(
+            "{{\"status\":\"success\",\"data\":{}}}",
+            serde_json::Value::from(v)
+        ),
+    )
+        .into_response()
+}
+
+pub(super) async fn labels(
+    State(st): State<Arc<ApiState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = params(&q, &headers, &body);
+    match label_selection(&p) {
+        Ok((sets, mint, maxt)) => string_list(st.store.label_names(&sets, mint, maxt)),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub(super) async fn label_values(
+    State(st): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = params(&q, &headers, &body);
+    match label_selection(&p) {
+        Ok((sets, mint, maxt)) => string_list(st.store.label_values(&name, &sets, mint, maxt)),
+        Err(e) => e.into_response(),
+    }
+}
