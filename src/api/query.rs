@@ -42,7 +42,7 @@ fn get<'a>(p: &'a [(String, String)], k: &str) -> Option<&'a str> {
 /// Prometheus's parseDuration: float seconds or a duration string.
 fn parse_duration(s: &str) -> Option<Duration> {
     if let Ok(f) = s.parse::<f64>() {
-        if f.is_finite() && f >= 0.0 && f < 9.2e15 {
+        if (0.0..9.2e15).contains(&f) {
             return Some(Duration::from_secs_f64(f));
         }
         return None;
