@@ -6,6 +6,9 @@ use std::sync::Arc;
 use regex::Regex;
 use thiserror::Error;
 
+/// A fixed-seed fast hasher so hashes are stable within a process.
+static FIXED_HASHER: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x6175_6775_725f_6c62);
+
 /// The label that holds the metric name.
 pub const METRIC_NAME: &str = "__name__";
 
@@ -19,9 +22,10 @@ pub struct Label {
 }
 
 /// A label set sorted by name, names unique; an empty value means "absent"
-/// and is never stored.
+/// and is never stored. Cloning is one reference-count increment, since
+/// query evaluation passes the same label sets around at every step.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Labels(Vec<Label>);
+pub struct Labels(Arc<Vec<Label>>);
 
 impl Labels {
     /// Builds a label set from pairs in any order, dropping empty values.
@@ -41,13 +45,13 @@ impl Labels {
             }
         }
         v.sort();
-        Labels(v)
+        Labels(Arc::new(v))
     }
 
     /// Wraps labels that are already sorted by name with unique names.
     pub fn from_sorted(v: Vec<Label>) -> Labels {
         debug_assert!(v.windows(2).all(|w| w[0].name < w[1].name));
-        Labels(v)
+        Labels(Arc::new(v))
     }
 
     /// The value of `name`, if present.
@@ -70,30 +74,33 @@ impl Labels {
 
     /// A copy without `__name__`.
     pub fn without_name(&self) -> Labels {
-        Labels(
+        if self.get(METRIC_NAME).is_none() {
+            return self.clone();
+        }
+        Labels(Arc::new(
             self.0
                 .iter()
                 .filter(|l| &*l.name != METRIC_NAME)
                 .cloned()
                 .collect(),
-        )
+        ))
     }
 
     /// A copy keeping only the labels named in `names`.
     pub fn keep<S: AsRef<str>>(&self, names: &[S]) -> Labels {
-        Labels(
+        Labels(Arc::new(
             self.0
                 .iter()
                 .filter(|l| names.iter().any(|n| n.as_ref() == &*l.name))
                 .cloned()
                 .collect(),
-        )
+        ))
     }
 
     /// A copy without the labels named in `names` (and without `__name__`
     /// when `and_name` is set).
     pub fn drop<S: AsRef<str>>(&self, names: &[S], and_name: bool) -> Labels {
-        Labels(
+        Labels(Arc::new(
             self.0
                 .iter()
                 .filter(|l| {
@@ -102,18 +109,19 @@ impl Labels {
                 })
                 .cloned()
                 .collect(),
-        )
+        ))
     }
 
     /// Sets `name` to `value`; an empty value removes the label.
     pub fn set(&mut self, name: &str, value: &str) {
-        match self.0.binary_search_by(|l| (*l.name).cmp(name)) {
+        let v = Arc::make_mut(&mut self.0);
+        match v.binary_search_by(|l| (*l.name).cmp(name)) {
             Ok(i) if value.is_empty() => {
-                self.0.remove(i);
+                v.remove(i);
             }
-            Ok(i) => self.0[i].value = value.into(),
+            Ok(i) => v[i].value = value.into(),
             Err(_) if value.is_empty() => {}
-            Err(i) => self.0.insert(
+            Err(i) => v.insert(
                 i,
                 Label {
                     name: name.into(),
@@ -136,6 +144,32 @@ impl Labels {
         }
         s.push('}');
         s
+    }
+
+    /// A 64-bit hash of the labels selected by `pick`, for grouping without
+    /// building label sets (like Prometheus's grouping keys).
+    pub fn hash_selected(&self, mut pick: impl FnMut(&str) -> bool) -> u64 {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = FIXED_HASHER.build_hasher();
+        for l in self.0.iter() {
+            if pick(&l.name) {
+                h.write(l.name.as_bytes());
+                h.write_u8(0xff);
+                h.write(l.value.as_bytes());
+                h.write_u8(0xff);
+            }
+        }
+        h.finish()
+    }
+
+    /// Whether both share the same storage (a cheap identity check).
+    pub fn same_storage(&self, other: &Labels) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// The address of the shared storage, for identity-keyed caches.
+    pub fn storage_id(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
     }
 
     /// Number of labels.

@@ -2,7 +2,7 @@
 //! aggregationCountValues), including Prometheus's float summation
 //! (Kahan-Neumaier) and the exact heap behaviour of topk/bottomk.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 
@@ -37,11 +37,13 @@ struct Group {
     heap: Vec<Sample>,
 }
 
-fn grouping_key(l: &Labels, grouping: &[String], without: bool) -> Labels {
+/// The group a series falls in, as a 64-bit hash of its grouping labels
+/// (engine.go generateGroupingKey does the same).
+fn grouping_key(l: &Labels, grouping: &[String], without: bool) -> u64 {
     if without {
-        l.drop(grouping, true)
+        l.hash_selected(|n| n != crate::labels::METRIC_NAME && !grouping.iter().any(|g| g == n))
     } else {
-        l.keep(grouping)
+        l.hash_selected(|n| grouping.iter().any(|g| g == n))
     }
 }
 
@@ -192,7 +194,7 @@ pub(crate) fn aggregate(
         _ => {}
     }
 
-    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut index: HashMap<u64, usize> = HashMap::new();
     let mut groups: Vec<Group> = Vec::new();
     for s in input {
         let key = grouping_key(&s.labels, &grouping, without);
@@ -329,7 +331,7 @@ fn count_values(
         grouping.push(label.to_string());
         grouping.sort();
     }
-    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut index: HashMap<u64, usize> = HashMap::new();
     let mut out: Vec<Sample> = Vec::new();
     for s in input {
         let mut l = s.labels.clone();
@@ -426,7 +428,7 @@ fn aggregate_k(
     } else {
         less_topk
     };
-    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut index: HashMap<u64, usize> = HashMap::new();
     let mut heaps: Vec<Vec<Sample>> = Vec::new();
     for s in input {
         let key = grouping_key(&s.labels, grouping, without);

@@ -41,7 +41,7 @@ fn system_time_ms(t: &SystemTime) -> i64 {
 }
 
 /// Data fetched for one selector node.
-type Fetched = Arc<Vec<SeriesData>>;
+pub(crate) type Fetched = Arc<Vec<SeriesData>>;
 
 /// Evaluates one query over a [`SeriesSource`].
 pub(crate) struct Evaluator<'a> {
@@ -194,7 +194,8 @@ impl<'a> Evaluator<'a> {
         r.1 = r.1.max(maxt);
     }
 
-    fn series_of(&mut self, vs: &VectorSelector) -> Result<Fetched, EvalError> {
+    /// The data fetched for a selector (fetched on first use).
+    pub(crate) fn series_of(&mut self, vs: &VectorSelector) -> Result<Fetched, EvalError> {
         let id = node_id(vs);
         if let Some(f) = self.fetched.get(&id) {
             return Ok(f.clone());
@@ -343,7 +344,10 @@ impl<'a> Evaluator<'a> {
         step: i64,
         cleanup: bool,
     ) -> Result<Vec<Series>, EvalError> {
-        let mut index: HashMap<Labels, usize> = HashMap::new();
+        let mut index: hashbrown::HashMap<Labels, usize> = hashbrown::HashMap::new();
+        // Steps usually return the very same label sets (shared storage),
+        // so look them up by address first and hash only on a miss.
+        let mut by_storage: hashbrown::HashMap<usize, usize> = hashbrown::HashMap::new();
         let mut out: Vec<Series> = Vec::new();
         let mut total = 0usize;
         let mut t = start;
@@ -367,20 +371,25 @@ impl<'a> Evaluator<'a> {
                 if total > self.max_samples {
                     return Err(EvalError::TooManySamples);
                 }
-                match index.get(&labels) {
-                    Some(&i) => {
-                        out[i].points.push((t, v));
-                        out[i].drop_name |= drop_name;
+                let id = labels.storage_id();
+                let i = match by_storage.get(&id) {
+                    Some(&i) if out[i].labels.same_storage(&labels) => i,
+                    _ => {
+                        let next = out.len();
+                        let i = *index.entry(labels.clone()).or_insert(next);
+                        if i == next {
+                            out.push(Series {
+                                labels,
+                                points: Vec::new(),
+                                drop_name,
+                            });
+                        }
+                        by_storage.insert(id, i);
+                        i
                     }
-                    None => {
-                        index.insert(labels.clone(), out.len());
-                        out.push(Series {
-                            labels,
-                            points: vec![(t, v)],
-                            drop_name,
-                        });
-                    }
-                }
+                };
+                out[i].points.push((t, v));
+                out[i].drop_name |= drop_name;
             }
             t += step;
         }
@@ -472,14 +481,53 @@ pub(crate) fn cleanup_vector(mut vec: Vec<Sample>) -> Result<Vec<Sample>, EvalEr
             any = true;
         }
     }
-    if any || vec.len() > 1 {
+    // Only name removal can make two label sets equal: every operator
+    // already guarantees unique output otherwise.
+    if any {
         check_unique(&vec)?;
     }
     Ok(vec)
 }
 
+/// Removes names marked for delayed removal from a range result and merges
+/// series that end up with the same labels (engine.go
+/// mergeSeriesWithSameLabelset); equal timestamps are then an error.
+pub(crate) fn cleanup_matrix(series: Vec<Series>) -> Result<Vec<Series>, EvalError> {
+    let mut index: hashbrown::HashMap<Labels, usize> = hashbrown::HashMap::with_capacity(series.len());
+    let mut out: Vec<Series> = Vec::with_capacity(series.len());
+    let mut merged = false;
+    for mut s in series {
+        if s.drop_name {
+            s.labels = s.labels.without_name();
+            s.drop_name = false;
+        }
+        match index.get(&s.labels) {
+            Some(&i) => {
+                out[i].points.extend_from_slice(&s.points);
+                merged = true;
+            }
+            None => {
+                index.insert(s.labels.clone(), out.len());
+                out.push(s);
+            }
+        }
+    }
+    if merged {
+        for s in &mut out {
+            s.points.sort_by_key(|p| p.0);
+            if s.points.windows(2).any(|w| w[0].0 == w[1].0) {
+                return Err(EvalError::Exec(
+                    "vector cannot contain metrics with the same labelset".into(),
+                ));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(out)
+}
+
 pub(crate) fn check_unique(vec: &[Sample]) -> Result<(), EvalError> {
-    let mut seen = std::collections::HashSet::with_capacity(vec.len());
+    let mut seen = hashbrown::HashSet::with_capacity(vec.len());
     for s in vec {
         if !seen.insert(&s.labels) {
             return Err(EvalError::Exec(

@@ -767,6 +767,71 @@ pub(crate) fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> (f64, bool,
     (v, forced, min_b, max_b, max_diff)
 }
 
+/// One series' samples in a function's window: borrowed from the fetched
+/// data when the argument is a plain range selector (the hot path of range
+/// queries), owned otherwise.
+struct Window<'a> {
+    labels: Labels,
+    points: std::borrow::Cow<'a, [(i64, f64)]>,
+    drop_name: bool,
+}
+
+enum Windows {
+    Fetched(super::eval::Fetched, i64, i64),
+    Owned(Vec<Series>),
+}
+
+impl Windows {
+    fn is_empty(&self) -> bool {
+        match self {
+            Windows::Owned(m) => m.is_empty(),
+            Windows::Fetched(..) => self.iter().next().is_none(),
+        }
+    }
+
+    fn iter(&self) -> Box<dyn Iterator<Item = Window<'_>> + '_> {
+        match self {
+            Windows::Owned(m) => Box::new(m.iter().map(|s| Window {
+                labels: s.labels.clone(),
+                points: std::borrow::Cow::Borrowed(&s.points[..]),
+                drop_name: s.drop_name,
+            })),
+            Windows::Fetched(data, mint, maxt) => Box::new(data.iter().filter_map(move |s| {
+                let lo = s.samples.partition_point(|(ts, _)| *ts <= *mint);
+                let hi = s.samples.partition_point(|(ts, _)| *ts <= *maxt);
+                let w = &s.samples[lo..hi];
+                let points = if w.iter().any(|(_, v)| crate::store::is_stale_nan(*v)) {
+                    std::borrow::Cow::Owned(
+                        w.iter()
+                            .filter(|(_, v)| !crate::store::is_stale_nan(*v))
+                            .copied()
+                            .collect(),
+                    )
+                } else {
+                    std::borrow::Cow::Borrowed(w)
+                };
+                (!points.is_empty()).then(|| Window {
+                    labels: s.labels.clone(),
+                    points,
+                    drop_name: false,
+                })
+            })),
+        }
+    }
+}
+
+fn window_series(ev: &mut Evaluator<'_>, e: &Expr, t: i64) -> Result<Windows, EvalError> {
+    match e {
+        Expr::MatrixSelector(ms) => {
+            let reft = at_or(ev, &ms.vs.at, t) - offset_ms(&ms.vs.offset);
+            let data = ev.series_of(&ms.vs)?;
+            Ok(Windows::Fetched(data, reft - dur_ms(&ms.range), reft))
+        }
+        Expr::Paren(p) => window_series(ev, &p.expr, t),
+        other => Ok(Windows::Owned(eval_matrix(ev, other, t)?)),
+    }
+}
+
 /// Functions over a range vector, one output sample per input series.
 fn range_function(
     ev: &mut Evaluator<'_>,
@@ -804,7 +869,7 @@ fn range_function(
         "predict_linear" => Some(ev.eval_scalar(&args[1], t)?),
         _ => None,
     };
-    let matrix = eval_matrix(ev, marg, t)?;
+    let matrix = window_series(ev, marg, t)?;
     if name == "quantile_over_time" {
         let q = scalar.unwrap_or(f64::NAN);
         if (q.is_nan() || !(0.0..=1.0).contains(&q)) && !matrix.is_empty() {
@@ -815,23 +880,19 @@ fn range_function(
         }
     }
     let keep_name = matches!(name, "last_over_time" | "first_over_time");
-    if matches!(name, "rate" | "increase" | "irate") {
-        for s in &matrix {
+    let counter_fn = matches!(name, "rate" | "increase" | "irate");
+    let mut out = Vec::new();
+    for s in matrix.iter() {
+        if counter_fn {
             if let Some(n) = s.labels.get(METRIC_NAME) {
-                if !["_total", "_sum", "_count", "_bucket"]
-                    .iter()
-                    .any(|suf| n.ends_with(suf))
-                {
+                if !["_total", "_sum", "_count", "_bucket"].iter().any(|suf| n.ends_with(suf)) {
                     ev.info(format!(
                         "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"{n}\""
                     ));
                 }
             }
         }
-    }
-    let mut out = Vec::with_capacity(matrix.len());
-    for s in matrix {
-        let p = &s.points;
+        let p: &[(i64, f64)] = &s.points;
         let v = match name {
             "rate" | "increase" | "delta" => {
                 let Some((start, end, range)) = win else {

@@ -181,11 +181,8 @@ impl Engine {
         ev.set_query_step(step);
         ev.cancel = self.cancel.clone();
         ev.plan(expr, start, end);
-        let mut series = ev.range_eval(expr, start, end, step, true)?;
-        for s in &mut series {
-            s.drop_name = false;
-        }
-        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        let series = ev.range_eval(expr, start, end, step, false)?;
+        let series = eval::cleanup_matrix(series)?;
         Ok(QueryResult {
             value: Value::Matrix(series),
             annotations: ev.annotations,
