@@ -15,7 +15,9 @@ const POINTS: i64 = 241;
 /// 10k counter series and 10k histogram bucket series.
 pub fn build() -> Store {
     let store = Store::new();
-    let les = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "+Inf"];
+    let les = [
+        "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "+Inf",
+    ];
     let mut app = store.appender();
     let mut counters = Vec::new();
     for i in 0..10_000 {
@@ -31,7 +33,10 @@ pub fn build() -> Store {
     for i in 0..1_000 {
         for (b, le) in les.iter().enumerate() {
             let l = Labels::from_pairs([
-                ("__name__", "http_request_duration_seconds_bucket".to_string()),
+                (
+                    "__name__",
+                    "http_request_duration_seconds_bucket".to_string(),
+                ),
                 ("job", format!("job-{}", i % 10)),
                 ("instance", format!("10.1.{}.{}:8080", i / 250, i % 250)),
                 ("le", le.to_string()),
@@ -52,12 +57,14 @@ pub fn build() -> Store {
     store
 }
 
-#[allow(dead_code)]
 fn bench(c: &mut Criterion) {
     let store = build();
     let engine = Engine::default();
     let rate = parse("sum by (job) (rate(http_requests_total[5m]))").unwrap();
-    let hq = parse("histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))").unwrap();
+    let hq = parse(
+        "histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))",
+    )
+    .unwrap();
     let mut g = c.benchmark_group("promql_10k_series_1h");
     g.sample_size(20);
     g.bench_function("instant_sum_by_job_rate_5m", |b| {
@@ -67,7 +74,13 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(engine.instant(&store, &hq, END).unwrap()))
     });
     g.bench_function("range_1h_step_15s_sum_by_job_rate_5m", |b| {
-        b.iter(|| black_box(engine.range(&store, &rate, END - 3_600_000, END, STEP).unwrap()))
+        b.iter(|| {
+            black_box(
+                engine
+                    .range(&store, &rate, END - 3_600_000, END, STEP)
+                    .unwrap(),
+            )
+        })
     });
     g.finish();
 }

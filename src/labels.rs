@@ -7,7 +7,8 @@ use regex::Regex;
 use thiserror::Error;
 
 /// A fixed-seed fast hasher so hashes are stable within a process.
-static FIXED_HASHER: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x6175_6775_725f_6c62);
+static FIXED_HASHER: foldhash::fast::FixedState =
+    foldhash::fast::FixedState::with_seed(0x6175_6775_725f_6c62);
 
 /// The label that holds the metric name.
 pub const METRIC_NAME: &str = "__name__";

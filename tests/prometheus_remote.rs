@@ -51,7 +51,10 @@ fn start_prometheus(bin: &str, target: std::net::SocketAddr) -> Prometheus {
     let port = free_port();
     let child = Command::new(bin)
         .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--log.level=warn")
         .stdout(Stdio::null())
@@ -88,17 +91,38 @@ async fn remote_prometheus_and_augur_agree() {
     let dir = tempfile::tempdir().unwrap();
     let augur = Daemon::start(
         dir.path(),
-        &config_for(&[("shop", "", &[target.addr], "labels = { track = \"canary\" }")]),
+        &config_for(&[(
+            "shop",
+            "",
+            &[target.addr],
+            "labels = { track = \"canary\" }",
+        )]),
     );
 
-    let remote = augur::datasource::RemoteClient::new(&prom.url, Duration::from_secs(5), augur::config::Auth::None, &[]).unwrap();
-    let local = augur::datasource::RemoteClient::new(&format!("http://{}", augur.addr), Duration::from_secs(5), augur::config::Auth::None, &[]).unwrap();
-    eventually(30, "prometheus and augur both scraped the target", || async {
-        let now = augur::scrape::now_ms();
-        let a = remote.instant("up", now).await.ok()?;
-        let b = local.instant("up", now).await.ok()?;
-        (vector(&a.value).len() == 1 && vector(&b.value).len() == 1).then_some(())
-    })
+    let remote = augur::datasource::RemoteClient::new(
+        &prom.url,
+        Duration::from_secs(5),
+        augur::config::Auth::None,
+        &[],
+    )
+    .unwrap();
+    let local = augur::datasource::RemoteClient::new(
+        &format!("http://{}", augur.addr),
+        Duration::from_secs(5),
+        augur::config::Auth::None,
+        &[],
+    )
+    .unwrap();
+    eventually(
+        30,
+        "prometheus and augur both scraped the target",
+        || async {
+            let now = augur::scrape::now_ms();
+            let a = remote.instant("up", now).await.ok()?;
+            let b = local.instant("up", now).await.ok()?;
+            (vector(&a.value).len() == 1 && vector(&b.value).len() == 1).then_some(())
+        },
+    )
     .await;
 
     let now = augur::scrape::now_ms();
@@ -112,26 +136,43 @@ async fn remote_prometheus_and_augur_agree() {
         "http_requests_total > 10",
         "absent(nonexistent_metric{job=\"shop\"})",
     ] {
-        let a = remote.instant(q, now).await.unwrap_or_else(|e| panic!("prometheus: {q}: {e}"));
-        let b = local.instant(q, now).await.unwrap_or_else(|e| panic!("augur: {q}: {e}"));
+        let a = remote
+            .instant(q, now)
+            .await
+            .unwrap_or_else(|e| panic!("prometheus: {q}: {e}"));
+        let b = local
+            .instant(q, now)
+            .await
+            .unwrap_or_else(|e| panic!("augur: {q}: {e}"));
         assert_eq!(vector(&a.value), vector(&b.value), "query {q}");
     }
     // Values are checked against known numbers too, not only agreement.
     let r = remote
-        .instant("sum(http_requests_total{code=~\"5..\"}) / sum(http_requests_total)", now)
+        .instant(
+            "sum(http_requests_total{code=~\"5..\"}) / sum(http_requests_total)",
+            now,
+        )
         .await
         .unwrap();
     assert!((vector(&r.value)[0].1 - 5.0 / 105.0).abs() < 1e-12);
     let r = remote
-        .instant("histogram_quantile(0.75, sum by (le) (latency_seconds_bucket))", now)
+        .instant(
+            "histogram_quantile(0.75, sum by (le) (latency_seconds_bucket))",
+            now,
+        )
         .await
         .unwrap();
     // rank 75 in (0.1, 0.5] with 50 below and 40 inside.
     assert!((vector(&r.value)[0].1 - 0.35).abs() < 1e-12);
 
     // A range query is pushed down whole and comes back as a matrix.
-    let r = remote.range("sum(up)", now - 2000, now, 1000).await.unwrap();
-    let Value::Matrix(m) = r.value else { panic!("expected matrix") };
+    let r = remote
+        .range("sum(up)", now - 2000, now, 1000)
+        .await
+        .unwrap();
+    let Value::Matrix(m) = r.value else {
+        panic!("expected matrix")
+    };
     assert_eq!(m.len(), 1);
     assert!(m[0].points.iter().all(|(_, v)| *v == 1.0));
     // Errors come back typed.

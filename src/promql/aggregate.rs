@@ -25,6 +25,19 @@ pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     (t, c)
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Agg {
+    Sum,
+    Avg,
+    Count,
+    Min,
+    Max,
+    Group,
+    Stddev,
+    Stdvar,
+    Quantile,
+}
+
 struct Group {
     labels: Labels,
     seen: bool,
@@ -176,6 +189,15 @@ pub(crate) fn aggregate(
         None => None,
         Some(p) => Some(ev.eval_scalar(p, t)?),
     };
+    if a.param.is_none() {
+        if let Some((tid, k)) = ev.table_step(&a.expr, t) {
+            if let Some(agg) = simple_agg(&op) {
+                return Ok(Value::Vector(aggregate_table(
+                    ev, a, tid, k, agg, &grouping, without, t,
+                )));
+            }
+        }
+    }
     let input = ev.eval_vector(&a.expr, t)?;
 
     match op.as_str() {
@@ -194,10 +216,35 @@ pub(crate) fn aggregate(
         _ => {}
     }
 
+    let agg = match op.as_str() {
+        "sum" => Agg::Sum,
+        "avg" => Agg::Avg,
+        "count" => Agg::Count,
+        "min" => Agg::Min,
+        "max" => Agg::Max,
+        "group" => Agg::Group,
+        "stddev" => Agg::Stddev,
+        "stdvar" => Agg::Stdvar,
+        "quantile" => Agg::Quantile,
+        other => return Err(EvalError::Unsupported(format!("aggregation {other}"))),
+    };
     let mut index: HashMap<u64, usize> = HashMap::new();
     let mut groups: Vec<Group> = Vec::new();
+    // Range queries aggregate the same label sets at every step: remember
+    // their keys by storage address (verified, so a reused address is safe).
+    let mut cache = std::mem::take(ev.group_cache(a));
     for s in input {
-        let key = grouping_key(&s.labels, &grouping, without);
+        let id = s.labels.storage_id();
+        let key = match cache.get(&id) {
+            Some((l, k)) if l.same_storage(&s.labels) => *k,
+            _ => {
+                let k = grouping_key(&s.labels, &grouping, without);
+                if cache.len() < 1 << 20 {
+                    cache.insert(id, (s.labels.clone(), k));
+                }
+                k
+            }
+        };
         let gi = match index.get(&key) {
             Some(i) => *i,
             None => {
@@ -206,118 +253,194 @@ pub(crate) fn aggregate(
                 } else {
                     s.labels.keep(&grouping)
                 };
-                groups.push(Group {
-                    labels,
-                    seen: false,
-                    value: 0.0,
-                    mean: 0.0,
-                    kahan_c: 0.0,
-                    count: 0.0,
-                    incremental_mean: false,
-                    drop_name: false,
-                    heap: Vec::new(),
-                });
+                groups.push(new_group(labels));
                 index.insert(key, groups.len() - 1);
                 groups.len() - 1
             }
         };
         let g = &mut groups[gi];
         let f = s.v;
-        if !g.seen {
-            g.seen = true;
-            g.value = f;
-            g.mean = f;
-            g.count = 1.0;
-            g.drop_name = s.drop_name;
-            match op.as_str() {
-                "stddev" | "stdvar" => {
-                    g.value = if f.is_nan() || f.is_infinite() {
-                        f64::NAN
-                    } else {
-                        0.0
-                    };
-                }
-                "quantile" => g.heap.push(s),
-                "group" => g.value = 1.0,
-                _ => {}
-            }
-            continue;
+        let drop_name = s.drop_name;
+        if agg == Agg::Quantile {
+            g.heap.push(s);
         }
-        if s.drop_name {
-            g.drop_name = true;
-        }
-        match op.as_str() {
-            "sum" => {
-                let (v, c) = kahan_inc(f, g.value, g.kahan_c);
-                g.value = v;
-                g.kahan_c = c;
-            }
-            "avg" => {
-                g.count += 1.0;
-                if !g.incremental_mean {
-                    let (nv, nc) = kahan_inc(f, g.value, g.kahan_c);
-                    if !nv.is_infinite() {
-                        g.value = nv;
-                        g.kahan_c = nc;
-                        continue;
-                    }
-                    // The sum would overflow: switch to an incremental mean.
-                    g.incremental_mean = true;
-                    g.mean = g.value / (g.count - 1.0);
-                    g.kahan_c /= g.count - 1.0;
-                }
-                let q = (g.count - 1.0) / g.count;
-                let (m, c) = kahan_inc(f / g.count, q * g.mean, q * g.kahan_c);
-                g.mean = m;
-                g.kahan_c = c;
-            }
-            "group" => {}
-            "max" => {
-                if g.value < f || g.value.is_nan() {
-                    g.value = f;
-                }
-            }
-            "min" => {
-                if g.value > f || g.value.is_nan() {
-                    g.value = f;
-                }
-            }
-            "count" => g.count += 1.0,
-            "stddev" | "stdvar" => {
-                g.count += 1.0;
-                let delta = f - g.mean;
-                g.mean += delta / g.count;
-                g.value += delta * (f - g.mean);
-            }
-            "quantile" => g.heap.push(s),
-            other => return Err(EvalError::Unsupported(format!("aggregation {other}"))),
-        }
+        accumulate(g, agg, f, drop_name);
     }
 
-    let mut out = Vec::with_capacity(groups.len());
-    for mut g in groups {
-        let v = match op.as_str() {
-            "avg" if g.incremental_mean => g.mean + g.kahan_c,
-            "avg" => g.value / g.count + g.kahan_c / g.count,
-            "count" => g.count,
-            "stdvar" => g.value / g.count,
-            "stddev" => (g.value / g.count).sqrt(),
-            "quantile" => {
-                let mut vals: Vec<f64> = g.heap.iter().map(|s| s.v).collect();
-                quantile(param.unwrap_or(f64::NAN), &mut vals)
-            }
-            "sum" => g.value + g.kahan_c,
-            _ => g.value,
-        };
-        g.heap.clear();
-        out.push(Sample {
-            labels: g.labels,
-            t,
-            v,
-            drop_name: g.drop_name,
-        });
-    }
+    *ev.group_cache(a) = cache;
+    let out = groups
+        .into_iter()
+        .map(|g| finish(g, agg, param, t))
+        .collect();
     Ok(Value::Vector(out))
+}
+
+/// Adds one value to a group (engine.go aggregation).
+fn accumulate(g: &mut Group, agg: Agg, f: f64, drop_name: bool) {
+    if !g.seen {
+        g.seen = true;
+        g.value = f;
+        g.mean = f;
+        g.count = 1.0;
+        g.drop_name = drop_name;
+        match agg {
+            Agg::Stddev | Agg::Stdvar => {
+                g.value = if f.is_nan() || f.is_infinite() {
+                    f64::NAN
+                } else {
+                    0.0
+                };
+            }
+            Agg::Group => g.value = 1.0,
+            _ => {}
+        }
+        return;
+    }
+    if drop_name {
+        g.drop_name = true;
+    }
+    match agg {
+        Agg::Sum => {
+            let (v, c) = kahan_inc(f, g.value, g.kahan_c);
+            g.value = v;
+            g.kahan_c = c;
+        }
+        Agg::Avg => {
+            g.count += 1.0;
+            if !g.incremental_mean {
+                let (nv, nc) = kahan_inc(f, g.value, g.kahan_c);
+                if !nv.is_infinite() {
+                    g.value = nv;
+                    g.kahan_c = nc;
+                    return;
+                }
+                // The sum would overflow: switch to an incremental mean.
+                g.incremental_mean = true;
+                g.mean = g.value / (g.count - 1.0);
+                g.kahan_c /= g.count - 1.0;
+            }
+            let q = (g.count - 1.0) / g.count;
+            let (m, c) = kahan_inc(f / g.count, q * g.mean, q * g.kahan_c);
+            g.mean = m;
+            g.kahan_c = c;
+        }
+        Agg::Group | Agg::Quantile => {}
+        Agg::Max => {
+            if g.value < f || g.value.is_nan() {
+                g.value = f;
+            }
+        }
+        Agg::Min => {
+            if g.value > f || g.value.is_nan() {
+                g.value = f;
+            }
+        }
+        Agg::Count => g.count += 1.0,
+        Agg::Stddev | Agg::Stdvar => {
+            g.count += 1.0;
+            let delta = f - g.mean;
+            g.mean += delta / g.count;
+            g.value += delta * (f - g.mean);
+        }
+    }
+}
+
+/// The group's result.
+fn finish(g: Group, agg: Agg, param: Option<f64>, t: i64) -> Sample {
+    let v = match agg {
+        Agg::Avg if g.incremental_mean => g.mean + g.kahan_c,
+        Agg::Avg => g.value / g.count + g.kahan_c / g.count,
+        Agg::Count => g.count,
+        Agg::Stdvar => g.value / g.count,
+        Agg::Stddev => (g.value / g.count).sqrt(),
+        Agg::Quantile => {
+            let mut vals: Vec<f64> = g.heap.iter().map(|s| s.v).collect();
+            quantile(param.unwrap_or(f64::NAN), &mut vals)
+        }
+        Agg::Sum => g.value + g.kahan_c,
+        _ => g.value,
+    };
+    Sample {
+        labels: g.labels,
+        t,
+        v,
+        drop_name: g.drop_name,
+    }
+}
+
+fn simple_agg(op: &str) -> Option<Agg> {
+    Some(match op {
+        "sum" => Agg::Sum,
+        "avg" => Agg::Avg,
+        "count" => Agg::Count,
+        "min" => Agg::Min,
+        "max" => Agg::Max,
+        "group" => Agg::Group,
+        "stddev" => Agg::Stddev,
+        "stdvar" => Agg::Stdvar,
+        _ => return None,
+    })
+}
+
+/// Aggregates one step of a precomputed range-query node: each series'
+/// group is worked out once per query instead of once per step.
+#[allow(clippy::too_many_arguments)]
+fn aggregate_table(
+    ev: &mut Evaluator<'_>,
+    a: &AggregateExpr,
+    tid: usize,
+    k: usize,
+    agg: Agg,
+    grouping: &[String],
+    without: bool,
+    t: i64,
+) -> Vec<Sample> {
+    let map = ev.table_grouping(
+        a,
+        tid,
+        |l| grouping_key(l, grouping, without),
+        |l| {
+            if without {
+                l.drop(grouping, true)
+            } else {
+                l.keep(grouping)
+            }
+        },
+    );
+    let tb = ev.table(tid);
+    let n = tb.series.len();
+    let mut groups: Vec<Option<Group>> = (0..map.labels.len()).map(|_| None).collect();
+    let mut order: Vec<usize> = Vec::new();
+    for i in 0..n {
+        if !tb.present[k * n + i] {
+            continue;
+        }
+        let gi = map.group_of[i];
+        let g = groups[gi].get_or_insert_with(|| {
+            order.push(gi);
+            new_group(map.labels[gi].clone())
+        });
+        accumulate(g, agg, tb.values[k * n + i], tb.drop_name);
+    }
+    order
+        .into_iter()
+        .filter_map(|gi| groups[gi].take())
+        .map(|g| finish(g, agg, None, t))
+        .collect()
+}
+
+fn new_group(labels: Labels) -> Group {
+    Group {
+        labels,
+        seen: false,
+        value: 0.0,
+        mean: 0.0,
+        kahan_c: 0.0,
+        count: 0.0,
+        incremental_mean: false,
+        drop_name: false,
+        heap: Vec::new(),
+    }
 }
 
 fn count_values(

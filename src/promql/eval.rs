@@ -59,7 +59,73 @@ pub(crate) struct Evaluator<'a> {
     pub(crate) annotations: Vec<Annotation>,
     pub(crate) max_samples: usize,
     pub(crate) cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Nodes of a range query computed for every step up front.
+    tables: HashMap<usize, StepTable>,
+    /// Per aggregation node: label storage address -> grouping key.
+    group_caches: HashMap<usize, GroupCache>,
+    /// Per aggregation node over a step table: each series' group.
+    table_groupings: HashMap<usize, Arc<TableGrouping>>,
 }
+
+/// The group of every series of a step table, and each group's labels.
+pub(crate) struct TableGrouping {
+    pub(crate) group_of: Vec<usize>,
+    pub(crate) labels: Vec<Labels>,
+}
+
+/// Grouping keys remembered across steps, keyed by label storage address.
+pub(crate) type GroupCache = hashbrown::HashMap<usize, (Labels, u64)>;
+
+/// One node's values at every step of a range query, computed series by
+/// series (cache-friendly, like Prometheus's rangeEval) and read back one
+/// step at a time. Values are stored step-major.
+pub(crate) struct StepTable {
+    start: i64,
+    step: i64,
+    nsteps: usize,
+    pub(crate) series: Vec<Labels>,
+    pub(crate) drop_name: bool,
+    pub(crate) values: Vec<f64>,
+    pub(crate) present: Vec<bool>,
+    /// Sample timestamps, for plain selectors (timestamp() reads them).
+    times: Option<Vec<i64>>,
+}
+
+impl StepTable {
+    fn step_index(&self, t: i64) -> Option<usize> {
+        if t < self.start || (t - self.start) % self.step != 0 {
+            return None;
+        }
+        let k = ((t - self.start) / self.step) as usize;
+        (k < self.nsteps).then_some(k)
+    }
+}
+
+/// Range functions that can be computed series by series when their
+/// range argument is a plain selector and every other argument a literal.
+const SERIES_MAJOR: &[&str] = &[
+    "rate",
+    "increase",
+    "delta",
+    "irate",
+    "idelta",
+    "deriv",
+    "predict_linear",
+    "resets",
+    "changes",
+    "avg_over_time",
+    "sum_over_time",
+    "count_over_time",
+    "min_over_time",
+    "max_over_time",
+    "last_over_time",
+    "first_over_time",
+    "present_over_time",
+    "quantile_over_time",
+    "stddev_over_time",
+    "stdvar_over_time",
+    "mad_over_time",
+];
 
 fn node_id<T>(n: &T) -> usize {
     n as *const T as usize
@@ -86,6 +152,9 @@ impl<'a> Evaluator<'a> {
             annotations: Vec::new(),
             max_samples,
             cancel: None,
+            tables: HashMap::new(),
+            group_caches: HashMap::new(),
+            table_groupings: HashMap::new(),
         }
     }
 
@@ -219,8 +288,277 @@ impl<'a> Evaluator<'a> {
         Ok(f)
     }
 
+    /// The precomputed table and step index for `e` at `t`, if any.
+    pub(crate) fn table_step(&self, e: &Expr, t: i64) -> Option<(usize, usize)> {
+        let id = match e {
+            Expr::VectorSelector(vs) => node_id(vs),
+            Expr::Call(c) => node_id(c),
+            Expr::Paren(p) => return self.table_step(&p.expr, t),
+            _ => return None,
+        };
+        let k = self.tables.get(&id)?.step_index(t)?;
+        Some((id, k))
+    }
+
+    pub(crate) fn table(&self, id: usize) -> &StepTable {
+        // Invariant: ids come from table_step, which found the table.
+        &self.tables[&id]
+    }
+
+    /// Groups of a table's series for an aggregation, worked out once.
+    pub(crate) fn table_grouping(
+        &mut self,
+        a: &AggregateExpr,
+        tid: usize,
+        key: impl Fn(&Labels) -> u64,
+        group_labels: impl Fn(&Labels) -> Labels,
+    ) -> Arc<TableGrouping> {
+        if let Some(g) = self.table_groupings.get(&node_id(a)) {
+            return g.clone();
+        }
+        let tb = &self.tables[&tid];
+        let mut index: hashbrown::HashMap<u64, usize> = hashbrown::HashMap::new();
+        let mut g = TableGrouping {
+            group_of: Vec::with_capacity(tb.series.len()),
+            labels: Vec::new(),
+        };
+        for l in &tb.series {
+            let next = g.labels.len();
+            let gi = *index.entry(key(l)).or_insert(next);
+            if gi == next {
+                g.labels.push(group_labels(l));
+            }
+            g.group_of.push(gi);
+        }
+        let g = Arc::new(g);
+        self.table_groupings.insert(node_id(a), g.clone());
+        g
+    }
+
+    pub(crate) fn group_cache(&mut self, a: &AggregateExpr) -> &mut GroupCache {
+        self.group_caches.entry(node_id(a)).or_default()
+    }
+
+    /// Precomputes, for a range query over `[start, end]`, the nodes that
+    /// can be evaluated series by series. Subqueries keep their own grids
+    /// and are not entered.
+    pub(crate) fn precompute(
+        &mut self,
+        e: &Expr,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<(), EvalError> {
+        let nsteps = ((end - start) / step + 1) as usize;
+        match e {
+            Expr::VectorSelector(vs) if vs.at.is_none() => {
+                let t = self.selector_table(vs, start, step, nsteps)?;
+                self.tables.insert(node_id(vs), t);
+            }
+            Expr::Call(c) => {
+                if let Some(t) = self.call_table(c, start, step, nsteps)? {
+                    self.tables.insert(node_id(c), t);
+                } else {
+                    for a in &c.args.args {
+                        self.precompute(a, start, end, step)?;
+                    }
+                }
+            }
+            Expr::Aggregate(a) => {
+                self.precompute(&a.expr, start, end, step)?;
+                if let Some(p) = &a.param {
+                    self.precompute(p, start, end, step)?;
+                }
+            }
+            Expr::Unary(u) => self.precompute(&u.expr, start, end, step)?,
+            Expr::Binary(b) => {
+                self.precompute(&b.lhs, start, end, step)?;
+                self.precompute(&b.rhs, start, end, step)?;
+            }
+            Expr::Paren(p) => self.precompute(&p.expr, start, end, step)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn selector_table(
+        &mut self,
+        vs: &VectorSelector,
+        start: i64,
+        step: i64,
+        nsteps: usize,
+    ) -> Result<StepTable, EvalError> {
+        let data = self.series_of(vs)?;
+        let off = offset_ms(&vs.offset);
+        let n = data.len();
+        let mut values = vec![0.0; n * nsteps];
+        let mut present = vec![false; n * nsteps];
+        let mut times = vec![0i64; n * nsteps];
+        for (i, s) in data.iter().enumerate() {
+            let mut j = 0;
+            for k in 0..nsteps {
+                let reft = start + k as i64 * step - off;
+                while j < s.samples.len() && s.samples[j].0 <= reft {
+                    j += 1;
+                }
+                if j == 0 {
+                    continue;
+                }
+                let (ts, v) = s.samples[j - 1];
+                if ts <= reft - self.lookback || is_stale_nan(v) {
+                    continue;
+                }
+                values[k * n + i] = v;
+                present[k * n + i] = true;
+                times[k * n + i] = ts;
+            }
+        }
+        Ok(StepTable {
+            start,
+            step,
+            nsteps,
+            series: data.iter().map(|s| s.labels.clone()).collect(),
+            drop_name: false,
+            values,
+            present,
+            times: Some(times),
+        })
+    }
+
+    fn call_table(
+        &mut self,
+        c: &Call,
+        start: i64,
+        step: i64,
+        nsteps: usize,
+    ) -> Result<Option<StepTable>, EvalError> {
+        let name = c.func.name;
+        if !SERIES_MAJOR.contains(&name) {
+            return Ok(None);
+        }
+        let mi = if name == "quantile_over_time" { 1 } else { 0 };
+        let Some(Expr::MatrixSelector(ms)) = c.args.args.get(mi).map(|a| a.as_ref()) else {
+            return Ok(None);
+        };
+        if ms.vs.at.is_some() {
+            return Ok(None);
+        }
+        let mut scalar = None;
+        for (i, a) in c.args.args.iter().enumerate() {
+            if i == mi {
+                continue;
+            }
+            match a.as_ref() {
+                Expr::NumberLiteral(n) => scalar = Some(n.val),
+                _ => return Ok(None),
+            }
+        }
+        if name == "quantile_over_time" {
+            let q = scalar.unwrap_or(f64::NAN);
+            if q.is_nan() || !(0.0..=1.0).contains(&q) {
+                // Leave it to the per-step path, which also warns.
+                return Ok(None);
+            }
+        }
+        let data = self.series_of(&ms.vs)?;
+        let off = offset_ms(&ms.vs.offset);
+        let range = dur_ms(&ms.range);
+        let n = data.len();
+        let mut values = vec![0.0; n * nsteps];
+        let mut present = vec![false; n * nsteps];
+        let counter_fn = matches!(name, "rate" | "increase" | "irate");
+        let mut filtered: Vec<(i64, f64)> = Vec::new();
+        for (i, s) in data.iter().enumerate() {
+            let (mut lo, mut hi) = (0usize, 0usize);
+            let mut warned = false;
+            for k in 0..nsteps {
+                let t = start + k as i64 * step;
+                let reft = t - off;
+                while lo < s.samples.len() && s.samples[lo].0 <= reft - range {
+                    lo += 1;
+                }
+                hi = hi.max(lo);
+                while hi < s.samples.len() && s.samples[hi].0 <= reft {
+                    hi += 1;
+                }
+                let w = &s.samples[lo..hi];
+                let p: &[(i64, f64)] = if w.iter().any(|(_, v)| is_stale_nan(*v)) {
+                    filtered.clear();
+                    filtered.extend(w.iter().filter(|(_, v)| !is_stale_nan(*v)));
+                    &filtered
+                } else {
+                    w
+                };
+                if p.is_empty() {
+                    continue;
+                }
+                if counter_fn && !warned {
+                    warned = true;
+                    if let Some(mn) = s.labels.get(METRIC_NAME) {
+                        if !["_total", "_sum", "_count", "_bucket"]
+                            .iter()
+                            .any(|suf| mn.ends_with(suf))
+                        {
+                            self.info(format!(
+                                "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"{mn}\""
+                            ));
+                        }
+                    }
+                }
+                let win = Some((reft - range, reft, range));
+                if let Some(v) = functions::apply_window(name, p, win, scalar, (0.0, 0.0), t)? {
+                    values[k * n + i] = v;
+                    present[k * n + i] = true;
+                }
+            }
+        }
+        Ok(Some(StepTable {
+            start,
+            step,
+            nsteps,
+            series: data.iter().map(|s| s.labels.clone()).collect(),
+            drop_name: !matches!(name, "last_over_time" | "first_over_time"),
+            values,
+            present,
+            times: None,
+        }))
+    }
+
+    fn read_table(&self, id: usize, t: i64) -> Option<Value> {
+        let tb = self.tables.get(&id)?;
+        let k = tb.step_index(t)?;
+        let n = tb.series.len();
+        let row = k * n..(k + 1) * n;
+        let mut out = Vec::new();
+        for (i, (v, p)) in tb.values[row.clone()]
+            .iter()
+            .zip(&tb.present[row])
+            .enumerate()
+        {
+            if *p {
+                out.push(Sample {
+                    labels: tb.series[i].clone(),
+                    t: tb.times.as_ref().map_or(t, |ts| ts[k * n + i]),
+                    v: *v,
+                    drop_name: tb.drop_name,
+                });
+            }
+        }
+        Some(Value::Vector(out))
+    }
+
     /// Evaluates `e` at time `t` (ms).
     pub(crate) fn eval(&mut self, e: &Expr, t: i64) -> Result<Value, EvalError> {
+        if !self.tables.is_empty() {
+            let id = match e {
+                Expr::VectorSelector(vs) => Some(node_id(vs)),
+                Expr::Call(c) => Some(node_id(c)),
+                _ => None,
+            };
+            if let Some(v) = id.and_then(|id| self.read_table(id, t)) {
+                return Ok(v);
+            }
+        }
         if self
             .cancel
             .as_ref()
@@ -493,7 +831,8 @@ pub(crate) fn cleanup_vector(mut vec: Vec<Sample>) -> Result<Vec<Sample>, EvalEr
 /// series that end up with the same labels (engine.go
 /// mergeSeriesWithSameLabelset); equal timestamps are then an error.
 pub(crate) fn cleanup_matrix(series: Vec<Series>) -> Result<Vec<Series>, EvalError> {
-    let mut index: hashbrown::HashMap<Labels, usize> = hashbrown::HashMap::with_capacity(series.len());
+    let mut index: hashbrown::HashMap<Labels, usize> =
+        hashbrown::HashMap::with_capacity(series.len());
     let mut out: Vec<Series> = Vec::with_capacity(series.len());
     let mut merged = false;
     for mut s in series {

@@ -885,140 +885,17 @@ fn range_function(
     for s in matrix.iter() {
         if counter_fn {
             if let Some(n) = s.labels.get(METRIC_NAME) {
-                if !["_total", "_sum", "_count", "_bucket"].iter().any(|suf| n.ends_with(suf)) {
+                if !["_total", "_sum", "_count", "_bucket"]
+                    .iter()
+                    .any(|suf| n.ends_with(suf))
+                {
                     ev.info(format!(
                         "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"{n}\""
                     ));
                 }
             }
         }
-        let p: &[(i64, f64)] = &s.points;
-        let v = match name {
-            "rate" | "increase" | "delta" => {
-                let Some((start, end, range)) = win else {
-                    return Err(EvalError::Type(format!(
-                        "{name} needs a range vector selector"
-                    )));
-                };
-                extrapolated_rate(p, start, end, range, name != "delta", name == "rate")
-            }
-            "irate" | "idelta" => instant_value(p, name == "irate"),
-            "deriv" => {
-                if p.len() < 2 {
-                    None
-                } else {
-                    Some(linear_regression(p, p[0].0).0)
-                }
-            }
-            "predict_linear" => {
-                if p.len() < 2 {
-                    None
-                } else {
-                    let (slope, intercept) = linear_regression(p, t);
-                    Some(slope * scalar.unwrap_or(0.0) + intercept)
-                }
-            }
-            "resets" => Some(p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64),
-            "changes" => Some(
-                p.windows(2)
-                    .filter(|w| w[1].1 != w[0].1 && !(w[1].1.is_nan() && w[0].1.is_nan()))
-                    .count() as f64,
-            ),
-            "avg_over_time" => Some(avg_over_time(p)),
-            "sum_over_time" => {
-                let (mut sum, mut c) = (0.0, 0.0);
-                for (_, v) in p {
-                    (sum, c) = kahan_inc(*v, sum, c);
-                }
-                Some(if sum.is_infinite() { sum } else { sum + c })
-            }
-            "count_over_time" => Some(p.len() as f64),
-            "min_over_time" | "max_over_time" => {
-                let mut m = p[0].1;
-                for (_, v) in p {
-                    let better = if name == "max_over_time" {
-                        *v > m
-                    } else {
-                        *v < m
-                    };
-                    if better || m.is_nan() {
-                        m = *v;
-                    }
-                }
-                Some(m)
-            }
-            "last_over_time" => p.last().map(|x| x.1),
-            "ts_of_last_over_time" => p.last().map(|x| x.0 as f64 / 1000.0),
-            "ts_of_first_over_time" => p.first().map(|x| x.0 as f64 / 1000.0),
-            "ts_of_max_over_time" | "ts_of_min_over_time" => {
-                let (mut m, mut at) = (p[0].1, p[0].0);
-                for (ts, v) in p {
-                    let better = if name == "ts_of_max_over_time" {
-                        *v >= m
-                    } else {
-                        *v <= m
-                    };
-                    if better || m.is_nan() {
-                        m = *v;
-                        at = *ts;
-                    }
-                }
-                Some(at as f64 / 1000.0)
-            }
-            "double_exponential_smoothing" => {
-                if p.len() < 2 {
-                    None
-                } else {
-                    let (sf, tf) = factors;
-                    let (mut s0, mut s1, mut b) = (0.0, p[0].1, p[1].1 - p[0].1);
-                    for (i, (_, v)) in p.iter().enumerate().skip(1) {
-                        let x = sf * v;
-                        if i > 1 {
-                            b = tf * (s1 - s0) + (1.0 - tf) * b;
-                        }
-                        let y = (1.0 - sf) * (s1 + b);
-                        s0 = s1;
-                        s1 = x + y;
-                    }
-                    Some(s1)
-                }
-            }
-            "first_over_time" => p.first().map(|x| x.1),
-            "present_over_time" => Some(1.0),
-            "quantile_over_time" => {
-                let mut vals: Vec<f64> = p.iter().map(|x| x.1).collect();
-                Some(quantile(scalar.unwrap_or(f64::NAN), &mut vals))
-            }
-            "stddev_over_time" | "stdvar_over_time" => {
-                let (mut count, mut mean, mut c_mean, mut aux, mut c_aux) =
-                    (0.0, 0.0, 0.0, 0.0, 0.0);
-                for (_, f) in p {
-                    count += 1.0;
-                    let delta = f - (mean + c_mean);
-                    (mean, c_mean) = kahan_inc(delta / count, mean, c_mean);
-                    (aux, c_aux) = kahan_inc(delta * (f - (mean + c_mean)), aux, c_aux);
-                }
-                let var = (aux + c_aux) / count;
-                Some(if name == "stddev_over_time" {
-                    var.sqrt()
-                } else {
-                    var
-                })
-            }
-            "mad_over_time" => {
-                if p.iter().any(|x| x.1.is_nan()) {
-                    Some(f64::NAN)
-                } else {
-                    let mut vals: Vec<f64> = p.iter().map(|x| x.1).collect();
-                    let median = quantile(0.5, &mut vals);
-                    for v in vals.iter_mut() {
-                        *v = (*v - median).abs();
-                    }
-                    Some(quantile(0.5, &mut vals))
-                }
-            }
-            other => return Err(EvalError::Unsupported(format!("function {other}"))),
-        };
+        let v = apply_window(name, &s.points, win, scalar, factors, t)?;
         if let Some(v) = v {
             out.push(Sample {
                 labels: s.labels,
@@ -1029,6 +906,144 @@ fn range_function(
         }
     }
     Ok(Value::Vector(out))
+}
+
+/// A range function over one series' window. `win` is the window
+/// `(start, end, range)` in ms, needed by rate/increase/delta.
+pub(crate) fn apply_window(
+    name: &str,
+    p: &[(i64, f64)],
+    win: Option<(i64, i64, i64)>,
+    scalar: Option<f64>,
+    factors: (f64, f64),
+    t: i64,
+) -> Result<Option<f64>, EvalError> {
+    let v = match name {
+        "rate" | "increase" | "delta" => {
+            let Some((start, end, range)) = win else {
+                return Err(EvalError::Type(format!(
+                    "{name} needs a range vector selector"
+                )));
+            };
+            extrapolated_rate(p, start, end, range, name != "delta", name == "rate")
+        }
+        "irate" | "idelta" => instant_value(p, name == "irate"),
+        "deriv" => {
+            if p.len() < 2 {
+                None
+            } else {
+                Some(linear_regression(p, p[0].0).0)
+            }
+        }
+        "predict_linear" => {
+            if p.len() < 2 {
+                None
+            } else {
+                let (slope, intercept) = linear_regression(p, t);
+                Some(slope * scalar.unwrap_or(0.0) + intercept)
+            }
+        }
+        "resets" => Some(p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64),
+        "changes" => Some(
+            p.windows(2)
+                .filter(|w| w[1].1 != w[0].1 && !(w[1].1.is_nan() && w[0].1.is_nan()))
+                .count() as f64,
+        ),
+        "avg_over_time" => Some(avg_over_time(p)),
+        "sum_over_time" => {
+            let (mut sum, mut c) = (0.0, 0.0);
+            for (_, v) in p {
+                (sum, c) = kahan_inc(*v, sum, c);
+            }
+            Some(if sum.is_infinite() { sum } else { sum + c })
+        }
+        "count_over_time" => Some(p.len() as f64),
+        "min_over_time" | "max_over_time" => {
+            let mut m = p[0].1;
+            for (_, v) in p {
+                let better = if name == "max_over_time" {
+                    *v > m
+                } else {
+                    *v < m
+                };
+                if better || m.is_nan() {
+                    m = *v;
+                }
+            }
+            Some(m)
+        }
+        "last_over_time" => p.last().map(|x| x.1),
+        "ts_of_last_over_time" => p.last().map(|x| x.0 as f64 / 1000.0),
+        "ts_of_first_over_time" => p.first().map(|x| x.0 as f64 / 1000.0),
+        "ts_of_max_over_time" | "ts_of_min_over_time" => {
+            let (mut m, mut at) = (p[0].1, p[0].0);
+            for (ts, v) in p {
+                let better = if name == "ts_of_max_over_time" {
+                    *v >= m
+                } else {
+                    *v <= m
+                };
+                if better || m.is_nan() {
+                    m = *v;
+                    at = *ts;
+                }
+            }
+            Some(at as f64 / 1000.0)
+        }
+        "double_exponential_smoothing" => {
+            if p.len() < 2 {
+                None
+            } else {
+                let (sf, tf) = factors;
+                let (mut s0, mut s1, mut b) = (0.0, p[0].1, p[1].1 - p[0].1);
+                for (i, (_, v)) in p.iter().enumerate().skip(1) {
+                    let x = sf * v;
+                    if i > 1 {
+                        b = tf * (s1 - s0) + (1.0 - tf) * b;
+                    }
+                    let y = (1.0 - sf) * (s1 + b);
+                    s0 = s1;
+                    s1 = x + y;
+                }
+                Some(s1)
+            }
+        }
+        "first_over_time" => p.first().map(|x| x.1),
+        "present_over_time" => Some(1.0),
+        "quantile_over_time" => {
+            let mut vals: Vec<f64> = p.iter().map(|x| x.1).collect();
+            Some(quantile(scalar.unwrap_or(f64::NAN), &mut vals))
+        }
+        "stddev_over_time" | "stdvar_over_time" => {
+            let (mut count, mut mean, mut c_mean, mut aux, mut c_aux) = (0.0, 0.0, 0.0, 0.0, 0.0);
+            for (_, f) in p {
+                count += 1.0;
+                let delta = f - (mean + c_mean);
+                (mean, c_mean) = kahan_inc(delta / count, mean, c_mean);
+                (aux, c_aux) = kahan_inc(delta * (f - (mean + c_mean)), aux, c_aux);
+            }
+            let var = (aux + c_aux) / count;
+            Some(if name == "stddev_over_time" {
+                var.sqrt()
+            } else {
+                var
+            })
+        }
+        "mad_over_time" => {
+            if p.iter().any(|x| x.1.is_nan()) {
+                Some(f64::NAN)
+            } else {
+                let mut vals: Vec<f64> = p.iter().map(|x| x.1).collect();
+                let median = quantile(0.5, &mut vals);
+                for v in vals.iter_mut() {
+                    *v = (*v - median).abs();
+                }
+                Some(quantile(0.5, &mut vals))
+            }
+        }
+        other => return Err(EvalError::Unsupported(format!("function {other}"))),
+    };
+    Ok(v)
 }
 
 fn avg_over_time(p: &[(i64, f64)]) -> f64 {
