@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use augur::datasource::RemoteClient;
-use augur::labels::{Matcher, MatchOp};
+use augur::labels::{MatchOp, Matcher};
 
 fn have(bin: &str) -> bool {
     Command::new("sh")
@@ -27,7 +27,11 @@ fn have(bin: &str) -> bool {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_ready(url: &str) {
@@ -51,7 +55,9 @@ fn main() {
         return;
     }
     if !have("prometheus") || !have("promtool") {
-        eprintln!("SKIP: prometheus and promtool not found; install the Debian package `prometheus`");
+        eprintln!(
+            "SKIP: prometheus and promtool not found; install the Debian package `prometheus`"
+        );
         return;
     }
     let now = augur::scrape::now_ms() / 15_000 * 15_000;
@@ -63,7 +69,10 @@ fn main() {
     let om = dir.path().join("data.om");
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&om).unwrap());
-        for name in ["http_requests_total", "http_request_duration_seconds_bucket"] {
+        for name in [
+            "http_requests_total",
+            "http_request_duration_seconds_bucket",
+        ] {
             writeln!(f, "# TYPE {name} unknown").unwrap();
             let m = [Matcher::new(MatchOp::Equal, "__name__", name).unwrap()];
             for s in store.select(&m, i64::MIN, i64::MAX) {
@@ -74,7 +83,13 @@ fn main() {
                     .map(|l| format!("{}={:?}", l.name, &*l.value))
                     .collect();
                 for (t, v) in &s.samples {
-                    writeln!(f, "{name}{{{}}} {v} {}", labels.join(","), augur::fmtfloat::prom_timestamp(t + shift)).unwrap();
+                    writeln!(
+                        f,
+                        "{name}{{{}}} {v} {}",
+                        labels.join(","),
+                        augur::fmtfloat::prom_timestamp(t + shift)
+                    )
+                    .unwrap();
                 }
             }
         }
@@ -105,7 +120,9 @@ fn main() {
         }
     }
     let state = dir.path().join("augur");
-    shifted.write_snapshot(&state.join("store.snapshot")).unwrap();
+    shifted
+        .write_snapshot(&state.join("store.snapshot"))
+        .unwrap();
     let cfg = dir.path().join("augur.toml");
     std::fs::write(&cfg, "[storage]\nretention = \"3h\"\n").unwrap();
 
@@ -138,11 +155,27 @@ fn main() {
     wait_ready(&purl);
     wait_ready(&aurl);
 
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let prom_c = RemoteClient::new(&purl, Duration::from_secs(120), augur::config::Auth::None, &[]).unwrap();
-    let aug_c = RemoteClient::new(&aurl, Duration::from_secs(120), augur::config::Auth::None, &[]).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let prom_c = RemoteClient::new(
+        &purl,
+        Duration::from_secs(120),
+        augur::config::Auth::None,
+        &[],
+    )
+    .unwrap();
+    let aug_c = RemoteClient::new(
+        &aurl,
+        Duration::from_secs(120),
+        augur::config::Auth::None,
+        &[],
+    )
+    .unwrap();
     let q1 = "sum by (job) (rate(http_requests_total[5m]))";
-    let q2 = "histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))";
+    let q2 =
+        "histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))";
     // Wait until Prometheus has loaded the blocks.
     rt.block_on(async {
         for _ in 0..300 {
@@ -155,10 +188,17 @@ fn main() {
         }
         panic!("prometheus never answered with data");
     });
-    println!("{:<70} {:>12} {:>12} {:>8}", "query", "augur", "prometheus", "ratio");
+    println!(
+        "{:<70} {:>12} {:>12} {:>8}",
+        "query", "augur", "prometheus", "ratio"
+    );
     for (label, q, range) in [
         ("instant sum by (job) (rate([5m]))", q1, false),
-        ("instant histogram_quantile(0.99, sum by (le) (rate([5m])))", q2, false),
+        (
+            "instant histogram_quantile(0.99, sum by (le) (rate([5m])))",
+            q2,
+            false,
+        ),
         ("range 1h step 15s sum by (job) (rate([5m]))", q1, true),
     ] {
         let mut times = [Vec::new(), Vec::new()];

@@ -175,6 +175,21 @@ async fn remote_prometheus_and_augur_agree() {
     };
     assert_eq!(m.len(), 1);
     assert!(m[0].points.iter().all(|(_, v)| *v == 1.0));
+    // promtool, Prometheus's own client, reads augur's API.
+    let out = Command::new("promtool")
+        .args(["query", "instant"])
+        .arg(format!("http://{}", augur.addr))
+        .arg("sum by (code) (http_requests_total)")
+        .output()
+        .expect("promtool comes with the prometheus package");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("{code=\"500\"} => 5 @["), "{text}");
+    assert!(text.contains("{code=\"200\"} => 100 @["), "{text}");
     // Errors come back typed.
     let e = remote.instant("sum(", now).await.unwrap_err();
     assert!(

@@ -339,6 +339,17 @@ impl<'a> Evaluator<'a> {
         self.group_caches.entry(node_id(a)).or_default()
     }
 
+    fn check_cancel(&self) -> Result<(), EvalError> {
+        if self
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return Err(EvalError::Cancelled);
+        }
+        Ok(())
+    }
+
     /// Precomputes, for a range query over `[start, end]`, the nodes that
     /// can be evaluated series by series. Subqueries keep their own grids
     /// and are not entered.
@@ -549,6 +560,7 @@ impl<'a> Evaluator<'a> {
 
     /// Evaluates `e` at time `t` (ms).
     pub(crate) fn eval(&mut self, e: &Expr, t: i64) -> Result<Value, EvalError> {
+        self.check_cancel()?;
         if !self.tables.is_empty() {
             let id = match e {
                 Expr::VectorSelector(vs) => Some(node_id(vs)),
@@ -558,13 +570,6 @@ impl<'a> Evaluator<'a> {
             if let Some(v) = id.and_then(|id| self.read_table(id, t)) {
                 return Ok(v);
             }
-        }
-        if self
-            .cancel
-            .as_ref()
-            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
-        {
-            return Err(EvalError::Cancelled);
         }
         match e {
             Expr::NumberLiteral(n) => Ok(Value::Scalar(n.val)),

@@ -112,9 +112,45 @@ pub struct QueryResult {
     pub annotations: Vec<Annotation>,
 }
 
-/// Parses a PromQL expression.
+/// Parses a PromQL expression. Errors name the line and column where the
+/// query stops making sense and the text there, like Prometheus's
+/// `1:5: parse error: ...`.
 pub fn parse(query: &str) -> Result<Expr, EvalError> {
-    parser::parse(query).map_err(EvalError::Parse)
+    parser::parse(query).map_err(|msg| EvalError::Parse(locate_parse_error(query, &msg)))
+}
+
+/// promql-parser reports no positions, so find the longest prefix that is
+/// still valid or merely unfinished; the error starts right after it.
+fn locate_parse_error(query: &str, msg: &str) -> String {
+    let unfinished = |m: &str| m.contains("end of input") || m.contains("unclosed");
+    let mut good = 0;
+    for (i, _) in query
+        .char_indices()
+        .skip(1)
+        .chain(std::iter::once((query.len(), ' ')))
+    {
+        match parser::parse(&query[..i]) {
+            Ok(_) => good = i,
+            Err(m) if unfinished(&m) => good = i,
+            Err(_) => break,
+        }
+    }
+    let rest = &query[good..];
+    let skipped = rest.len() - rest.trim_start().len();
+    let at = (good + skipped).min(query.len());
+    let before = &query[..at];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let near: String = query[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .take(20)
+        .collect();
+    if near.is_empty() {
+        format!("{line}:{col}: parse error: {msg}")
+    } else {
+        format!("{line}:{col}: parse error: {msg} (at {near:?})")
+    }
 }
 
 impl Engine {
@@ -197,6 +233,59 @@ impl Engine {
 mod tests {
     use super::*;
     use crate::labels::Labels;
+
+    #[test]
+    fn sample_cap_and_cancellation_stop_queries() {
+        let store = Store::new();
+        let l = Labels::from_pairs([("__name__", "m")]);
+        for k in 0..100 {
+            store.append(&l, k * 1000, k as f64).unwrap();
+        }
+        let e = parse("sum_over_time(m[100s])").unwrap();
+        let small = Engine {
+            max_samples: 10,
+            ..Engine::default()
+        };
+        assert_eq!(
+            small.instant(&store, &e, 99_000).unwrap_err(),
+            EvalError::TooManySamples
+        );
+        let ok = Engine::default().instant(&store, &e, 99_000).unwrap();
+        assert_eq!(
+            ok.value,
+            Value::Vector(vec![Sample {
+                labels: Labels::default(),
+                t: 99_000,
+                v: 4950.0,
+                drop_name: false
+            }])
+        );
+        let cancelled = Engine {
+            cancel: Some(std::sync::Arc::new(std::sync::atomic::AtomicBool::new(
+                true,
+            ))),
+            ..Engine::default()
+        };
+        assert_eq!(
+            cancelled.range(&store, &e, 0, 99_000, 1000).unwrap_err(),
+            EvalError::Cancelled
+        );
+    }
+
+    #[test]
+    fn parse_errors_carry_position_and_text() {
+        let e = parse("foo bar").unwrap_err().to_string();
+        assert_eq!(e, "1:5: parse error: invalid promql query (at \"bar\")");
+        let e = parse("sum(rate(x[5m])").unwrap_err().to_string();
+        assert!(
+            e.starts_with("1:16: parse error: unclosed left parenthesis"),
+            "{e}"
+        );
+        let e = parse("up[5x]").unwrap_err().to_string();
+        assert!(e.contains("5x"), "{e}");
+        let e = parse("rate(up)").unwrap_err().to_string();
+        assert!(e.contains("expected type matrix"), "{e}");
+    }
 
     /// Range queries take a series-by-series fast path; stepping instant
     /// queries does not. Both must give the same numbers.
