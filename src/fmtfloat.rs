@@ -33,18 +33,7 @@ pub fn go_g(f: f64) -> String {
     // Go: %e is used when exp < -4 || exp >= eprec, with eprec = 6 for the
     // shortest representation (strconv/ftoa.go).
     if !(-4..6).contains(&exp) {
-        out.push_str(&digits[..1]);
-        if digits.len() > 1 {
-            out.push('.');
-            out.push_str(&digits[1..]);
-        }
-        out.push('e');
-        out.push(if exp < 0 { '-' } else { '+' });
-        let a = exp.unsigned_abs();
-        if a < 10 {
-            out.push('0');
-        }
-        out.push_str(&a.to_string());
+        return go_e(f);
     } else if exp < 0 {
         out.push_str("0.");
         for _ in 0..(-exp - 1) {

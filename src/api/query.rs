@@ -115,6 +115,19 @@ fn timeout_param(p: &[(String, String)], cfg: Duration) -> Result<Duration, ApiE
     }
 }
 
+/// The query limits for this request and the parsed expression.
+fn prepare(
+    st: &ApiState,
+    p: &[(String, String)],
+    query: &str,
+) -> Result<(crate::config::QueryConfig, promql_parser::parser::Expr), Box<Response>> {
+    let mut cfg = st.query.read().clone();
+    cfg.timeout = timeout_param(p, cfg.timeout).map_err(|e| Box::new(e.into_response()))?;
+    let expr = promql::parse(query)
+        .map_err(|e| Box::new(query_error(DatasourceError::BadQuery(e.to_string()))))?;
+    Ok((cfg, expr))
+}
+
 pub(super) async fn instant(
     State(st): State<Arc<ApiState>>,
     RawQuery(q): RawQuery,
@@ -135,14 +148,9 @@ pub(super) async fn instant(
             }
         },
     };
-    let mut cfg = st.query.read().clone();
-    cfg.timeout = match timeout_param(&p, cfg.timeout) {
-        Ok(t) => t,
-        Err(e) => return e.into_response(),
-    };
-    let expr = match promql::parse(&query) {
-        Ok(e) => e,
-        Err(e) => return query_error(DatasourceError::BadQuery(e.to_string())),
+    let (cfg, expr) = match prepare(&st, &p, &query) {
+        Ok(x) => x,
+        Err(r) => return *r,
     };
     let store = st.store.clone();
     match run_local(&cfg, move |engine| engine.instant(&*store, &expr, t)).await {
@@ -198,14 +206,9 @@ pub(super) async fn range(
     if (end - start) / step > 11_000 {
         return bad_data("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)").into_response();
     }
-    let mut cfg = st.query.read().clone();
-    cfg.timeout = match timeout_param(&p, cfg.timeout) {
-        Ok(t) => t,
-        Err(e) => return e.into_response(),
-    };
-    let expr = match promql::parse(&query) {
-        Ok(e) => e,
-        Err(e) => return query_error(DatasourceError::BadQuery(e.to_string())),
+    let (cfg, expr) = match prepare(&st, &p, &query) {
+        Ok(x) => x,
+        Err(r) => return *r,
     };
     let store = st.store.clone();
     match run_local(&cfg, move |engine| {

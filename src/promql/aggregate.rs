@@ -216,17 +216,10 @@ pub(crate) fn aggregate(
         _ => {}
     }
 
-    let agg = match op.as_str() {
-        "sum" => Agg::Sum,
-        "avg" => Agg::Avg,
-        "count" => Agg::Count,
-        "min" => Agg::Min,
-        "max" => Agg::Max,
-        "group" => Agg::Group,
-        "stddev" => Agg::Stddev,
-        "stdvar" => Agg::Stdvar,
-        "quantile" => Agg::Quantile,
-        other => return Err(EvalError::Unsupported(format!("aggregation {other}"))),
+    let agg = match simple_agg(&op) {
+        Some(a) => a,
+        None if op == "quantile" => Agg::Quantile,
+        None => return Err(EvalError::Unsupported(format!("aggregation {op}"))),
     };
     let mut index: HashMap<u64, usize> = HashMap::new();
     let mut groups: Vec<Group> = Vec::new();

@@ -500,22 +500,6 @@ fn histogram_quantile(
     Ok(Value::Vector(out))
 }
 
-fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
-    const MIN_NORMAL: f64 = f64::MIN_POSITIVE;
-    if a.is_nan() && b.is_nan() {
-        return true;
-    }
-    if a == b {
-        return true;
-    }
-    let abs_sum = a.abs() + b.abs();
-    let diff = (a - b).abs();
-    if a == 0.0 || b == 0.0 || abs_sum < MIN_NORMAL {
-        return diff < eps * MIN_NORMAL;
-    }
-    diff / abs_sum.min(f64::MAX) < eps
-}
-
 /// histogram_quantiles(v, "label", q...): one output series per quantile,
 /// labelled with the quantile (experimental upstream).
 fn histogram_quantiles(
@@ -603,13 +587,7 @@ fn bucket_fraction(lower: f64, upper: f64, buckets: &mut [(f64, f64)]) -> f64 {
     if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
         return f64::NAN;
     }
-    let mut merged: Vec<(f64, f64)> = Vec::with_capacity(buckets.len());
-    for b in buckets.iter() {
-        match merged.last_mut() {
-            Some(last) if last.0 == b.0 => last.1 += b.1,
-            _ => merged.push(*b),
-        }
-    }
+    let merged = coalesce(buckets);
     let count = merged[merged.len() - 1].1;
     if count == 0.0 || lower.is_nan() || upper.is_nan() {
         return f64::NAN;
@@ -693,6 +671,19 @@ fn bucket_groups(ev: &mut Evaluator<'_>, v: Vec<Sample>) -> Vec<(Labels, Vec<(f6
     groups
 }
 
+/// Buckets sorted by upper bound with equal bounds added together
+/// (quantile.go coalesceBuckets); `buckets` must already be sorted.
+fn coalesce(buckets: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut merged: Vec<(f64, f64)> = Vec::with_capacity(buckets.len());
+    for b in buckets {
+        match merged.last_mut() {
+            Some(last) if last.0 == b.0 => last.1 += b.1,
+            _ => merged.push(*b),
+        }
+    }
+    merged
+}
+
 /// Returns (quantile, forced monotonic, min bucket, max bucket, max diff).
 pub(crate) fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> (f64, bool, f64, f64, f64) {
     let none = (0.0, false, f64::INFINITY, f64::NEG_INFINITY, 0.0);
@@ -709,14 +700,7 @@ pub(crate) fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> (f64, bool,
     if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
         return (f64::NAN, none.1, none.2, none.3, none.4);
     }
-    // Coalesce equal upper bounds.
-    let mut merged: Vec<(f64, f64)> = Vec::with_capacity(buckets.len());
-    for b in buckets.iter() {
-        match merged.last_mut() {
-            Some(last) if last.0 == b.0 => last.1 += b.1,
-            _ => merged.push(*b),
-        }
-    }
+    let mut merged = coalesce(buckets);
     let (mut forced, mut min_b, mut max_b, mut max_diff) =
         (false, f64::INFINITY, f64::NEG_INFINITY, 0.0f64);
     let mut prev = merged[0].1;
@@ -725,7 +709,7 @@ pub(crate) fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> (f64, bool,
         if curr == prev {
             continue;
         }
-        if almost_equal(prev, curr, 1e-12) {
+        if super::almost_equal(prev, curr, 1e-12) {
             b.1 = prev;
             continue;
         }

@@ -112,6 +112,24 @@ pub struct QueryResult {
     pub annotations: Vec<Annotation>,
 }
 
+/// Prometheus's `util/almost.Equal`: relative tolerance `eps`, NaN equals
+/// NaN, a staleness marker only equals a staleness marker.
+pub fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
+    use crate::store::is_stale_nan;
+    if is_stale_nan(a) || is_stale_nan(b) {
+        return is_stale_nan(a) && is_stale_nan(b);
+    }
+    if (a.is_nan() && b.is_nan()) || a == b {
+        return true;
+    }
+    let abs_sum = a.abs() + b.abs();
+    let diff = (a - b).abs();
+    if a == 0.0 || b == 0.0 || abs_sum < f64::MIN_POSITIVE {
+        return diff < eps * f64::MIN_POSITIVE;
+    }
+    diff / abs_sum.min(f64::MAX) < eps
+}
+
 /// Parses a PromQL expression. Errors name the line and column where the
 /// query stops making sense and the text there, like Prometheus's
 /// `1:5: parse error: ...`.

@@ -662,21 +662,7 @@ fn check_annotations(case: &EvalCase, res: &QueryResult) -> Result<(), String> {
 
 /// `util/almost.Equal` with the promqltest epsilon.
 fn almost_equal(a: f64, b: f64) -> bool {
-    if crate::store::is_stale_nan(a) || crate::store::is_stale_nan(b) {
-        return crate::store::is_stale_nan(a) && crate::store::is_stale_nan(b);
-    }
-    if a.is_nan() && b.is_nan() {
-        return true;
-    }
-    if a == b {
-        return true;
-    }
-    let abs_sum = a.abs() + b.abs();
-    let diff = (a - b).abs();
-    if a == 0.0 || b == 0.0 || abs_sum < f64::MIN_POSITIVE {
-        return diff < 1e-6 * f64::MIN_POSITIVE;
-    }
-    diff / abs_sum.min(f64::MAX) < 1e-6
+    super::almost_equal(a, b, 1e-6)
 }
 
 fn compare(case: &EvalCase, v: &Value) -> Result<(), String> {
