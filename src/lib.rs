@@ -27,5 +27,6 @@ pub mod fmtfloat;
 pub mod labels;
 pub mod metrics;
 pub mod promql;
+pub mod rules;
 pub mod scrape;
 pub mod store;

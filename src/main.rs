@@ -98,6 +98,12 @@ enum CheckCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Check Prometheus rule files like `promtool check rules`; exit 1 on any invalid file.
+    Rules {
+        /// Rule files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn init_logging(format: LogFormat, level: Option<&str>) {
@@ -149,6 +155,9 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
+        Command::Check {
+            what: CheckCommand::Rules { files },
+        } => check_rules(&files),
         Command::Test {
             what: TestCommand::Promql { files },
         } => test_promql(&files),
@@ -320,5 +329,30 @@ fn query(
             eprintln!("augur: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// Output as `promtool check rules` prints it: `Checking FILE`, then
+/// `  SUCCESS: N rules found` or `  FAILED:` and one error per line.
+fn check_rules(files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for f in files {
+        println!("Checking {}", f.display());
+        match augur::rules::load(f) {
+            Ok(rf) => println!("  SUCCESS: {} rules found\n", rf.rule_count()),
+            Err(errs) => {
+                failed = true;
+                eprintln!("  FAILED:");
+                for e in errs {
+                    eprintln!("{e}");
+                }
+                eprintln!();
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }
