@@ -110,6 +110,45 @@ pub fn prom_timestamp(t: i64) -> String {
     s
 }
 
+/// Go's `%.{prec}g` (fmt): at most `prec` significant digits, trailing
+/// zeros dropped, exponent form when the exponent is < -4 or >= `prec`.
+pub fn go_g_prec(f: f64, prec: usize) -> String {
+    if f.is_nan() {
+        return "NaN".to_string();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "+Inf" } else { "-Inf" }.to_string();
+    }
+    let prec = prec.max(1);
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0" } else { "0" }.to_string();
+    }
+    let sci = format!("{:.*e}", prec - 1, f);
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    // Invariant: Rust's `{:e}` exponent is always a valid integer.
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if exp < -4 || exp >= prec as i32 {
+        let m = if mantissa.contains('.') {
+            mantissa.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            mantissa
+        };
+        let a = exp.unsigned_abs();
+        return format!(
+            "{m}e{}{}{a}",
+            if exp < 0 { '-' } else { '+' },
+            if a < 10 { "0" } else { "" }
+        );
+    }
+    let decimals = (prec as i32 - 1 - exp).max(0) as usize;
+    let s = format!("{:.*}", decimals, f);
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
 /// Formats `f` like Prometheus's `formatOpenMetricsFloat` (model/textparse):
 /// Go's `%g`, with `.0` appended to integral values.
 pub fn openmetrics(f: f64) -> String {
@@ -162,6 +201,27 @@ mod tests {
         assert_eq!(prom_timestamp(1500), "1.500");
         assert_eq!(prom_timestamp(10_000), "10");
         assert_eq!(prom_timestamp(1005), "1.005");
+    }
+
+    #[test]
+    fn go_percent_4g() {
+        let cases = [
+            (1.0, "1"),
+            (300.0, "300"),
+            (90.0615, "90.06"),
+            (976.5625, "976.6"),
+            (1e8, "1e+08"),
+            (9_006_150.0, "9.006e+06"),
+            (0.000123, "0.000123"),
+            (1.23e-5, "1.23e-05"),
+            (0.0, "0"),
+            (123.0, "123"),
+            (-1234.5, "-1234"),
+            (12345.0, "1.234e+04"),
+        ];
+        for (f, want) in cases {
+            assert_eq!(go_g_prec(f, 4), want, "{f}");
+        }
     }
 
     #[test]
