@@ -81,6 +81,13 @@ enum Command {
 
 #[derive(Subcommand)]
 enum TestCommand {
+    /// Run promtool rule unit-test files (`promtool test rules` format);
+    /// exit 1 when any test fails.
+    Rules {
+        /// Test files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Run promqltest files (Prometheus's `promql/promqltest` format);
     /// ends with `N passed, N failed, N skipped`.
     Promql {
@@ -161,6 +168,9 @@ fn main() -> ExitCode {
         Command::Test {
             what: TestCommand::Promql { files },
         } => test_promql(&files),
+        Command::Test {
+            what: TestCommand::Rules { files },
+        } => test_rules(&files),
         Command::Query {
             expr,
             time,
@@ -349,6 +359,34 @@ fn check_rules(files: &[PathBuf]) -> ExitCode {
                 eprintln!();
             }
         }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Output as `promtool test rules` prints it.
+fn test_rules(files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for f in files {
+        println!("Unit Testing:  {}", f.display());
+        let r = augur::rules::unittest::run_file(f);
+        for w in &r.warnings {
+            eprintln!("{w}");
+        }
+        if r.errors.is_empty() {
+            println!("  SUCCESS");
+        } else {
+            failed = true;
+            eprintln!("  FAILED:");
+            for e in &r.errors {
+                eprintln!("{e}");
+                println!();
+            }
+        }
+        println!();
     }
     if failed {
         ExitCode::from(1)

@@ -20,10 +20,14 @@ use crate::store::{stale_nan, Store};
 
 /// One value in series notation.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum SeqValue {
+pub enum SeqValue {
+    /// a float (possibly NaN/Inf)
     Value(f64),
+    /// `_`: no sample
     Omitted,
+    /// `stale`: a staleness marker
     Stale,
+    /// `{{...}}`: a native histogram (not supported)
     Histogram,
 }
 
@@ -110,7 +114,7 @@ fn parse_number(s: &str) -> Option<f64> {
 }
 
 /// Expands series notation values: `1 2 _ stale 1+2x3 5x2 _x3 {{...}}`.
-fn parse_values(s: &str) -> Result<Vec<SeqValue>, String> {
+pub fn parse_values(s: &str) -> Result<Vec<SeqValue>, String> {
     let mut out = Vec::new();
     let mut rest = s.trim();
     while !rest.is_empty() {
@@ -193,7 +197,7 @@ fn parse_values(s: &str) -> Result<Vec<SeqValue>, String> {
 }
 
 /// Splits `metric{a="b"} values` into labels and the values text.
-fn parse_series_desc(line: &str) -> Result<(Labels, &str), String> {
+pub fn parse_series_desc(line: &str) -> Result<(Labels, &str), String> {
     let line = line.trim();
     let mut in_quotes = false;
     let mut escaped = false;

@@ -1,8 +1,11 @@
 //! Prometheus rule files: loading and validation (`augur check rules`),
-//! and template syntax. Evaluation, the alert state machine and
-//! notifications build on these.
+//! templates, group evaluation with the alert state machine, and
+//! promtool-format unit tests (`augur test rules`).
 
 pub mod file;
+pub mod group;
 pub mod template;
+pub mod unittest;
 
 pub use file::{load, parse, Group, Rule, RuleFile};
+pub use group::{Alert, AlertState, EvalContext, GroupState, Health, RuleState};

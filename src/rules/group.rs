@@ -1,0 +1,433 @@
+//! Rule evaluation with Prometheus's semantics (`rules/recording.go`,
+//! `rules/alerting.go`, `rules/group.go`): rules run in order at one
+//! timestamp, each rule's output is written before the next runs, series a
+//! rule stops returning get staleness markers, and alerts follow the
+//! inactive -> pending -> firing state machine with `for`,
+//! `keep_firing_for` and 15 minutes of resolved retention.
+//!
+//! Time comes in as an argument; nothing here reads the clock.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use promql_parser::parser::Expr;
+
+use super::file::{Group, Rule};
+use super::template::{self, QuerySample};
+use crate::labels::{Labels, METRIC_NAME};
+use crate::promql::{Engine, Value};
+use crate::store::{stale_nan, Store};
+
+/// How long a resolved alert is kept (and re-sent) (`resolvedRetention`).
+pub const RESOLVED_RETENTION: Duration = Duration::from_secs(15 * 60);
+
+/// State of one alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AlertState {
+    /// resolved, kept for re-sending
+    Inactive,
+    /// active, waiting for `for`
+    Pending,
+    /// active for at least `for`
+    Firing,
+}
+
+impl AlertState {
+    /// Prometheus's name for the state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Inactive => "inactive",
+            AlertState::Pending => "pending",
+            AlertState::Firing => "firing",
+        }
+    }
+}
+
+/// One alert of an alerting rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    /// identity: sample labels - `__name__` + rule labels + `alertname`
+    pub labels: Labels,
+    /// expanded annotations
+    pub annotations: BTreeMap<String, String>,
+    /// state
+    pub state: AlertState,
+    /// value of the sample at the last evaluation it was present
+    pub value: f64,
+    /// when it became active (ms)
+    pub active_at: i64,
+    /// when it started firing (ms)
+    pub fired_at: Option<i64>,
+    /// when it was resolved (ms)
+    pub resolved_at: Option<i64>,
+    /// first evaluation it was missing while kept firing (ms)
+    pub keep_firing_since: Option<i64>,
+    /// last time it was sent to receivers (ms)
+    pub last_sent_at: Option<i64>,
+    /// end of validity announced to receivers (ms)
+    pub valid_until: Option<i64>,
+}
+
+/// Health of a rule after its last evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// never evaluated
+    Unknown,
+    /// last evaluation succeeded
+    Ok,
+    /// last evaluation failed
+    Err,
+}
+
+impl Health {
+    /// Prometheus's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Unknown => "unknown",
+            Health::Ok => "ok",
+            Health::Err => "err",
+        }
+    }
+}
+
+/// A rule with its evaluation state.
+#[derive(Debug)]
+pub struct RuleState {
+    /// the rule as loaded (group labels merged into its labels)
+    pub rule: Rule,
+    expr: Expr,
+    /// health after the last evaluation
+    pub health: Health,
+    /// error of the last evaluation
+    pub last_error: Option<String>,
+    /// time of the last evaluation (ms)
+    pub last_evaluation: Option<i64>,
+    /// alerts by identity (alerting rules)
+    pub active: BTreeMap<Labels, Alert>,
+    prev_series: HashSet<Labels>,
+    /// whether ALERTS/ALERTS_FOR_STATE are written (after for-state restore)
+    pub restored: bool,
+}
+
+impl RuleState {
+    /// True for alerting rules.
+    pub fn is_alerting(&self) -> bool {
+        self.rule.alert.is_some()
+    }
+
+    /// The alerts that are pending or firing.
+    pub fn active_alerts(&self) -> impl Iterator<Item = &Alert> {
+        self.active
+            .values()
+            .filter(|a| a.state != AlertState::Inactive)
+    }
+}
+
+/// What evaluation needs from outside: data, the engine, and the settings
+/// templates see.
+pub struct EvalContext<'a> {
+    /// the store rules read from and write to
+    pub store: &'a Store,
+    /// the query engine
+    pub engine: &'a Engine,
+    /// `$externalLabels`
+    pub external_labels: &'a BTreeMap<String, String>,
+    /// `$externalURL`
+    pub external_url: &'a str,
+}
+
+/// A group with its rules' state.
+#[derive(Debug)]
+pub struct GroupState {
+    /// the file it came from
+    pub file: String,
+    /// name
+    pub name: String,
+    /// evaluation interval
+    pub interval: Duration,
+    /// query offset
+    pub query_offset: Duration,
+    /// series/alerts limit per rule (0 = none)
+    pub limit: i64,
+    /// rules in order
+    pub rules: Vec<RuleState>,
+}
+
+impl GroupState {
+    /// Prepares a loaded group; `default_interval` applies when the group
+    /// has none. Group labels are merged under each rule's labels.
+    pub fn new(file: &str, g: &Group, default_interval: Duration) -> Result<GroupState, String> {
+        let mut rules = Vec::new();
+        for r in &g.rules {
+            let expr = crate::promql::parse(&r.expr).map_err(|e| e.to_string())?;
+            let mut rule = r.clone();
+            for (k, v) in &g.labels {
+                rule.labels.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            rules.push(RuleState {
+                rule,
+                expr,
+                health: Health::Unknown,
+                last_error: None,
+                last_evaluation: None,
+                active: BTreeMap::new(),
+                prev_series: HashSet::new(),
+                restored: false,
+            });
+        }
+        Ok(GroupState {
+            file: file.to_string(),
+            name: g.name.clone(),
+            interval: g.interval.unwrap_or(default_interval),
+            query_offset: g.query_offset.unwrap_or_default(),
+            limit: g.limit,
+            rules,
+        })
+    }
+
+    /// Evaluates every rule at slot time `ts` (ms), in order.
+    pub fn eval(&mut self, ts: i64, cx: &EvalContext<'_>) {
+        let offset = self.query_offset.as_millis() as i64;
+        for i in 0..self.rules.len() {
+            let limit = self.limit;
+            let r = &mut self.rules[i];
+            r.last_evaluation = Some(ts);
+            let result = if r.is_alerting() {
+                eval_alerting(r, ts, offset, limit, cx)
+            } else {
+                eval_recording(r, ts - offset, limit, cx)
+            };
+            let out = match result {
+                Ok(out) => out,
+                Err(e) => {
+                    r.health = Health::Err;
+                    r.last_error = Some(e);
+                    continue;
+                }
+            };
+            r.health = Health::Ok;
+            r.last_error = None;
+            // Commit this rule's output before the next rule runs, then
+            // end the series it no longer returns.
+            let mut cur = HashSet::with_capacity(out.len());
+            let mut append_err = None;
+            for (labels, v) in out {
+                match cx.store.append(&labels, ts - offset, v) {
+                    Ok(_) => {
+                        cur.insert(labels);
+                    }
+                    Err(e) => append_err = Some(format!("{e:?}")),
+                }
+            }
+            for gone in r.prev_series.difference(&cur) {
+                // Errors are ignored for staleness markers, as upstream.
+                let _ = cx.store.append(gone, ts - offset, stale_nan());
+            }
+            r.prev_series = cur;
+            if let Some(e) = append_err {
+                r.health = Health::Err;
+                r.last_error = Some(format!("cannot append rule output: {e}"));
+            }
+        }
+    }
+}
+
+fn query_vector(cx: &EvalContext<'_>, expr: &Expr, t: i64) -> Result<Vec<(Labels, f64)>, String> {
+    let r = cx
+        .engine
+        .instant(cx.store, expr, t)
+        .map_err(|e| e.to_string())?;
+    match r.value {
+        Value::Vector(v) => Ok(v.into_iter().map(|s| (s.labels, s.v)).collect()),
+        Value::Scalar(f) => Ok(vec![(Labels::default(), f)]),
+        _ => Err("rule result is not a vector or scalar".into()),
+    }
+}
+
+fn eval_recording(
+    r: &mut RuleState,
+    t: i64,
+    limit: i64,
+    cx: &EvalContext<'_>,
+) -> Result<Vec<(Labels, f64)>, String> {
+    let name = r.rule.record.clone().unwrap_or_default();
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    for (labels, v) in query_vector(cx, &r.expr, t)? {
+        let mut l = labels;
+        l.set(METRIC_NAME, &name);
+        for (k, val) in &r.rule.labels {
+            l.set(k, val);
+        }
+        if !seen.insert(l.clone()) {
+            return Err(
+                "vector contains metrics with the same labelset after applying rule labels".into(),
+            );
+        }
+        out.push((l, v));
+    }
+    if limit > 0 && out.len() as i64 > limit {
+        return Err(format!(
+            "exceeded limit of {limit} with {} series",
+            out.len()
+        ));
+    }
+    Ok(out)
+}
+
+fn to_map(l: &Labels) -> BTreeMap<String, String> {
+    l.iter()
+        .map(|x| (x.name.to_string(), x.value.to_string()))
+        .collect()
+}
+
+fn eval_alerting(
+    r: &mut RuleState,
+    ts: i64,
+    offset: i64,
+    limit: i64,
+    cx: &EvalContext<'_>,
+) -> Result<Vec<(Labels, f64)>, String> {
+    let res = query_vector(cx, &r.expr, ts - offset)?;
+    let alert_name = r.rule.alert.clone().unwrap_or_default();
+    // `query` in templates runs at the slot time, not ts - offset.
+    let query = |q: &str| -> Result<Vec<QuerySample>, String> {
+        let e = crate::promql::parse(q).map_err(|e| e.to_string())?;
+        let v = cx
+            .engine
+            .instant(cx.store, &e, ts)
+            .map_err(|e| e.to_string())?;
+        Ok(match v.value {
+            Value::Vector(v) => v
+                .into_iter()
+                .map(|s| QuerySample {
+                    labels: to_map(&s.labels),
+                    value: s.v,
+                })
+                .collect(),
+            Value::Scalar(f) => vec![QuerySample {
+                labels: BTreeMap::new(),
+                value: f,
+            }],
+            _ => Vec::new(),
+        })
+    };
+    let mut fresh: HashMap<Labels, Alert> = HashMap::with_capacity(res.len());
+    for (labels, v) in res {
+        let ctx = template::Context {
+            labels: to_map(&labels),
+            external_labels: cx.external_labels.clone(),
+            external_url: cx.external_url.to_string(),
+            value: v,
+            time_ms: ts,
+            query: &query,
+        };
+        let mut id = labels.without_name();
+        for (k, text) in &r.rule.labels {
+            id.set(k, &template::expand_alert(&alert_name, text, &ctx));
+        }
+        id.set("alertname", &alert_name);
+        let annotations: BTreeMap<String, String> = r
+            .rule
+            .annotations
+            .iter()
+            .map(|(k, text)| (k.clone(), template::expand_alert(&alert_name, text, &ctx)))
+            .collect();
+        if fresh.contains_key(&id) {
+            return Err(
+                "vector contains metrics with the same labelset after applying alert labels".into(),
+            );
+        }
+        fresh.insert(
+            id.clone(),
+            Alert {
+                labels: id,
+                annotations,
+                state: AlertState::Pending,
+                value: v,
+                active_at: ts,
+                fired_at: None,
+                resolved_at: None,
+                keep_firing_since: None,
+                last_sent_at: None,
+                valid_until: None,
+            },
+        );
+    }
+    let present: HashSet<Labels> = fresh.keys().cloned().collect();
+    for (id, a) in fresh {
+        match r.active.get_mut(&id) {
+            Some(old) if old.state != AlertState::Inactive => {
+                old.value = a.value;
+                old.annotations = a.annotations;
+            }
+            _ => {
+                r.active.insert(id, a);
+            }
+        }
+    }
+    let hold = r.rule.for_.as_millis() as i64;
+    let keep_for = r.rule.keep_firing_for.as_millis() as i64;
+    let retention = RESOLVED_RETENTION.as_millis() as i64;
+    let mut out = Vec::new();
+    let mut active_count = 0i64;
+    let mut remove = Vec::new();
+    for (id, a) in r.active.iter_mut() {
+        if !present.contains(id) {
+            let mut keep_firing = false;
+            if a.state == AlertState::Firing && keep_for > 0 {
+                let since = *a.keep_firing_since.get_or_insert(ts);
+                keep_firing = ts - since < keep_for;
+            }
+            if a.state == AlertState::Pending || a.resolved_at.is_some_and(|r| ts - r > retention) {
+                remove.push(id.clone());
+            }
+            if a.state != AlertState::Inactive && !keep_firing {
+                a.state = AlertState::Inactive;
+                a.resolved_at = Some(ts);
+            }
+            if !keep_firing {
+                continue;
+            }
+        } else {
+            a.keep_firing_since = None;
+        }
+        active_count += 1;
+        if a.state == AlertState::Pending && ts - a.active_at >= hold {
+            a.state = AlertState::Firing;
+            a.fired_at = Some(ts);
+        }
+        if a.state == AlertState::Firing && ts - a.active_at < hold {
+            a.state = AlertState::Pending;
+            a.fired_at = None;
+            a.last_sent_at = None;
+            a.keep_firing_since = None;
+        }
+        if r.restored {
+            // Raw rule labels, overwritten by the alert's (alerting.go sample()).
+            let mut l =
+                Labels::from_pairs(r.rule.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            for x in a.labels.iter() {
+                l.set(&x.name, &x.value);
+            }
+            let mut alerts = l.clone();
+            alerts.set(METRIC_NAME, "ALERTS");
+            alerts.set("alertstate", a.state.as_str());
+            out.push((alerts, 1.0));
+            let mut for_state = l;
+            for_state.set(METRIC_NAME, "ALERTS_FOR_STATE");
+            // float64(ActiveAt.Unix()): whole seconds.
+            out.push((for_state, a.active_at.div_euclid(1000) as f64));
+        }
+    }
+    for id in remove {
+        r.active.remove(&id);
+    }
+    if limit > 0 && active_count > limit {
+        r.active.clear();
+        return Err(format!(
+            "exceeded limit of {limit} with {active_count} alerts"
+        ));
+    }
+    Ok(out)
+}
