@@ -19,6 +19,7 @@ use tracing::{error, info, warn};
 use crate::api::{self, ApiState};
 use crate::config::{self, Config, ConfigErrors};
 use crate::metrics::Metrics;
+use crate::rules::{EvalContext, GroupState, RuleManager};
 use crate::scrape::{now_ms, ScrapeManager};
 use crate::store::Store;
 
@@ -53,6 +54,9 @@ pub enum StartError {
 fn load_config(opts: &RunOptions) -> Result<Config, ConfigErrors> {
     let mut cfg = config::load(&opts.config)?;
     if let Some(l) = opts.listen {
+        if cfg.server.external_url == format!("http://{}/", cfg.server.listen) {
+            cfg.server.external_url = format!("http://{l}/");
+        }
         cfg.server.listen = l;
     }
     if let Some(d) = &opts.state_dir {
@@ -113,6 +117,20 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     ));
     scrape.apply(&cfg);
 
+    let rules = Arc::new(RuleRunner {
+        manager: Arc::new(RuleManager::new()),
+        store: store.clone(),
+        metrics: metrics.clone(),
+        tracker: tracker.clone(),
+        parent: scrape_token.clone(),
+        generation: parking_lot::Mutex::new(CancellationToken::new()),
+    });
+    rules
+        .manager
+        .update(&cfg.rules, cfg.global.evaluation_interval)
+        .map_err(|e| anyhow::anyhow!("cannot load rules: {e}"))?;
+    rules.spawn(&cfg, true);
+
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
@@ -126,6 +144,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         metrics: metrics.clone(),
         ready: ready.clone(),
         query: query_cfg.clone(),
+        rules: rules.manager.clone(),
     });
     let server = {
         let token = http_token.clone();
@@ -156,7 +175,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     loop {
         tokio::select! {
             _ = hup.recv() => {
-                reload(&opts, &current, &scrape, &metrics);
+                reload(&opts, &current, &scrape, &rules, &metrics);
                 *query_cfg.write() = current.read().query.clone();
             }
             _ = term.recv() => { info!("SIGTERM received, shutting down"); break; }
@@ -210,7 +229,13 @@ fn load_snapshot(store: &Store, path: &Path, retention: Duration) {
     }
 }
 
-fn reload(opts: &RunOptions, current: &RwLock<Config>, scrape: &ScrapeManager, metrics: &Metrics) {
+fn reload(
+    opts: &RunOptions,
+    current: &RwLock<Config>,
+    scrape: &ScrapeManager,
+    rules: &RuleRunner,
+    metrics: &Metrics,
+) {
     if let Ok(m) = NotifyState::monotonic_usec_now() {
         notify(&[NotifyState::Reloading, m]);
     } else {
@@ -224,6 +249,13 @@ fn reload(opts: &RunOptions, current: &RwLock<Config>, scrape: &ScrapeManager, m
                 warn!("server.listen and server.state_dir changes take effect after a restart");
             }
             scrape.apply(&cfg);
+            if let Err(e) = rules
+                .manager
+                .update(&cfg.rules, cfg.global.evaluation_interval)
+            {
+                error!(error = %e, "cannot load rules, keeping the previous ones");
+            }
+            rules.spawn(&cfg, false);
             *current.write() = cfg;
             metrics.config_last_reload_successful.set(1);
             metrics.config_last_reload_success_timestamp.set(unix_now());
@@ -277,6 +309,154 @@ async fn watchdog_loop(every: Duration, token: CancellationToken) {
         tokio::select! {
             _ = token.cancelled() => return,
             _ = tick.tick() => notify(&[NotifyState::Watchdog]),
+        }
+    }
+}
+
+/// Owns the rule groups' evaluation loops; a reload replaces them all.
+struct RuleRunner {
+    manager: Arc<RuleManager>,
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+    tracker: TaskTracker,
+    parent: CancellationToken,
+    generation: parking_lot::Mutex<CancellationToken>,
+}
+
+/// How long an outage may be for `for` state to be restored, and the
+/// least time a restored alert waits before firing (Prometheus's
+/// --rules.alert.for-outage-tolerance and --rules.alert.for-grace-period).
+const FOR_OUTAGE_TOLERANCE: Duration = Duration::from_secs(3600);
+const FOR_GRACE_PERIOD: Duration = Duration::from_secs(600);
+
+impl RuleRunner {
+    /// Starts one loop per group, stopping the previous generation.
+    fn spawn(&self, cfg: &Config, restore: bool) {
+        let token = self.parent.child_token();
+        let old = std::mem::replace(&mut *self.generation.lock(), token.clone());
+        old.cancel();
+        for g in self.manager.groups() {
+            if !restore {
+                let mut gs = g.lock();
+                for r in &mut gs.rules {
+                    if r.last_evaluation.is_none() {
+                        r.restored = true;
+                    }
+                }
+            }
+            self.tracker.spawn(group_loop(
+                g,
+                self.store.clone(),
+                self.metrics.clone(),
+                cfg.query.clone(),
+                cfg.global
+                    .external_labels
+                    .iter()
+                    .map(|l| (l.name.to_string(), l.value.to_string()))
+                    .collect(),
+                cfg.server.external_url.clone(),
+                restore,
+                token.clone(),
+            ));
+        }
+    }
+}
+
+/// Evaluates one group on its own schedule: slots at k*interval + offset,
+/// the offset a hash of the group's file and name, as Prometheus does.
+#[allow(clippy::too_many_arguments)]
+async fn group_loop(
+    group: Arc<parking_lot::Mutex<GroupState>>,
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+    query: crate::config::QueryConfig,
+    external_labels: std::collections::BTreeMap<String, String>,
+    external_url: String,
+    mut restore: bool,
+    token: CancellationToken,
+) {
+    let (interval, offset, key) = {
+        use std::hash::{Hash, Hasher};
+        let g = group.lock();
+        let iv = (g.interval.as_millis() as i64).max(1);
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        g.file.hash(&mut h);
+        g.name.hash(&mut h);
+        (
+            iv,
+            (h.finish() % iv as u64) as i64,
+            format!("{};{}", g.file, g.name),
+        )
+    };
+    let labels = crate::metrics::GroupLabel { rule_group: key };
+    let mut last_slot: Option<i64> = None;
+    loop {
+        let now = now_ms();
+        let mut slot = (now - offset).div_euclid(interval) * interval + offset + interval;
+        if let Some(prev) = last_slot {
+            let missed = (slot - prev) / interval - 1;
+            if missed > 0 {
+                metrics
+                    .rule_group_iterations_missed
+                    .get_or_create(&labels)
+                    .inc_by(missed as u64);
+            }
+            slot = slot.max(prev + interval);
+        }
+        let wait = Duration::from_millis((slot - now).max(0) as u64);
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        last_slot = Some(slot);
+        let g = group.clone();
+        let st = store.clone();
+        let (q, ext, url) = (query.clone(), external_labels.clone(), external_url.clone());
+        let do_restore = restore;
+        restore = false;
+        let result = tokio::task::spawn_blocking(move || {
+            let engine = crate::promql::Engine {
+                cancel: None,
+                lookback: q.lookback_delta,
+                default_subquery_step: Duration::from_secs(60),
+                max_samples: q.max_samples,
+            };
+            let clock_origin = Instant::now();
+            let clock = move || clock_origin.elapsed().as_secs_f64();
+            let cx = EvalContext {
+                store: &st,
+                engine: &engine,
+                external_labels: &ext,
+                external_url: &url,
+                clock: Some(&clock),
+            };
+            let started = Instant::now();
+            let mut gs = g.lock();
+            gs.eval(slot, &cx);
+            if do_restore {
+                gs.restore_for_state(slot, &st, FOR_OUTAGE_TOLERANCE, FOR_GRACE_PERIOD);
+            }
+            gs.last_eval_seconds = started.elapsed().as_secs_f64();
+            gs.last_evaluation = Some(slot);
+            let failures = gs.rules.iter().filter(|r| r.last_error.is_some()).count();
+            (gs.last_eval_seconds, failures)
+        })
+        .await;
+        match result {
+            Ok((secs, failures)) => {
+                metrics
+                    .rule_group_last_duration
+                    .get_or_create(&labels)
+                    .set(secs);
+                metrics.rule_evaluations.get_or_create(&labels).inc();
+                if failures > 0 {
+                    metrics
+                        .rule_evaluation_failures
+                        .get_or_create(&labels)
+                        .inc_by(failures as u64);
+                }
+            }
+            Err(e) => warn!(error = %e, "rule group evaluation task failed"),
         }
     }
 }

@@ -31,6 +31,13 @@ pub struct FailureLabels {
     pub reason: String,
 }
 
+/// `{rule_group}`: `file;name`, as Prometheus labels its rule metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupLabel {
+    /// file;group
+    pub rule_group: String,
+}
+
 /// Every metric augur exports about itself.
 #[derive(Debug)]
 pub struct Metrics {
@@ -59,6 +66,14 @@ pub struct Metrics {
     pub config_reloads: Counter,
     /// seconds the last snapshot took to write
     pub snapshot_duration: Gauge<f64, AtomicU64>,
+    /// rule group rounds run
+    pub rule_evaluations: Family<GroupLabel, Counter>,
+    /// rule evaluations that failed
+    pub rule_evaluation_failures: Family<GroupLabel, Counter>,
+    /// duration of the last round of each group
+    pub rule_group_last_duration: Family<GroupLabel, Gauge<f64, AtomicU64>>,
+    /// rounds skipped because the previous one ran late
+    pub rule_group_iterations_missed: Family<GroupLabel, Counter>,
 }
 
 fn duration_buckets() -> impl Iterator<Item = f64> {
@@ -148,6 +163,30 @@ impl Metrics {
             "Time the last store snapshot took",
             snapshot_duration.clone(),
         );
+        let rule_evaluations = Family::<GroupLabel, Counter>::default();
+        let rule_evaluation_failures = Family::<GroupLabel, Counter>::default();
+        let rule_group_last_duration = Family::<GroupLabel, Gauge<f64, AtomicU64>>::default();
+        let rule_group_iterations_missed = Family::<GroupLabel, Counter>::default();
+        registry.register(
+            "augur_rule_group_iterations",
+            "Rule group rounds evaluated",
+            rule_evaluations.clone(),
+        );
+        registry.register(
+            "augur_rule_evaluation_failures",
+            "Rule evaluations that failed",
+            rule_evaluation_failures.clone(),
+        );
+        registry.register(
+            "augur_rule_group_last_duration_seconds",
+            "Duration of the last evaluation round of each rule group",
+            rule_group_last_duration.clone(),
+        );
+        registry.register(
+            "augur_rule_group_iterations_missed",
+            "Rule group rounds skipped because the previous one ran late",
+            rule_group_iterations_missed.clone(),
+        );
         registry.register_collector(Box::new(StoreCollector(store)));
         Metrics {
             registry,
@@ -163,6 +202,10 @@ impl Metrics {
             config_last_reload_success_timestamp,
             config_reloads,
             snapshot_duration,
+            rule_evaluations,
+            rule_evaluation_failures,
+            rule_group_last_duration,
+            rule_group_iterations_missed,
         }
     }
 

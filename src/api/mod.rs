@@ -3,6 +3,7 @@
 //! `/api/v1/export` for raw samples. Read-only: no route writes state.
 
 mod query;
+mod rules;
 mod selector;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +37,8 @@ pub struct ApiState {
     pub ready: Arc<AtomicBool>,
     /// query limits (updated by the app on reload)
     pub query: Arc<parking_lot::RwLock<crate::config::QueryConfig>>,
+    /// rule groups and their alerts
+    pub rules: Arc<crate::rules::RuleManager>,
 }
 
 /// All routes.
@@ -50,6 +53,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/query_range", get(query::range).post(query::range))
         .route("/api/v1/labels", get(query::labels).post(query::labels))
         .route("/api/v1/label/{name}/values", get(query::label_values))
+        .route("/api/v1/rules", get(rules::rules))
+        .route("/api/v1/alerts", get(rules::alerts))
         .route("/api/v1/export", get(export))
         .with_state(state)
 }
@@ -86,7 +91,7 @@ fn labels_json(l: &Labels) -> Value {
 }
 
 /// Go's RFC3339Nano: fractional seconds without trailing zeros.
-fn rfc3339_nano(t: Option<SystemTime>) -> String {
+pub(crate) fn rfc3339_nano(t: Option<SystemTime>) -> String {
     match t {
         None => "0001-01-01T00:00:00Z".to_string(),
         Some(t) => {
@@ -107,7 +112,7 @@ fn rfc3339_nano(t: Option<SystemTime>) -> String {
     }
 }
 
-fn query_pairs(q: &Option<String>) -> Vec<(String, String)> {
+pub(crate) fn query_pairs(q: &Option<String>) -> Vec<(String, String)> {
     q.as_deref()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default()

@@ -76,6 +76,9 @@ impl fmt::Display for ConfigErrors {
 pub struct ServerConfig {
     /// HTTP listen address (loopback by default).
     pub listen: SocketAddr,
+    /// The URL users reach augur at (`$externalURL`, alert generator URLs);
+    /// default `http://<listen>/`, like Prometheus's --web.external-url.
+    pub external_url: String,
     /// Where snapshots and (later) SQLite state live.
     pub state_dir: PathBuf,
 }
@@ -242,6 +245,10 @@ pub struct Config {
     pub query: QueryConfig,
     /// `[datasource]`
     pub datasource: DatasourceConfig,
+    /// Rule files, globs resolved against the config file's directory.
+    pub rule_files: Vec<PathBuf>,
+    /// The loaded rule files, in `rule_files` order.
+    pub rules: Vec<(PathBuf, crate::rules::RuleFile)>,
     /// `[[scrape_configs]]`
     pub scrape_configs: Vec<ScrapeConfig>,
 }
@@ -363,6 +370,19 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         Some(s) => PathBuf::from(s.get_ref()),
     };
 
+    let external_url = match &rs.external_url {
+        None => format!("http://{listen}/"),
+        Some(u) => {
+            if reqwest::Url::parse(u.get_ref()).is_err() {
+                cx.error(
+                    u.span(),
+                    format!("server.external_url: {:?} is not a URL", u.get_ref()),
+                );
+            }
+            u.get_ref().clone()
+        }
+    };
+
     let rst = raw.storage.unwrap_or_default();
     let retention = cx.duration(
         &rst.retention,
@@ -438,6 +458,39 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         Some(d) => compile_datasource(&mut cx, d),
     };
 
+    // Rule files: globs against the config's directory; every rule error is
+    // reported with its file and position.
+    let base = file.parent().unwrap_or(Path::new("."));
+    let mut rule_files = Vec::new();
+    let mut rules = Vec::new();
+    for pat in &raw.rule_files {
+        let p = Path::new(pat.get_ref());
+        let full = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        };
+        match glob::glob(&full.to_string_lossy()) {
+            Err(e) => cx.error(
+                pat.span(),
+                format!("rule_files: bad pattern {:?}: {e}", pat.get_ref()),
+            ),
+            Ok(paths) => {
+                for path in paths.flatten() {
+                    match crate::rules::load(&path) {
+                        Ok(rf) => rules.push((path.clone(), rf)),
+                        Err(errs) => {
+                            for e in errs {
+                                cx.error(pat.span(), format!("rule_files: {e}"));
+                            }
+                        }
+                    }
+                    rule_files.push(path);
+                }
+            }
+        }
+    }
+
     let mut jobs = HashSet::new();
     let scrape_configs = raw
         .scrape_configs
@@ -451,13 +504,19 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
     }
     Ok(Config {
         path: file.to_path_buf(),
-        server: ServerConfig { listen, state_dir },
+        server: ServerConfig {
+            listen,
+            external_url,
+            state_dir,
+        },
         storage: StorageConfig {
             retention,
             snapshot_on_shutdown: rst.snapshot_on_shutdown.unwrap_or(true),
         },
         query,
         datasource,
+        rule_files,
+        rules,
         global: GlobalConfig {
             scrape_interval: g_interval,
             scrape_timeout: g_timeout,

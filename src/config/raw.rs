@@ -16,6 +16,8 @@ pub struct RawConfig {
     pub query: Option<RawQuery>,
     pub datasource: Option<Spanned<RawDatasource>>,
     #[serde(default)]
+    pub rule_files: Vec<Spanned<String>>,
+    #[serde(default)]
     pub scrape_configs: Vec<Spanned<RawScrapeConfig>>,
 }
 
@@ -47,6 +49,7 @@ pub struct RawDatasource {
 pub struct RawServer {
     pub listen: Option<Spanned<String>>,
     pub state_dir: Option<Spanned<String>>,
+    pub external_url: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -102,6 +102,8 @@ pub struct RuleState {
     pub last_error: Option<String>,
     /// time of the last evaluation (ms)
     pub last_evaluation: Option<i64>,
+    /// how long the last evaluation took (seconds)
+    pub eval_seconds: f64,
     /// alerts by identity (alerting rules)
     pub active: BTreeMap<Labels, Alert>,
     prev_series: HashSet<Labels>,
@@ -110,6 +112,17 @@ pub struct RuleState {
 }
 
 impl RuleState {
+    /// Takes over another rule's runtime state (reload of an unchanged rule).
+    pub fn take_state(&mut self, old: &mut RuleState) {
+        self.health = old.health;
+        self.last_error = old.last_error.take();
+        self.last_evaluation = old.last_evaluation;
+        self.eval_seconds = old.eval_seconds;
+        self.active = std::mem::take(&mut old.active);
+        self.prev_series = std::mem::take(&mut old.prev_series);
+        self.restored = old.restored;
+    }
+
     /// True for alerting rules.
     pub fn is_alerting(&self) -> bool {
         self.rule.alert.is_some()
@@ -134,6 +147,9 @@ pub struct EvalContext<'a> {
     pub external_labels: &'a BTreeMap<String, String>,
     /// `$externalURL`
     pub external_url: &'a str,
+    /// A monotonic clock in seconds, to time each rule; the module itself
+    /// never reads the clock.
+    pub clock: Option<&'a dyn Fn() -> f64>,
 }
 
 /// A group with its rules' state.
@@ -151,6 +167,10 @@ pub struct GroupState {
     pub limit: i64,
     /// rules in order
     pub rules: Vec<RuleState>,
+    /// how long the last round took (seconds), set by the caller
+    pub last_eval_seconds: f64,
+    /// slot time of the last round (ms)
+    pub last_evaluation: Option<i64>,
 }
 
 impl GroupState {
@@ -170,6 +190,7 @@ impl GroupState {
                 health: Health::Unknown,
                 last_error: None,
                 last_evaluation: None,
+                eval_seconds: 0.0,
                 active: BTreeMap::new(),
                 prev_series: HashSet::new(),
                 restored: false,
@@ -182,6 +203,8 @@ impl GroupState {
             query_offset: g.query_offset.unwrap_or_default(),
             limit: g.limit,
             rules,
+            last_eval_seconds: 0.0,
+            last_evaluation: None,
         })
     }
 
@@ -190,6 +213,7 @@ impl GroupState {
         let offset = self.query_offset.as_millis() as i64;
         for i in 0..self.rules.len() {
             let limit = self.limit;
+            let started = cx.clock.map(|c| c());
             let r = &mut self.rules[i];
             r.last_evaluation = Some(ts);
             let result = if r.is_alerting() {
@@ -202,6 +226,9 @@ impl GroupState {
                 Err(e) => {
                     r.health = Health::Err;
                     r.last_error = Some(e);
+                    if let (Some(c), Some(s)) = (cx.clock, started) {
+                        r.eval_seconds = c() - s;
+                    }
                     continue;
                 }
             };
@@ -227,6 +254,9 @@ impl GroupState {
             if let Some(e) = append_err {
                 r.health = Health::Err;
                 r.last_error = Some(format!("cannot append rule output: {e}"));
+            }
+            if let (Some(c), Some(s)) = (cx.clock, started) {
+                r.eval_seconds = c() - s;
             }
         }
     }
@@ -430,4 +460,67 @@ fn eval_alerting(
         ));
     }
     Ok(out)
+}
+
+impl GroupState {
+    /// Restores `for` state of pending and firing alerts from the
+    /// `ALERTS_FOR_STATE` series after a restart (`rules/group.go`
+    /// RestoreForState): the outage does not count toward `for`, and an
+    /// alert that had almost fired gets at least `grace` before firing.
+    pub fn restore_for_state(
+        &mut self,
+        ts: i64,
+        store: &Store,
+        outage_tolerance: Duration,
+        grace: Duration,
+    ) {
+        use crate::labels::{MatchOp, Matcher};
+        let grace_ms = grace.as_millis() as i64;
+        for r in &mut self.rules {
+            if !r.is_alerting() {
+                continue;
+            }
+            let hold = r.rule.for_.as_millis() as i64;
+            if hold < grace_ms {
+                r.restored = true;
+                continue;
+            }
+            let name = r.rule.alert.clone().unwrap_or_default();
+            let mut matchers = vec![
+                Matcher::new(MatchOp::Equal, METRIC_NAME, "ALERTS_FOR_STATE"),
+                Matcher::new(MatchOp::Equal, "alertname", &name),
+            ];
+            for (k, v) in &r.rule.labels {
+                if !v.contains("{{") {
+                    matchers.push(Matcher::new(MatchOp::Equal, k, v));
+                }
+            }
+            let Ok(matchers) = matchers.into_iter().collect::<Result<Vec<_>, _>>() else {
+                r.restored = true;
+                continue;
+            };
+            let series = store.select(&matchers, ts - outage_tolerance.as_millis() as i64, ts);
+            for a in r.active.values_mut() {
+                let Some(s) = series.iter().find(|s| s.labels.without_name() == a.labels) else {
+                    continue;
+                };
+                let Some(&(t, v)) = s.samples.last() else {
+                    continue;
+                };
+                if crate::store::is_stale_nan(v) {
+                    continue;
+                }
+                let down_at = t.div_euclid(1000) * 1000;
+                let mut active_at = (v as i64) * 1000;
+                let remaining = hold - (down_at - active_at);
+                if remaining > 0 && remaining < grace_ms {
+                    active_at = ts + grace_ms - hold;
+                } else if remaining > 0 {
+                    active_at += ts - down_at;
+                }
+                a.active_at = active_at;
+            }
+            r.restored = true;
+        }
+    }
 }

@@ -4,8 +4,10 @@
 
 pub mod file;
 pub mod group;
+pub mod manager;
 pub mod template;
 pub mod unittest;
 
 pub use file::{load, parse, Group, Rule, RuleFile};
 pub use group::{Alert, AlertState, EvalContext, GroupState, Health, RuleState};
+pub use manager::RuleManager;

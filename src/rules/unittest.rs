@@ -292,6 +292,7 @@ fn run_group(
         engine: &engine,
         external_labels: &ext,
         external_url: &ext_url,
+        clock: None,
     };
     let name_line = tg
         .name
