@@ -21,6 +21,7 @@ use crate::config::{self, Config, ConfigErrors};
 use crate::metrics::Metrics;
 use crate::rules::{EvalContext, GroupState, RuleManager};
 use crate::scrape::{now_ms, ScrapeManager};
+use crate::state::{SavedAlert, State};
 use crate::store::Store;
 
 /// File name of the store snapshot inside the state directory.
@@ -117,9 +118,20 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     ));
     scrape.apply(&cfg);
 
+    let db_path = cfg.server.state_dir.join("augur.db");
+    let state = Arc::new(
+        State::open(&db_path).with_context(|| format!("cannot open {}", db_path.display()))?,
+    );
+    let notify_cfg = Arc::new(RwLock::new(cfg.notify.clone()));
+    tracker.spawn(
+        crate::notify::Deliverer::new(state.clone(), notify_cfg.clone(), metrics.clone())
+            .run(scrape_token.clone()),
+    );
     let rules = Arc::new(RuleRunner {
         manager: Arc::new(RuleManager::new()),
         store: store.clone(),
+        state: state.clone(),
+        notify: notify_cfg.clone(),
         metrics: metrics.clone(),
         tracker: tracker.clone(),
         parent: scrape_token.clone(),
@@ -145,6 +157,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         ready: ready.clone(),
         query: query_cfg.clone(),
         rules: rules.manager.clone(),
+        state: state.clone(),
     });
     let server = {
         let token = http_token.clone();
@@ -255,6 +268,7 @@ fn reload(
             {
                 error!(error = %e, "cannot load rules, keeping the previous ones");
             }
+            *rules.notify.write() = cfg.notify.clone();
             rules.spawn(&cfg, false);
             *current.write() = cfg;
             metrics.config_last_reload_successful.set(1);
@@ -317,17 +331,13 @@ async fn watchdog_loop(every: Duration, token: CancellationToken) {
 struct RuleRunner {
     manager: Arc<RuleManager>,
     store: Arc<Store>,
+    state: Arc<State>,
+    notify: Arc<RwLock<crate::config::NotifyConfig>>,
     metrics: Arc<Metrics>,
     tracker: TaskTracker,
     parent: CancellationToken,
     generation: parking_lot::Mutex<CancellationToken>,
 }
-
-/// How long an outage may be for `for` state to be restored, and the
-/// least time a restored alert waits before firing (Prometheus's
-/// --rules.alert.for-outage-tolerance and --rules.alert.for-grace-period).
-const FOR_OUTAGE_TOLERANCE: Duration = Duration::from_secs(3600);
-const FOR_GRACE_PERIOD: Duration = Duration::from_secs(600);
 
 impl RuleRunner {
     /// Starts one loop per group, stopping the previous generation.
@@ -335,7 +345,34 @@ impl RuleRunner {
         let token = self.parent.child_token();
         let old = std::mem::replace(&mut *self.generation.lock(), token.clone());
         old.cancel();
+        let rc = cfg.rules_config.clone();
         for g in self.manager.groups() {
+            if restore {
+                // Alert state from the database, saved at every evaluation.
+                let mut gs = g.lock();
+                let now = now_ms();
+                let keys: Vec<String> = gs.rules.iter().map(|r| gs.rule_key(r)).collect();
+                for (r, key) in gs.rules.iter_mut().zip(keys) {
+                    if !r.is_alerting() {
+                        continue;
+                    }
+                    match self.state.load_rule(&key) {
+                        Ok((Some(last), saved)) => {
+                            let alerts = saved.iter().filter_map(SavedAlert::to_alert).collect();
+                            r.restore_saved(
+                                alerts,
+                                last,
+                                now,
+                                rc.for_outage_tolerance,
+                                rc.for_grace_period,
+                            );
+                            info!(rule = %key, alerts = r.active.len(), "alert state restored");
+                        }
+                        Ok((None, _)) => {}
+                        Err(e) => warn!(rule = %key, error = %e, "cannot read saved alert state"),
+                    }
+                }
+            }
             if !restore {
                 let mut gs = g.lock();
                 for r in &mut gs.rules {
@@ -347,6 +384,9 @@ impl RuleRunner {
             self.tracker.spawn(group_loop(
                 g,
                 self.store.clone(),
+                self.state.clone(),
+                self.notify.clone(),
+                rc.clone(),
                 self.metrics.clone(),
                 cfg.query.clone(),
                 cfg.global
@@ -368,6 +408,9 @@ impl RuleRunner {
 async fn group_loop(
     group: Arc<parking_lot::Mutex<GroupState>>,
     store: Arc<Store>,
+    state: Arc<State>,
+    notify: Arc<RwLock<crate::config::NotifyConfig>>,
+    rc: crate::config::RulesConfig,
     metrics: Arc<Metrics>,
     query: crate::config::QueryConfig,
     external_labels: std::collections::BTreeMap<String, String>,
@@ -411,6 +454,9 @@ async fn group_loop(
         last_slot = Some(slot);
         let g = group.clone();
         let st = store.clone();
+        let db = state.clone();
+        let ncfg = notify.read().clone();
+        let rc = rc.clone();
         let (q, ext, url) = (query.clone(), external_labels.clone(), external_url.clone());
         let do_restore = restore;
         restore = false;
@@ -434,7 +480,25 @@ async fn group_loop(
             let mut gs = g.lock();
             gs.eval(slot, &cx);
             if do_restore {
-                gs.restore_for_state(slot, &st, FOR_OUTAGE_TOLERANCE, FOR_GRACE_PERIOD);
+                gs.restore_for_state(slot, &st, rc.for_outage_tolerance, rc.for_grace_period);
+            }
+            // Notifications go to the outbox before the state that says
+            // they were sent, so a crash can repeat a send but never lose one.
+            for (expr, alerts) in gs.take_sendable(slot, rc.resend_delay) {
+                let out: Vec<_> = alerts
+                    .iter()
+                    .map(|a| crate::notify::outgoing(a, &expr, &ext, &url))
+                    .collect();
+                if let Err(e) = crate::notify::enqueue(&db, &ncfg, &out, &url, now_ms()) {
+                    warn!(error = %e, "cannot queue notifications");
+                }
+            }
+            for r in gs.rules.iter().filter(|r| r.is_alerting()) {
+                let saved: Vec<SavedAlert> =
+                    r.active.values().map(SavedAlert::from_alert).collect();
+                if let Err(e) = db.save_rule(&gs.rule_key(r), slot, &saved) {
+                    warn!(error = %e, "cannot save alert state");
+                }
             }
             gs.last_eval_seconds = started.elapsed().as_secs_f64();
             gs.last_evaluation = Some(slot);

@@ -38,6 +38,13 @@ pub struct GroupLabel {
     pub rule_group: String,
 }
 
+/// `{receiver}`
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReceiverLabel {
+    /// receiver name
+    pub receiver: String,
+}
+
 /// Every metric augur exports about itself.
 #[derive(Debug)]
 pub struct Metrics {
@@ -74,6 +81,12 @@ pub struct Metrics {
     pub rule_group_last_duration: Family<GroupLabel, Gauge<f64, AtomicU64>>,
     /// rounds skipped because the previous one ran late
     pub rule_group_iterations_missed: Family<GroupLabel, Counter>,
+    /// notifications delivered
+    pub notifications_sent: Family<ReceiverLabel, Counter>,
+    /// delivery attempts that failed
+    pub notifications_failed: Family<ReceiverLabel, Counter>,
+    /// notifications given up on
+    pub notifications_dead: Counter,
 }
 
 fn duration_buckets() -> impl Iterator<Item = f64> {
@@ -187,6 +200,24 @@ impl Metrics {
             "Rule group rounds skipped because the previous one ran late",
             rule_group_iterations_missed.clone(),
         );
+        let notifications_sent = Family::<ReceiverLabel, Counter>::default();
+        let notifications_failed = Family::<ReceiverLabel, Counter>::default();
+        let notifications_dead = Counter::default();
+        registry.register(
+            "augur_notifications_sent",
+            "Notifications delivered",
+            notifications_sent.clone(),
+        );
+        registry.register(
+            "augur_notifications_failed",
+            "Notification delivery attempts that failed",
+            notifications_failed.clone(),
+        );
+        registry.register(
+            "augur_notifications_dead",
+            "Notifications given up on after the last attempt (dead letters)",
+            notifications_dead.clone(),
+        );
         registry.register_collector(Box::new(StoreCollector(store)));
         Metrics {
             registry,
@@ -206,6 +237,9 @@ impl Metrics {
             rule_evaluation_failures,
             rule_group_last_duration,
             rule_group_iterations_missed,
+            notifications_sent,
+            notifications_failed,
+            notifications_dead,
         }
     }
 

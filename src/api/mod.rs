@@ -39,6 +39,8 @@ pub struct ApiState {
     pub query: Arc<parking_lot::RwLock<crate::config::QueryConfig>>,
     /// rule groups and their alerts
     pub rules: Arc<crate::rules::RuleManager>,
+    /// durable state (the outbox)
+    pub state: Arc<crate::state::State>,
 }
 
 /// All routes.
@@ -55,6 +57,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/label/{name}/values", get(query::label_values))
         .route("/api/v1/rules", get(rules::rules))
         .route("/api/v1/alerts", get(rules::alerts))
+        .route("/api/v1/notifications", get(rules::notifications))
         .route("/api/v1/export", get(export))
         .with_state(state)
 }
@@ -88,28 +91,6 @@ fn labels_json(l: &Labels) -> Value {
             .map(|l| (l.name.to_string(), Value::String(l.value.to_string())))
             .collect(),
     )
-}
-
-/// Go's RFC3339Nano: fractional seconds without trailing zeros.
-pub(crate) fn rfc3339_nano(t: Option<SystemTime>) -> String {
-    match t {
-        None => "0001-01-01T00:00:00Z".to_string(),
-        Some(t) => {
-            let s = humantime::format_rfc3339_nanos(t).to_string();
-            // "....ss.123456000Z" -> "....ss.123456Z"
-            match s.strip_suffix('Z').and_then(|b| b.split_once('.')) {
-                Some((whole, frac)) => {
-                    let frac = frac.trim_end_matches('0');
-                    if frac.is_empty() {
-                        format!("{whole}Z")
-                    } else {
-                        format!("{whole}.{frac}Z")
-                    }
-                }
-                None => s,
-            }
-        }
-    }
 }
 
 pub(crate) fn query_pairs(q: &Option<String>) -> Vec<(String, String)> {
@@ -170,7 +151,7 @@ async fn targets(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Resp
                     "scrapeUrl": t.url,
                     "globalUrl": t.url,
                     "lastError": s.last_error,
-                    "lastScrape": rfc3339_nano(s.last_scrape),
+                    "lastScrape": crate::timefmt::rfc3339_nano(s.last_scrape),
                     "lastScrapeDuration": s.last_scrape_duration.as_secs_f64(),
                     "health": s.health.as_str(),
                     "scrapeInterval": crate::duration::format(t.interval),
@@ -307,15 +288,6 @@ async fn export(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Respo
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_nano_trims_zeros_like_go() {
-        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_120);
-        assert_eq!(rfc3339_nano(Some(t)), "2023-11-14T22:13:20.12Z");
-        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
-        assert_eq!(rfc3339_nano(Some(t)), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339_nano(None), "0001-01-01T00:00:00Z");
-    }
 
     #[test]
     fn times_parse_as_seconds_or_rfc3339() {

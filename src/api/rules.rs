@@ -13,7 +13,7 @@ use super::ApiState;
 use crate::rules::{Alert, AlertState, RuleState};
 
 fn time(ms: Option<i64>) -> String {
-    super::rfc3339_nano(ms.map(|m| UNIX_EPOCH + Duration::from_millis(m.max(0) as u64)))
+    crate::timefmt::rfc3339_nano(ms.map(|m| UNIX_EPOCH + Duration::from_millis(m.max(0) as u64)))
 }
 
 fn string_map<'a>(m: impl Iterator<Item = (&'a str, &'a str)>) -> Value {
@@ -133,4 +133,50 @@ pub(super) async fn alerts(State(st): State<Arc<ApiState>>) -> Response {
         }
     }
     Json(json!({"status": "success", "data": {"alerts": alerts}})).into_response()
+}
+
+/// The outbox: counts per status and the newest entries (`?status=`).
+pub(super) async fn notifications(
+    State(st): State<Arc<ApiState>>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let params = super::query_pairs(&q);
+    let status = params
+        .iter()
+        .find(|(k, _)| k == "status")
+        .map(|(_, v)| v.clone());
+    let db = st.state.clone();
+    let res = tokio::task::spawn_blocking(move || {
+        let counts = db.outbox_counts()?;
+        let entries = db.outbox(status.as_deref(), 500)?;
+        Ok::<_, crate::state::StateError>((counts, entries))
+    })
+    .await;
+    match res {
+        Ok(Ok((counts, entries))) => {
+            let counts: Map<String, Value> = counts.into_iter().map(|(k, n)| (k, json!(n))).collect();
+            let items: Vec<Value> = entries
+                .into_iter()
+                .map(|e| {
+                    json!({
+                        "id": e.id,
+                        "receiver": e.receiver,
+                        "kind": e.kind,
+                        "status": e.status,
+                        "attempts": e.attempts,
+                        "createdAt": time(Some(e.created_at)),
+                        "nextAttemptAt": time(Some(e.next_attempt_at)),
+                        "lastError": e.last_error,
+                        "payload": serde_json::from_str::<Value>(&e.payload).unwrap_or(Value::String(e.payload)),
+                    })
+                })
+                .collect();
+            Json(json!({"status": "success", "data": {"counts": counts, "notifications": items}})).into_response()
+        }
+        _ => (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"status": "error", "errorType": "internal", "error": "cannot read the outbox"})),
+        )
+            .into_response(),
+    }
 }

@@ -17,6 +17,8 @@ pub struct RawConfig {
     pub datasource: Option<Spanned<RawDatasource>>,
     #[serde(default)]
     pub rule_files: Vec<Spanned<String>>,
+    pub rules: Option<RawRules>,
+    pub notify: Option<RawNotify>,
     #[serde(default)]
     pub scrape_configs: Vec<Spanned<RawScrapeConfig>>,
 }
@@ -126,4 +128,55 @@ pub struct RawStaticConfig {
     pub targets: Vec<Spanned<String>>,
     #[serde(default)]
     pub labels: BTreeMap<String, Spanned<String>>,
+}
+
+/// `[rules]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRules {
+    pub resend_delay: Option<Spanned<String>>,
+    pub for_outage_tolerance: Option<Spanned<String>>,
+    pub for_grace_period: Option<Spanned<String>>,
+}
+
+/// `[notify]` and its receivers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    pub max_attempts: Option<u32>,
+    pub max_backoff: Option<Spanned<String>>,
+    #[serde(default)]
+    pub alertmanager: Vec<Spanned<RawReceiver>>,
+    #[serde(default)]
+    pub webhook: Vec<Spanned<RawReceiver>>,
+    #[serde(default)]
+    pub slack: Vec<Spanned<RawReceiver>>,
+    #[serde(default)]
+    pub email: Vec<Spanned<RawEmail>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReceiver {
+    pub name: Option<String>,
+    pub url: Spanned<String>,
+    pub timeout: Option<Spanned<String>>,
+    pub hmac_secret_file: Option<String>,
+    pub rate_limit_per_minute: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmail {
+    pub name: Option<String>,
+    pub smtp: Spanned<String>,
+    pub tls: Option<Spanned<String>>,
+    pub from: Spanned<String>,
+    pub to: Vec<Spanned<String>>,
+    pub username: Option<String>,
+    pub password_file: Option<String>,
+    pub subject: Option<Spanned<String>>,
+    pub body: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub rate_limit_per_minute: Option<u32>,
 }

@@ -477,7 +477,7 @@ impl GroupState {
         use crate::labels::{MatchOp, Matcher};
         let grace_ms = grace.as_millis() as i64;
         for r in &mut self.rules {
-            if !r.is_alerting() {
+            if !r.is_alerting() || r.restored {
                 continue;
             }
             let hold = r.rule.for_.as_millis() as i64;
@@ -521,6 +521,81 @@ impl GroupState {
                 a.active_at = active_at;
             }
             r.restored = true;
+        }
+    }
+}
+
+impl GroupState {
+    /// The alerts to send after an evaluation at `ts`, per rule expression
+    /// (`AlertingRule.sendAlerts`): firing alerts every `resend_delay`,
+    /// resolved ones once more after they resolve. Marks them sent and
+    /// valid until `ts + 4 * max(interval, resend_delay)`.
+    pub fn take_sendable(&mut self, ts: i64, resend_delay: Duration) -> Vec<(String, Vec<Alert>)> {
+        let delta = self.interval.max(resend_delay).as_millis() as i64;
+        let resend = resend_delay.as_millis() as i64;
+        let mut out = Vec::new();
+        for r in &mut self.rules {
+            if !r.is_alerting() || r.health == Health::Err {
+                continue;
+            }
+            let mut batch = Vec::new();
+            for a in r.active.values_mut() {
+                let needs = match a.state {
+                    AlertState::Pending => false,
+                    _ => {
+                        a.resolved_at
+                            .is_some_and(|res| a.last_sent_at.is_none_or(|s| res > s))
+                            || a.last_sent_at.is_none_or(|s| s + resend < ts)
+                    }
+                };
+                if needs {
+                    a.last_sent_at = Some(ts);
+                    a.valid_until = Some(ts + 4 * delta);
+                    batch.push(a.clone());
+                }
+            }
+            if !batch.is_empty() {
+                out.push((r.rule.expr.clone(), batch));
+            }
+        }
+        out
+    }
+
+    /// The key persisted state is stored under: file, group, rule.
+    pub fn rule_key(&self, r: &RuleState) -> String {
+        format!("{};{};{}", self.file, self.name, r.rule.name())
+    }
+}
+
+impl RuleState {
+    /// Puts back alerts saved before a restart (`last_eval` = the last
+    /// evaluation before it), with Prometheus's for-state restore rule: the
+    /// outage does not count toward `for`, an alert close to firing waits
+    /// at least `grace`, and nothing older than `tolerance` comes back.
+    pub fn restore_saved(
+        &mut self,
+        saved: Vec<Alert>,
+        last_eval: i64,
+        now: i64,
+        tolerance: Duration,
+        grace: Duration,
+    ) {
+        self.restored = true;
+        if now - last_eval > tolerance.as_millis() as i64 {
+            return;
+        }
+        let hold = self.rule.for_.as_millis() as i64;
+        let grace = grace.as_millis() as i64;
+        for mut a in saved {
+            if a.state != AlertState::Inactive && hold >= grace {
+                let remaining = hold - (last_eval - a.active_at);
+                if remaining > 0 && remaining < grace {
+                    a.active_at = now + grace - hold;
+                } else if remaining > 0 {
+                    a.active_at += now - last_eval;
+                }
+            }
+            self.active.insert(a.labels.clone(), a);
         }
     }
 }

@@ -718,6 +718,8 @@ pub enum TValue {
     Map(BTreeMap<String, TValue>),
     /// query result
     Samples(Vec<QuerySample>),
+    /// a list ([]any)
+    List(Vec<TValue>),
     /// one sample
     Sample(QuerySample),
     /// time.Time as Unix seconds
@@ -737,6 +739,7 @@ impl TValue {
             TValue::Bool(b) => *b,
             TValue::Map(m) => !m.is_empty(),
             TValue::Samples(s) => !s.is_empty(),
+            TValue::List(l) => !l.is_empty(),
             TValue::Sample(_) | TValue::Time(_) => true,
             TValue::Duration(d) => *d != 0.0,
             TValue::Nil => false,
@@ -751,6 +754,7 @@ impl TValue {
             TValue::Bool(_) => "bool",
             TValue::Map(_) => "map[string]string",
             TValue::Samples(_) => "template.queryResult",
+            TValue::List(_) => "[]interface {}",
             TValue::Sample(_) => "*template.sample",
             TValue::Time(_) => "*time.Time",
             TValue::Duration(_) => "*time.Duration",
@@ -853,6 +857,10 @@ fn trim_frac(f: f64) -> String {
 fn print_value(v: &TValue) -> String {
     match v {
         TValue::Str(s) => s.clone(),
+        TValue::List(l) => format!(
+            "[{}]",
+            l.iter().map(print_value).collect::<Vec<_>>().join(" ")
+        ),
         TValue::Float(f) => fmtfloat::go_g(*f),
         TValue::Int(i) => i.to_string(),
         TValue::Bool(b) => b.to_string(),
@@ -1109,6 +1117,22 @@ enum Flow {
 }
 
 impl Template {
+    /// Expands the template with `data` as `.` and `$`.
+    fn execute_with(&self, ctx: &Context<'_>, data: TValue) -> Result<String, TemplateError> {
+        let mut ex = Exec {
+            ctx,
+            vars: vec![("$".into(), data.clone())],
+            out: String::new(),
+        };
+        ex.nodes(&self.nodes, &data).map_err(|(line, m)| {
+            TemplateError(format!(
+                "template: {}:{line}: executing \"{}\": {m}",
+                self.name, self.name
+            ))
+        })?;
+        Ok(ex.out)
+    }
+
     /// Expands the template. Errors read like Go's execution errors.
     pub fn execute(&self, ctx: &Context<'_>) -> Result<String, TemplateError> {
         let data = TValue::Map(
@@ -1146,6 +1170,28 @@ impl Template {
         })?;
         Ok(ex.out)
     }
+}
+
+/// Checks a notification template (email subject and body).
+pub fn check_notification(text: &str) -> Result<(), String> {
+    check("notification", text)
+}
+
+/// Renders a notification template with `data` as `.`.
+pub fn render(name: &str, text: &str, data: TValue) -> Result<String, TemplateError> {
+    let t = parse(name, text)?;
+    let no_query = |_: &str| -> Result<Vec<QuerySample>, String> {
+        Err("query is not available in notifications".into())
+    };
+    let ctx = Context {
+        labels: BTreeMap::new(),
+        external_labels: BTreeMap::new(),
+        external_url: String::new(),
+        value: 0.0,
+        time_ms: 0,
+        query: &no_query,
+    };
+    t.execute_with(&ctx, data)
 }
 
 /// Expands `text` for an alert, the way Prometheus does for labels and
@@ -1364,6 +1410,7 @@ impl Exec<'_, '_> {
                     TValue::Str(s) => s.len() as i64,
                     TValue::Map(m) => m.len() as i64,
                     TValue::Samples(s) => s.len() as i64,
+                    TValue::List(l) => l.len() as i64,
                     other => return Err(fail(format!("len of type {}", other.type_name()))),
                 })
             }

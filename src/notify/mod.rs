@@ -1,0 +1,377 @@
+//! Notifications: alerts that need sending become one message per receiver
+//! in the durable outbox (written before any attempt), and a delivery loop
+//! sends them with retries, exponential backoff with jitter, per-receiver
+//! rate limits and a dead-letter state. One file per sink.
+
+mod alertmanager;
+mod email;
+mod slack;
+mod webhook;
+
+use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use serde_json::{json, Value};
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::{NotifyConfig, Receiver, ReceiverKind};
+use crate::rules::{Alert, AlertState};
+use crate::state::{OutboxEntry, State, StateError};
+use crate::timefmt::rfc3339_ms;
+
+/// Most alerts in one Alertmanager request (Prometheus's maxBatchSize).
+const MAX_BATCH: usize = 256;
+
+/// Why a delivery failed.
+#[derive(Debug, Error)]
+pub enum SendError {
+    /// Could not connect, or no answer in time.
+    #[error("{0}")]
+    Transport(String),
+    /// The receiver answered with an error status.
+    #[error("receiver answered {0}")]
+    Status(String),
+    /// The message or the receiver's settings are unusable.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// An alert as receivers get it (Alertmanager's postableAlert).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingAlert {
+    /// labels, external labels added where missing
+    pub labels: BTreeMap<String, String>,
+    /// annotations
+    pub annotations: BTreeMap<String, String>,
+    /// firing time (ms)
+    pub starts_at: i64,
+    /// resolve time, or the end of validity while firing (ms)
+    pub ends_at: i64,
+    /// link back to the expression
+    pub generator_url: String,
+    /// whether it is resolved
+    pub resolved: bool,
+}
+
+/// Builds the outgoing form of an alert (`rules.SendAlerts`): startsAt is
+/// the firing time, endsAt the resolve time or ValidUntil.
+pub fn outgoing(
+    a: &Alert,
+    expr: &str,
+    external_labels: &BTreeMap<String, String>,
+    external_url: &str,
+) -> OutgoingAlert {
+    let mut labels: BTreeMap<String, String> = a
+        .labels
+        .iter()
+        .map(|l| (l.name.to_string(), l.value.to_string()))
+        .collect();
+    for (k, v) in external_labels {
+        labels.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    let q: String = form_urlencoded::byte_serialize(expr.as_bytes()).collect();
+    OutgoingAlert {
+        labels,
+        annotations: a.annotations.clone(),
+        starts_at: a.fired_at.unwrap_or(a.active_at),
+        ends_at: a.resolved_at.or(a.valid_until).unwrap_or(a.active_at),
+        generator_url: format!(
+            "{}/graph?g0.expr={q}&g0.tab=1",
+            external_url.trim_end_matches('/')
+        ),
+        resolved: a.state == AlertState::Inactive,
+    }
+}
+
+/// Alertmanager's fingerprint of a label set (FNV-1a 64 over sorted
+/// names and values with 0xff separators), as 16 hex digits.
+pub fn fingerprint(labels: &BTreeMap<String, String>) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut add = |b: u8| {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    };
+    for (k, v) in labels {
+        k.bytes().for_each(&mut add);
+        add(0xff);
+        v.bytes().for_each(&mut add);
+        add(0xff);
+    }
+    format!("{h:016x}")
+}
+
+fn alert_json(a: &OutgoingAlert) -> Value {
+    json!({
+        "labels": a.labels,
+        "annotations": a.annotations,
+        "startsAt": rfc3339_ms(a.starts_at),
+        "endsAt": rfc3339_ms(a.ends_at),
+        "generatorURL": a.generator_url,
+    })
+}
+
+fn common(
+    alerts: &[OutgoingAlert],
+    f: impl Fn(&OutgoingAlert) -> &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut out = alerts.first().map(|a| f(a).clone()).unwrap_or_default();
+    for a in alerts.iter().skip(1) {
+        out.retain(|k, v| f(a).get(k) == Some(v));
+    }
+    out
+}
+
+/// The message for one receiver, as stored in the outbox.
+fn payload(r: &Receiver, alerts: &[OutgoingAlert], external_url: &str) -> Result<String, String> {
+    let status = if alerts.iter().any(|a| !a.resolved) {
+        "firing"
+    } else {
+        "resolved"
+    };
+    let common_labels = common(alerts, |a| &a.labels);
+    let common_annotations = common(alerts, |a| &a.annotations);
+    Ok(match &r.kind {
+        ReceiverKind::Alertmanager => {
+            Value::Array(alerts.iter().map(alert_json).collect()).to_string()
+        }
+        ReceiverKind::Webhook { .. } => webhook::payload(
+            &r.name,
+            status,
+            alerts,
+            &common_labels,
+            &common_annotations,
+            external_url,
+        )
+        .to_string(),
+        ReceiverKind::Slack => slack::payload(status, alerts, &common_labels).to_string(),
+        ReceiverKind::Email { subject, body, .. } => {
+            let data = email::template_data(
+                &r.name,
+                status,
+                alerts,
+                &common_labels,
+                &common_annotations,
+                external_url,
+            );
+            let s = crate::rules::template::render("subject", subject, data.clone())
+                .map_err(|e| e.to_string())?;
+            let b =
+                crate::rules::template::render("body", body, data).map_err(|e| e.to_string())?;
+            json!({"subject": s, "body": b}).to_string()
+        }
+    })
+}
+
+/// Puts the alerts of one rule evaluation into the outbox, one message per
+/// receiver (Alertmanager in batches of 256). Returns the entries written.
+pub fn enqueue(
+    state: &State,
+    cfg: &NotifyConfig,
+    alerts: &[OutgoingAlert],
+    external_url: &str,
+    now: i64,
+) -> Result<usize, StateError> {
+    let mut n = 0;
+    if alerts.is_empty() {
+        return Ok(0);
+    }
+    for r in &cfg.receivers {
+        let kind = kind_name(&r.kind);
+        for chunk in alerts.chunks(if matches!(r.kind, ReceiverKind::Alertmanager) {
+            MAX_BATCH
+        } else {
+            usize::MAX
+        }) {
+            match payload(r, chunk, external_url) {
+                Ok(p) => {
+                    state.enqueue(&r.name, kind, &p, now)?;
+                    n += 1;
+                }
+                Err(e) => warn!(receiver = %r.name, error = %e, "cannot render notification"),
+            }
+        }
+    }
+    Ok(n)
+}
+
+fn kind_name(k: &ReceiverKind) -> &'static str {
+    match k {
+        ReceiverKind::Alertmanager => "alertmanager",
+        ReceiverKind::Webhook { .. } => "webhook",
+        ReceiverKind::Slack => "slack",
+        ReceiverKind::Email { .. } => "email",
+    }
+}
+
+/// Wait before attempt `attempts + 1`: 1s doubling, capped, with up to
+/// 20% jitter so receivers coming back are not hit all at once.
+pub fn backoff(attempts: i64, max: Duration) -> Duration {
+    let base = Duration::from_secs(1).saturating_mul(1u32 << attempts.clamp(0, 20) as u32);
+    let d = base.min(max);
+    let jitter = rand::random::<f64>() * 0.2;
+    d.mul_f64(1.0 + jitter)
+        .min(max.max(Duration::from_millis(1)))
+}
+
+/// Sends outbox entries until cancelled.
+pub struct Deliverer {
+    state: Arc<State>,
+    cfg: Arc<parking_lot::RwLock<NotifyConfig>>,
+    http: reqwest::Client,
+    limiters: parking_lot::Mutex<HashMap<String, Arc<DefaultDirectRateLimiter>>>,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl Deliverer {
+    /// A deliverer over the outbox in `state`.
+    pub fn new(
+        state: Arc<State>,
+        cfg: Arc<parking_lot::RwLock<NotifyConfig>>,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Deliverer {
+        Deliverer {
+            state,
+            cfg,
+            http: reqwest::Client::builder()
+                .user_agent(concat!("augur/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .unwrap_or_default(),
+            limiters: parking_lot::Mutex::new(HashMap::new()),
+            metrics,
+        }
+    }
+
+    fn limiter(&self, r: &Receiver) -> Option<Arc<DefaultDirectRateLimiter>> {
+        let per_min = NonZeroU32::new(r.rate_limit_per_minute)?;
+        let mut l = self.limiters.lock();
+        Some(
+            l.entry(r.name.clone())
+                .or_insert_with(|| Arc::new(RateLimiter::direct(Quota::per_minute(per_min))))
+                .clone(),
+        )
+    }
+
+    /// Delivers due entries every half second until `token` is cancelled;
+    /// then one last pass, so shutdown drains what it can.
+    pub async fn run(self, token: CancellationToken) {
+        loop {
+            let stop = tokio::select! {
+                _ = token.cancelled() => true,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => false,
+            };
+            self.pass().await;
+            if stop {
+                return;
+            }
+        }
+    }
+
+    /// One delivery pass over due entries.
+    pub async fn pass(&self) {
+        let now = crate::scrape::now_ms();
+        let st = self.state.clone();
+        let due = match tokio::task::spawn_blocking(move || st.due(now, 128)).await {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => {
+                warn!(error = %e, "cannot read the outbox");
+                return;
+            }
+            Err(_) => return,
+        };
+        for e in due {
+            self.deliver(e).await;
+        }
+    }
+
+    async fn deliver(&self, e: OutboxEntry) {
+        let (receiver, cfg) = {
+            let c = self.cfg.read();
+            (
+                c.receivers.iter().find(|r| r.name == e.receiver).cloned(),
+                (c.max_attempts, c.max_backoff),
+            )
+        };
+        let st = self.state.clone();
+        let Some(r) = receiver else {
+            let _ = tokio::task::spawn_blocking(move || {
+                st.mark_failed(e.id, "receiver is no longer configured", None)
+            })
+            .await;
+            self.metrics.notifications_dead.inc();
+            return;
+        };
+        if let Some(l) = self.limiter(&r) {
+            if l.check().is_err() {
+                // Over the rate limit: stays pending for a later pass.
+                return;
+            }
+        }
+        let result = match &r.kind {
+            ReceiverKind::Alertmanager => alertmanager::send(&self.http, &r, &e.payload).await,
+            ReceiverKind::Webhook { hmac_secret_file } => {
+                webhook::send(&self.http, &r, hmac_secret_file.as_deref(), &e.payload).await
+            }
+            ReceiverKind::Slack => slack::send(&self.http, &r, &e.payload).await,
+            ReceiverKind::Email { .. } => email::send(&r, &e.payload).await,
+        };
+        let now = crate::scrape::now_ms();
+        let labels = crate::metrics::ReceiverLabel {
+            receiver: r.name.clone(),
+        };
+        match result {
+            Ok(()) => {
+                self.metrics.notifications_sent.get_or_create(&labels).inc();
+                let _ = tokio::task::spawn_blocking(move || st.mark_sent(e.id, now)).await;
+            }
+            Err(err) => {
+                self.metrics
+                    .notifications_failed
+                    .get_or_create(&labels)
+                    .inc();
+                let (max_attempts, max_backoff) = cfg;
+                let msg = err.to_string();
+                let retry = (e.attempts + 1 < i64::from(max_attempts))
+                    .then(|| now + backoff(e.attempts, max_backoff).as_millis() as i64);
+                if retry.is_none() {
+                    self.metrics.notifications_dead.inc();
+                    warn!(receiver = %r.name, id = e.id, error = %msg, "notification dead-lettered");
+                } else {
+                    info!(receiver = %r.name, id = e.id, attempt = e.attempts + 1, error = %msg, "notification failed, will retry");
+                }
+                let _ =
+                    tokio::task::spawn_blocking(move || st.mark_failed(e.id, &msg, retry)).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_match_alertmanager() {
+        // model.LabelSet{"alertname":"A"}.Fingerprint() in prometheus/common.
+        let l: BTreeMap<String, String> = [("alertname".to_string(), "A".to_string())]
+            .into_iter()
+            .collect();
+        assert_eq!(fingerprint(&l).len(), 16);
+        assert_eq!(fingerprint(&BTreeMap::new()), "cbf29ce484222325");
+        assert_ne!(fingerprint(&l), fingerprint(&BTreeMap::new()));
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let max = Duration::from_secs(60);
+        let b0 = backoff(0, max);
+        assert!(b0 >= Duration::from_secs(1) && b0 <= Duration::from_millis(1200));
+        let b3 = backoff(3, max);
+        assert!(b3 >= Duration::from_secs(8) && b3 <= Duration::from_millis(9600));
+        assert!(backoff(30, max) <= max);
+    }
+}
