@@ -24,6 +24,12 @@ use crate::rules::{Alert, AlertState};
 use crate::state::{OutboxEntry, State, StateError};
 use crate::timefmt::rfc3339_ms;
 
+/// HMAC-SHA256 signature (hex) of a webhook body, as sent in
+/// `X-Augur-Signature: sha256=<hex>`, for receivers to verify.
+pub fn sign_webhook(secret: &[u8], body: &[u8]) -> String {
+    webhook::sign(secret, body)
+}
+
 /// Most alerts in one Alertmanager request (Prometheus's maxBatchSize).
 const MAX_BATCH: usize = 256;
 
@@ -127,7 +133,7 @@ fn common(
 }
 
 /// The message for one receiver, as stored in the outbox.
-fn payload(r: &Receiver, alerts: &[OutgoingAlert], external_url: &str) -> Result<String, String> {
+fn payload(r: &Receiver, alerts: &[OutgoingAlert], external_url: &str) -> String {
     let status = if alerts.iter().any(|a| !a.resolved) {
         "firing"
     } else {
@@ -135,7 +141,7 @@ fn payload(r: &Receiver, alerts: &[OutgoingAlert], external_url: &str) -> Result
     };
     let common_labels = common(alerts, |a| &a.labels);
     let common_annotations = common(alerts, |a| &a.annotations);
-    Ok(match &r.kind {
+    match &r.kind {
         ReceiverKind::Alertmanager => {
             Value::Array(alerts.iter().map(alert_json).collect()).to_string()
         }
@@ -150,6 +156,10 @@ fn payload(r: &Receiver, alerts: &[OutgoingAlert], external_url: &str) -> Result
         .to_string(),
         ReceiverKind::Slack => slack::payload(status, alerts, &common_labels).to_string(),
         ReceiverKind::Email { subject, body, .. } => {
+            let fallback = |what: &str, e: crate::rules::template::TemplateError| {
+                // A message that cannot be rendered is still sent, plainly.
+                warn!(receiver = %r.name, error = %e, "cannot render the email {what}, using the default");
+            };
             let data = email::template_data(
                 &r.name,
                 status,
@@ -159,12 +169,18 @@ fn payload(r: &Receiver, alerts: &[OutgoingAlert], external_url: &str) -> Result
                 external_url,
             );
             let s = crate::rules::template::render("subject", subject, data.clone())
-                .map_err(|e| e.to_string())?;
-            let b =
-                crate::rules::template::render("body", body, data).map_err(|e| e.to_string())?;
+                .unwrap_or_else(|e| {
+                    fallback("subject", e);
+                    let name = common_labels.get("alertname").map(String::as_str);
+                    format!("[{}] {}", status.to_uppercase(), name.unwrap_or("alerts"))
+                });
+            let b = crate::rules::template::render("body", body, data).unwrap_or_else(|e| {
+                fallback("body", e);
+                Value::Array(alerts.iter().map(alert_json).collect()).to_string()
+            });
             json!({"subject": s, "body": b}).to_string()
         }
-    })
+    }
 }
 
 /// Puts the alerts of one rule evaluation into the outbox, one message per
@@ -187,13 +203,8 @@ pub fn enqueue(
         } else {
             usize::MAX
         }) {
-            match payload(r, chunk, external_url) {
-                Ok(p) => {
-                    state.enqueue(&r.name, kind, &p, now)?;
-                    n += 1;
-                }
-                Err(e) => warn!(receiver = %r.name, error = %e, "cannot render notification"),
-            }
+            state.enqueue(&r.name, kind, &payload(r, chunk, external_url), now)?;
+            n += 1;
         }
     }
     Ok(n)

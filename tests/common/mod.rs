@@ -333,3 +333,68 @@ pub fn config_for(jobs: &[(&str, &str, &[SocketAddr], &str)]) -> String {
     }
     s
 }
+
+/// A real HTTP server that records POSTed requests and answers with a
+/// status the test controls (a webhook or Slack stand-in).
+pub struct Sink {
+    pub addr: SocketAddr,
+    pub requests: Arc<Mutex<Vec<(HeaderMap, String)>>>,
+    pub status: Arc<Mutex<u16>>,
+}
+
+impl Sink {
+    pub async fn start() -> Sink {
+        let requests: Arc<Mutex<Vec<(HeaderMap, String)>>> = Arc::default();
+        let status = Arc::new(Mutex::new(200u16));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (r, s) = (requests.clone(), status.clone());
+        let app = Router::new().fallback(move |headers: HeaderMap, body: String| {
+            let (r, s) = (r.clone(), s.clone());
+            async move {
+                r.lock().unwrap().push((headers, body));
+                StatusCode::from_u16(*s.lock().unwrap()).unwrap()
+            }
+        });
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Sink {
+            addr,
+            requests,
+            status,
+        }
+    }
+
+    pub fn set_status(&self, s: u16) {
+        *self.status.lock().unwrap() = s;
+    }
+
+    pub fn bodies(&self) -> Vec<String> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, b)| b.clone())
+            .collect()
+    }
+}
+
+/// A rule file with one alert on `queue_depth > 1`.
+pub fn backlog_rules(for_: &str) -> String {
+    format!(
+        "groups:\n  - name: queues\n    interval: 1s\n    rules:\n      - alert: Backlog\n        expr: queue_depth > 1\n        for: {for_}\n        labels:\n          severity: page\n        annotations:\n          summary: \"{{{{ $labels.queue }}}} has {{{{ $value }}}} items\"\n"
+    )
+}
+
+/// A config scraping `target` every second, evaluating rules.yml every
+/// second, plus `extra` TOML.
+pub fn rules_config(target: SocketAddr, extra: &str) -> String {
+    format!(
+        "rule_files = [\"rules.yml\"]\n{extra}\n{}",
+        config_for(&[("shop", "", &[target], "")]).replace(
+            "[global]\n",
+            "[global]\nevaluation_interval = \"1s\"\nexternal_labels = { cluster = \"test\" }\n"
+        )
+    )
+}

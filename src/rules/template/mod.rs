@@ -1262,6 +1262,11 @@ impl Exec<'_, '_> {
                         TValue::Int(n) => {
                             (0..n).map(|i| (TValue::Int(i), TValue::Int(i))).collect()
                         }
+                        TValue::List(l) => l
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, x)| (TValue::Int(i as i64), x))
+                            .collect(),
                         TValue::Nil => Vec::new(),
                         other => {
                             return Err((

@@ -118,6 +118,35 @@ fn prometheus_functions() {
 }
 
 #[test]
+fn notification_templates_range_over_lists() {
+    let alert = |s: &str| {
+        TValue::Map(
+            [("Summary".to_string(), TValue::Str(s.into()))]
+                .into_iter()
+                .collect(),
+        )
+    };
+    let data = TValue::Map(
+        [
+            ("Status".to_string(), TValue::Str("firing".into())),
+            (
+                "Alerts".to_string(),
+                TValue::List(vec![alert("a"), alert("b")]),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+    );
+    let out = render(
+        "body",
+        "{{ .Status | toUpper }}:{{ range .Alerts }} {{ .Summary }}{{ end }} ({{ len .Alerts }})",
+        data,
+    )
+    .unwrap();
+    assert_eq!(out, "FIRING: a b (2)");
+}
+
+#[test]
 fn execution_errors_expand_to_a_marker() {
     let out = run("{{ humanize \"abc\" }}", 1.0);
     assert!(
