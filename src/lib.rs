@@ -16,6 +16,7 @@
 //! - [`app`]: wiring, task ownership, signals, reload and shutdown.
 //! - [`duration`]: Prometheus duration strings (`1h30m`).
 //! - [`fmtfloat`]: Go-compatible float formatting.
+//! - [`stats`]: two-sample tests (Mann-Whitney, Welch, KS, proportions, Fisher).
 
 pub mod api;
 pub mod app;
@@ -31,5 +32,6 @@ pub mod promql;
 pub mod rules;
 pub mod scrape;
 pub mod state;
+pub mod stats;
 pub mod store;
 pub mod timefmt;

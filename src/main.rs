@@ -4,7 +4,7 @@
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -77,6 +77,42 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compare a baseline against a canary with one statistical test.
+    ///
+    /// Sample tests read files with one number per line; `proportions` and
+    /// `fisher` take ERRORS/TOTAL counts. Exit 2 on bad input.
+    Judge {
+        /// The test to run.
+        #[arg(long, value_enum, default_value = "mann-whitney")]
+        test: JudgeTest,
+        /// Baseline sample file, or ERRORS/TOTAL for count tests.
+        #[arg(long)]
+        baseline: String,
+        /// Canary sample file, or ERRORS/TOTAL for count tests.
+        #[arg(long)]
+        canary: String,
+        /// Alternative hypothesis; `greater` means the canary is larger.
+        #[arg(long, default_value = "two-sided", value_parser = ["two-sided", "greater", "less"])]
+        alternative: String,
+        /// Confidence level of the reported interval.
+        #[arg(long, default_value_t = 0.95)]
+        confidence: f64,
+        /// Drop the Mann-Whitney continuity correction.
+        #[arg(long)]
+        no_continuity: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum JudgeTest {
+    MannWhitney,
+    Welch,
+    Ks,
+    Proportions,
+    Fisher,
 }
 
 #[derive(Subcommand)]
@@ -171,6 +207,23 @@ fn main() -> ExitCode {
         Command::Test {
             what: TestCommand::Rules { files },
         } => test_rules(&files),
+        Command::Judge {
+            test,
+            baseline,
+            canary,
+            alternative,
+            confidence,
+            no_continuity,
+            json,
+        } => judge(
+            test,
+            &baseline,
+            &canary,
+            &alternative,
+            confidence,
+            !no_continuity,
+            json,
+        ),
         Command::Query {
             expr,
             time,
@@ -212,6 +265,68 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+    }
+}
+
+fn judge(
+    test: JudgeTest,
+    baseline: &str,
+    canary: &str,
+    alternative: &str,
+    confidence: f64,
+    continuity: bool,
+    json: bool,
+) -> ExitCode {
+    use augur::stats::judge::{self, TestKind};
+    let kind = match test {
+        JudgeTest::MannWhitney => TestKind::MannWhitney,
+        JudgeTest::Welch => TestKind::Welch,
+        JudgeTest::Ks => TestKind::Ks,
+        JudgeTest::Proportions => TestKind::Proportions,
+        JudgeTest::Fisher => TestKind::Fisher,
+    };
+    let alt = augur::stats::Alternative::parse(alternative).expect("clap restricts the values");
+    if !(confidence > 0.0 && confidence < 1.0) {
+        eprintln!("--confidence: expected a level between 0 and 1, found {confidence}");
+        return ExitCode::from(2);
+    }
+    let result = if kind.takes_counts() {
+        judge::parse_counts("baseline", baseline)
+            .and_then(|b| {
+                let c = judge::parse_counts("canary", canary)?;
+                judge::judge_counts(kind, b, c, alt, confidence)
+            })
+            .map_err(|e| e.to_string())
+    } else {
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .map_err(|e| format!("{p}: {e}"))
+                .and_then(|text| {
+                    judge::parse_sample(Path::new(p), &text).map_err(|e| e.to_string())
+                })
+        };
+        match (read(baseline), read(canary)) {
+            (Ok(b), Ok(c)) => judge::judge_samples(kind, &b, &c, alt, confidence, continuity)
+                .map_err(|e| e.to_string()),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        }
+    };
+    match result {
+        Ok(report) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&report).expect("a report serialises")
+                );
+            } else {
+                print!("{}", report.to_text());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("augur judge: {e}");
+            ExitCode::from(2)
         }
     }
 }
