@@ -48,6 +48,14 @@ fn bench(c: &mut Criterion) {
         errors: 6_000,
         total: 5_000_000,
     };
+    c.bench_function("sequential_counts_one_sided_60k_events", |x| {
+        x.iter(|| {
+            stats::sequential::count_ln_e(black_box(30_000), black_box(29_000), 0.5, 100.0, true)
+        })
+    });
+    c.bench_function("sequential_t_10k_vs_10k", |x| {
+        x.iter(|| stats::sequential::av_t_ln_e(black_box(&b), black_box(&k), 100.0))
+    });
     c.bench_function("fisher_5M_vs_5M", |x| {
         x.iter(|| stats::fisher_exact(black_box(base), black_box(can), Alternative::TwoSided))
     });

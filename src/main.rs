@@ -81,29 +81,36 @@ enum Command {
     ///
     /// Sample tests read files with one number per line; `proportions` and
     /// `fisher` take ERRORS/TOTAL counts. Exit 2 on bad input.
-    Judge {
-        /// The test to run.
-        #[arg(long, value_enum, default_value = "mann-whitney")]
-        test: JudgeTest,
-        /// Baseline sample file, or ERRORS/TOTAL for count tests.
-        #[arg(long)]
-        baseline: String,
-        /// Canary sample file, or ERRORS/TOTAL for count tests.
-        #[arg(long)]
-        canary: String,
-        /// Alternative hypothesis; `greater` means the canary is larger.
-        #[arg(long, default_value = "two-sided", value_parser = ["two-sided", "greater", "less"])]
-        alternative: String,
-        /// Confidence level of the reported interval.
-        #[arg(long, default_value_t = 0.95)]
-        confidence: f64,
-        /// Drop the Mann-Whitney continuity correction.
-        #[arg(long)]
-        no_continuity: bool,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Judge(JudgeArgs),
+}
+
+#[derive(clap::Args)]
+struct JudgeArgs {
+    /// The test to run.
+    #[arg(long, value_enum, default_value = "mann-whitney")]
+    test: JudgeTest,
+    /// Baseline sample file, or ERRORS/TOTAL for count tests.
+    #[arg(long)]
+    baseline: String,
+    /// Canary sample file, or ERRORS/TOTAL for count tests.
+    #[arg(long)]
+    canary: String,
+    /// Alternative hypothesis; `greater` means the canary is larger.
+    #[arg(long, default_value = "two-sided", value_parser = ["two-sided", "greater", "less"])]
+    alternative: String,
+    /// Confidence level of the reported interval.
+    #[arg(long, default_value_t = 0.95)]
+    confidence: f64,
+    /// Drop the Mann-Whitney continuity correction.
+    #[arg(long)]
+    no_continuity: bool,
+    /// Prior of the sequential tests: the count test's concentration k,
+    /// or the t-test's precision phi.
+    #[arg(long, default_value_t = 100.0)]
+    prior: f64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -113,6 +120,8 @@ enum JudgeTest {
     Ks,
     Proportions,
     Fisher,
+    SequentialCounts,
+    SequentialT,
 }
 
 #[derive(Subcommand)]
@@ -207,23 +216,7 @@ fn main() -> ExitCode {
         Command::Test {
             what: TestCommand::Rules { files },
         } => test_rules(&files),
-        Command::Judge {
-            test,
-            baseline,
-            canary,
-            alternative,
-            confidence,
-            no_continuity,
-            json,
-        } => judge(
-            test,
-            &baseline,
-            &canary,
-            &alternative,
-            confidence,
-            !no_continuity,
-            json,
-        ),
+        Command::Judge(args) => judge(&args),
         Command::Query {
             expr,
             time,
@@ -269,24 +262,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn judge(
-    test: JudgeTest,
-    baseline: &str,
-    canary: &str,
-    alternative: &str,
-    confidence: f64,
-    continuity: bool,
-    json: bool,
-) -> ExitCode {
+fn judge(args: &JudgeArgs) -> ExitCode {
     use augur::stats::judge::{self, TestKind};
-    let kind = match test {
+    let (baseline, canary, confidence, prior) =
+        (&args.baseline, &args.canary, args.confidence, args.prior);
+    let continuity = !args.no_continuity;
+    let kind = match args.test {
         JudgeTest::MannWhitney => TestKind::MannWhitney,
         JudgeTest::Welch => TestKind::Welch,
         JudgeTest::Ks => TestKind::Ks,
         JudgeTest::Proportions => TestKind::Proportions,
         JudgeTest::Fisher => TestKind::Fisher,
+        JudgeTest::SequentialCounts => TestKind::SequentialCounts,
+        JudgeTest::SequentialT => TestKind::SequentialT,
     };
-    let alt = augur::stats::Alternative::parse(alternative).expect("clap restricts the values");
+    let alt =
+        augur::stats::Alternative::parse(&args.alternative).expect("clap restricts the values");
     if !(confidence > 0.0 && confidence < 1.0) {
         eprintln!("--confidence: expected a level between 0 and 1, found {confidence}");
         return ExitCode::from(2);
@@ -295,7 +286,7 @@ fn judge(
         judge::parse_counts("baseline", baseline)
             .and_then(|b| {
                 let c = judge::parse_counts("canary", canary)?;
-                judge::judge_counts(kind, b, c, alt, confidence)
+                judge::judge_counts(kind, b, c, alt, confidence, prior)
             })
             .map_err(|e| e.to_string())
     } else {
@@ -307,14 +298,16 @@ fn judge(
                 })
         };
         match (read(baseline), read(canary)) {
-            (Ok(b), Ok(c)) => judge::judge_samples(kind, &b, &c, alt, confidence, continuity)
-                .map_err(|e| e.to_string()),
+            (Ok(b), Ok(c)) => {
+                judge::judge_samples(kind, &b, &c, alt, confidence, continuity, prior)
+                    .map_err(|e| e.to_string())
+            }
             (Err(e), _) | (_, Err(e)) => Err(e),
         }
     };
     match result {
         Ok(report) => {
-            if json {
+            if args.json {
                 println!(
                     "{}",
                     serde_json::to_string(&report).expect("a report serialises")

@@ -18,6 +18,10 @@ pub enum TestKind {
     Proportions,
     /// Fisher's exact test on error counts.
     Fisher,
+    /// Anytime-valid Beta-binomial e-value on error counts (one look).
+    SequentialCounts,
+    /// Anytime-valid t-test e-value on samples (one look).
+    SequentialT,
 }
 
 impl TestKind {
@@ -29,12 +33,17 @@ impl TestKind {
             TestKind::Ks => "ks",
             TestKind::Proportions => "proportions",
             TestKind::Fisher => "fisher",
+            TestKind::SequentialCounts => "sequential-counts",
+            TestKind::SequentialT => "sequential-t",
         }
     }
 
     /// Whether the test takes `errors/total` counts instead of sample files.
     pub fn takes_counts(self) -> bool {
-        matches!(self, TestKind::Proportions | TestKind::Fisher)
+        matches!(
+            self,
+            TestKind::Proportions | TestKind::Fisher | TestKind::SequentialCounts
+        )
     }
 }
 
@@ -75,6 +84,10 @@ pub struct Report {
     pub statistic: f64,
     /// p-value.
     pub p_value: f64,
+    /// Natural log of the e-value (sequential tests only); the p-value of
+    /// a single look is then min(1, 1/E).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ln_e: Option<f64>,
     /// Degrees of freedom (Welch only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub df: Option<f64>,
@@ -138,12 +151,14 @@ pub fn judge_samples(
     alt: Alternative,
     confidence: f64,
     continuity: bool,
+    prior: f64,
 ) -> Result<Report, JudgeError> {
     let report = |r: super::TestResult| Report {
         test: kind.as_str(),
         alternative: alt.as_str(),
         statistic: r.statistic,
         p_value: r.p_value,
+        ln_e: None,
         df: r.df,
         estimate: None,
         ci_low: None,
@@ -180,30 +195,73 @@ pub fn judge_samples(
             rep
         }
         TestKind::Ks => report(super::kolmogorov_smirnov(baseline, canary)?),
-        TestKind::Proportions | TestKind::Fisher => {
+        TestKind::SequentialT => {
+            let (t, ln_e) = super::sequential::av_t_ln_e(baseline, canary, prior)?;
+            let mut rep = report(super::TestResult {
+                statistic: t,
+                p_value: (-ln_e).exp().min(1.0),
+                df: None,
+            });
+            rep.ln_e = Some(ln_e);
+            rep.estimate = Some(mean(canary) - mean(baseline));
+            rep
+        }
+        TestKind::Proportions | TestKind::Fisher | TestKind::SequentialCounts => {
             unreachable!("counts tests go through judge_counts")
         }
     })
 }
 
-/// Runs `kind` (proportions or Fisher) on error counts.
+/// Runs `kind` (proportions, Fisher or the sequential count test) on error
+/// counts. `prior` is the sequential test's prior concentration.
 pub fn judge_counts(
     kind: TestKind,
     baseline: Counts,
     canary: Counts,
     alt: Alternative,
     confidence: f64,
+    prior: f64,
 ) -> Result<Report, JudgeError> {
-    let r = if kind == TestKind::Fisher {
-        super::fisher_exact(baseline, canary, alt)?
-    } else {
-        super::two_proportions(baseline, canary, alt)?
+    let r = match kind {
+        TestKind::Fisher => super::fisher_exact(baseline, canary, alt)?,
+        TestKind::SequentialCounts => {
+            super::check_counts("baseline", baseline)?;
+            super::check_counts("canary", canary)?;
+            let rho = canary.total as f64 / (baseline.total + canary.total) as f64;
+            let ln_e = match alt {
+                Alternative::TwoSided => super::sequential::count_ln_e(
+                    baseline.errors,
+                    canary.errors,
+                    rho,
+                    prior,
+                    false,
+                )?,
+                Alternative::Greater => {
+                    super::sequential::count_ln_e(baseline.errors, canary.errors, rho, prior, true)?
+                }
+                // "Canary better" is "baseline worse" with the arms swapped.
+                Alternative::Less => super::sequential::count_ln_e(
+                    canary.errors,
+                    baseline.errors,
+                    1.0 - rho,
+                    prior,
+                    true,
+                )?,
+            };
+            super::TestResult {
+                statistic: ln_e,
+                p_value: (-ln_e).exp().min(1.0),
+                df: None,
+            }
+        }
+        _ => super::two_proportions(baseline, canary, alt)?,
     };
     let mut rep = Report {
         test: kind.as_str(),
         alternative: alt.as_str(),
         statistic: r.statistic,
         p_value: r.p_value,
+        ln_e: None,
         df: None,
         estimate: None,
         ci_low: None,
@@ -211,19 +269,26 @@ pub fn judge_counts(
         n_baseline: baseline.total,
         n_canary: canary.total,
     };
-    if kind == TestKind::Proportions {
-        let pb = baseline.errors as f64 / baseline.total as f64;
-        let pc = canary.errors as f64 / canary.total as f64;
-        // Wald interval for the difference (unpooled), as statsmodels'
-        // confint_proportions_2indep(method="wald").
-        let se = (pb * (1.0 - pb) / baseline.total as f64 + pc * (1.0 - pc) / canary.total as f64)
-            .sqrt();
-        let q = super::norm_ppf(1.0 - (1.0 - confidence) / 2.0);
-        rep.estimate = Some(pc - pb);
-        rep.ci_low = Some(pc - pb - q * se);
-        rep.ci_high = Some(pc - pb + q * se);
-    } else {
-        rep.estimate = Some(r.statistic);
+    let pb = baseline.errors as f64 / baseline.total as f64;
+    let pc = canary.errors as f64 / canary.total as f64;
+    match kind {
+        TestKind::Proportions => {
+            // Wald interval for the difference (unpooled), as statsmodels'
+            // confint_proportions_2indep(method="wald").
+            let se = (pb * (1.0 - pb) / baseline.total as f64
+                + pc * (1.0 - pc) / canary.total as f64)
+                .sqrt();
+            let q = super::norm_ppf(1.0 - (1.0 - confidence) / 2.0);
+            rep.estimate = Some(pc - pb);
+            rep.ci_low = Some(pc - pb - q * se);
+            rep.ci_high = Some(pc - pb + q * se);
+        }
+        TestKind::SequentialCounts => {
+            rep.ln_e = Some(r.statistic);
+            // Canary error rate over baseline error rate.
+            rep.estimate = Some(pc / pb);
+        }
+        _ => rep.estimate = Some(r.statistic),
     }
     Ok(rep)
 }
@@ -239,6 +304,9 @@ impl Report {
             "test         {} ({})\nstatistic    {}\np_value      {}\n",
             self.test, self.alternative, self.statistic, self.p_value
         );
+        if let Some(l) = self.ln_e {
+            s += &format!("ln_e         {l}\n");
+        }
         if let Some(df) = self.df {
             s += &format!("df           {df}\n");
         }

@@ -14,6 +14,7 @@ use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
 use thiserror::Error;
 
 pub mod judge;
+pub mod sequential;
 
 /// Which departure from "no difference" a test looks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,7 +95,7 @@ pub struct TestResult {
     pub df: Option<f64>,
 }
 
-fn check(which: &'static str, xs: &[f64], need: usize) -> Result<(), StatsError> {
+pub(crate) fn check(which: &'static str, xs: &[f64], need: usize) -> Result<(), StatsError> {
     if xs.len() < need {
         return Err(StatsError::TooFew {
             which,
@@ -295,7 +296,7 @@ pub fn hodges_lehmann(
     };
     let (n, m) = (b.len() as f64, c.len() as f64);
     let z = norm_ppf(1.0 - (1.0 - confidence) / 2.0);
-    let ca = (n * m / 2.0 - z * (n * m * (n + m + 1.0) / 12.0).sqrt()).round();
+    let ca = (n * m / 2.0 - z * (n * m * (n + m + 1.0) / 12.0).sqrt()).floor();
     let ca = ca.max(1.0) as u64;
     let (low, high) = if ca > total / 2 {
         (estimate, estimate)
@@ -312,7 +313,7 @@ pub fn hodges_lehmann(
     })
 }
 
-fn mean_var(xs: &[f64]) -> (f64, f64) {
+pub(crate) fn mean_var(xs: &[f64]) -> (f64, f64) {
     let n = xs.len() as f64;
     let mean = xs.iter().sum::<f64>() / n;
     // Two-pass with a compensation term keeps the variance exact-ish for
@@ -428,7 +429,7 @@ pub struct Counts {
     pub total: u64,
 }
 
-fn check_counts(which: &'static str, c: Counts) -> Result<(), StatsError> {
+pub(crate) fn check_counts(which: &'static str, c: Counts) -> Result<(), StatsError> {
     if c.total == 0 || c.errors > c.total {
         return Err(StatsError::BadCounts {
             which,

@@ -1,0 +1,240 @@
+//! Anytime-valid tests against reference values
+//! (`tests/stats/sequential_fixtures.json`, from `tests/stats/gen_sequential.py`).
+
+use augur::stats::sequential::{av_t_ln_e, count_ln_e, AnytimeP};
+use serde_json::Value;
+
+fn fixtures() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/stats/sequential_fixtures.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).expect("read fixtures")).expect("json")
+}
+
+fn close(got: f64, want: f64, tol: f64, what: &str) {
+    assert!(
+        (got - want).abs() <= tol * want.abs().max(1.0),
+        "{what}: got {got}, want {want}"
+    );
+}
+
+#[test]
+fn savvi_test_vector_rejects_at_event_210() {
+    let f = fixtures();
+    let s = &f["savvi"];
+    let labels = s["labels"].as_str().unwrap();
+    // Arm 1 (traffic share 0.2) plays the canary.
+    let (mut base, mut can) = (0u64, 0u64);
+    let mut p = AnytimeP::default();
+    let mut first = None;
+    for (i, ch) in labels.chars().enumerate() {
+        if ch == '1' {
+            can += 1;
+        } else {
+            base += 1;
+        }
+        let ln_e = count_ln_e(base, can, 0.2, 100.0, false).unwrap();
+        let pv = p.observe(ln_e);
+        if pv <= 0.05 && first.is_none() {
+            first = Some((i + 1, base, can, pv));
+        }
+    }
+    let (n, b, c, pv) = first.expect("savvi's vector rejects");
+    assert_eq!(n as u64, s["first_reject_n"].as_u64().unwrap());
+    assert_eq!([b, c], [148, 62]);
+    close(
+        pv,
+        s["first_reject_p"].as_f64().unwrap(),
+        1e-9,
+        "p at rejection",
+    );
+    // The running minimum never goes back up.
+    assert!(p.p() <= pv);
+}
+
+#[test]
+fn beta_binomial_matches_scipy_special() {
+    let f = fixtures();
+    for c in f["beta_binomial"].as_array().unwrap() {
+        let what = c.to_string();
+        let (b, k) = (
+            c["baseline"].as_u64().unwrap(),
+            c["canary"].as_u64().unwrap(),
+        );
+        let (rho, conc) = (c["rho"].as_f64().unwrap(), c["k"].as_f64().unwrap());
+        let two = count_ln_e(b, k, rho, conc, false).unwrap();
+        close(two, c["ln_e_two_sided"].as_f64().unwrap(), 1e-9, &what);
+        let one = count_ln_e(b, k, rho, conc, true).unwrap();
+        close(one, c["ln_e_one_sided"].as_f64().unwrap(), 1e-9, &what);
+    }
+    // Reference-note goldens.
+    close(
+        count_ln_e(40, 60, 0.5, 100.0, false).unwrap(),
+        0.658892,
+        1e-6,
+        "golden two-sided",
+    );
+    close(
+        count_ln_e(40, 60, 0.5, 100.0, true).unwrap(),
+        1.270783,
+        1e-6,
+        "golden one-sided",
+    );
+}
+
+#[test]
+fn av_t_matches_reference() {
+    let f = fixtures();
+    for c in f["av_t"].as_array().unwrap() {
+        let xs = |v: &Value| -> Vec<f64> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        };
+        let (t, ln_e) = av_t_ln_e(
+            &xs(&c["baseline"]),
+            &xs(&c["canary"]),
+            c["phi"].as_f64().unwrap(),
+        )
+        .unwrap();
+        close(t, c["t"].as_f64().unwrap(), 1e-10, "t");
+        close(ln_e, c["ln_e"].as_f64().unwrap(), 1e-9, "ln e");
+    }
+}
+
+#[test]
+fn bad_parameters_are_rejected() {
+    assert!(count_ln_e(1, 1, 0.0, 100.0, false).is_err());
+    assert!(count_ln_e(1, 1, 0.5, -1.0, false).is_err());
+    assert!(av_t_ln_e(&[1.0, 1.0], &[1.0, 1.0], 100.0).is_err());
+    let mut p = AnytimeP::resume(0.2);
+    assert_eq!(p.observe(f64::NAN), 0.2);
+    assert_eq!(p.observe(0.0), 0.2);
+    close(p.observe(20f64.ln()), 0.05, 1e-12, "1/E");
+}
+
+fn judge_json(args: &[&str]) -> Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_augur"))
+        .arg("judge")
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("run augur judge");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn judge_cli_sequential_counts() {
+    // savvi's vector at its rejecting look: 148 baseline and 62 canary
+    // events with a 0.8/0.2 traffic split.
+    let rep = judge_json(&[
+        "--test",
+        "sequential-counts",
+        "--baseline",
+        "148/8000",
+        "--canary",
+        "62/2000",
+    ]);
+    assert_eq!(rep["test"], "sequential-counts");
+    close(
+        rep["p_value"].as_f64().unwrap(),
+        0.0455796317592,
+        1e-9,
+        "savvi p",
+    );
+    close(
+        rep["estimate"].as_f64().unwrap(),
+        (62.0 / 2000.0) / (148.0 / 8000.0),
+        1e-12,
+        "rate ratio",
+    );
+
+    let f = fixtures();
+    let g = &f["beta_binomial"][0]; // canary 60, baseline 40, rho 0.5, k 100
+    let rep = judge_json(&[
+        "--test",
+        "sequential-counts",
+        "--baseline",
+        "40/5000",
+        "--canary",
+        "60/5000",
+        "--alternative",
+        "greater",
+    ]);
+    close(
+        rep["ln_e"].as_f64().unwrap(),
+        g["ln_e_one_sided"].as_f64().unwrap(),
+        1e-9,
+        "greater",
+    );
+    // "less" asks whether the canary is better: the mirrored one-sided test.
+    let mirrored = &f["beta_binomial"][1]; // canary 40, baseline 60
+    let rep = judge_json(&[
+        "--test",
+        "sequential-counts",
+        "--baseline",
+        "40/5000",
+        "--canary",
+        "60/5000",
+        "--alternative",
+        "less",
+    ]);
+    close(
+        rep["ln_e"].as_f64().unwrap(),
+        mirrored["ln_e_one_sided"].as_f64().unwrap(),
+        1e-9,
+        "less",
+    );
+    assert_eq!(rep["p_value"], 1.0);
+}
+
+#[test]
+fn judge_cli_sequential_t() {
+    let f = fixtures();
+    let c = &f["av_t"][1];
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, v: &Value| {
+        let p = dir.path().join(name);
+        let text: String = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| format!("{x}\n"))
+            .collect();
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let (b, k) = (write("b", &c["baseline"]), write("c", &c["canary"]));
+    let rep = judge_json(&[
+        "--test",
+        "sequential-t",
+        "--baseline",
+        &b,
+        "--canary",
+        &k,
+        "--prior",
+        &c["phi"].to_string(),
+    ]);
+    close(
+        rep["statistic"].as_f64().unwrap(),
+        c["t"].as_f64().unwrap(),
+        1e-10,
+        "t",
+    );
+    let ln_e = c["ln_e"].as_f64().unwrap();
+    close(rep["ln_e"].as_f64().unwrap(), ln_e, 1e-9, "ln e");
+    close(
+        rep["p_value"].as_f64().unwrap(),
+        (-ln_e).exp().min(1.0),
+        1e-9,
+        "p",
+    );
+}
