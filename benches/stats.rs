@@ -31,8 +31,16 @@ fn bench(c: &mut Criterion) {
     c.bench_function("mann_whitney_10k_vs_10k", |x| {
         x.iter(|| stats::mann_whitney(black_box(&b), black_box(&k), Alternative::Greater, true))
     });
-    c.bench_function("hodges_lehmann_ci_10k_vs_10k", |x| {
-        x.iter(|| stats::hodges_lehmann(black_box(&b), black_box(&k), 0.95))
+    c.bench_function("wilcox_shift_ci_10k_vs_10k", |x| {
+        x.iter(|| {
+            stats::wilcox::shift(
+                black_box(&b),
+                black_box(&k),
+                Alternative::TwoSided,
+                0.95,
+                true,
+            )
+        })
     });
     c.bench_function("welch_10k_vs_10k", |x| {
         x.iter(|| stats::welch(black_box(&b), black_box(&k), Alternative::Greater))

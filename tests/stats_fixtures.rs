@@ -256,6 +256,28 @@ fn judge_cli_reports_scipy_values() {
         )),
         "{text}"
     );
+    let rpath = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/stats/r_wilcox_fixtures.json"
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(rpath).unwrap()).unwrap();
+    let rc = r["wilcox"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| {
+            c["name"] == "normal-shift" && c["alternative"] == "greater" && c["correct"] == true
+        })
+        .unwrap();
+    let est: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("estimate"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    close(est, rc["estimate"].as_f64().unwrap(), 1e-9, "R estimate");
+    assert!(text.contains("ci           ["), "{text}");
 
     // Fisher on counts.
     let fi = f["fisher"]
@@ -338,4 +360,56 @@ fn judge_cli_names_bad_input() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("canary sample has 1 values; the test needs at least 2"));
+}
+
+#[test]
+fn wilcox_shift_matches_r() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/stats/r_wilcox_fixtures.json"
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let f = fixtures();
+    let samples = |name: &Value| {
+        let c = f["mann_whitney"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| &c["name"] == name)
+            .unwrap();
+        (floats(&c["baseline"]), floats(&c["canary"]))
+    };
+    let cases = r["wilcox"].as_array().unwrap();
+    assert_eq!(cases.len(), 54);
+    for c in cases {
+        let what = format!(
+            "{} {} correct={}",
+            c["name"], c["alternative"], c["correct"]
+        );
+        let (b, k) = samples(&c["name"]);
+        let a = alt(&c["alternative"]);
+        let s = stats::wilcox::shift(&b, &k, a, 0.95, c["correct"].as_bool().unwrap()).unwrap();
+        close(
+            s.estimate,
+            c["estimate"].as_f64().unwrap(),
+            1e-9,
+            &format!("{what} estimate"),
+        );
+        match c["ci_low"].as_f64() {
+            Some(v) => close(s.low, v, 1e-9, &format!("{what} low")),
+            None => assert_eq!(s.low, f64::NEG_INFINITY, "{what}"),
+        }
+        match c["ci_high"].as_f64() {
+            Some(v) => close(s.high, v, 1e-9, &format!("{what} high")),
+            None => assert_eq!(s.high, f64::INFINITY, "{what}"),
+        }
+        // R's p-value is scipy's.
+        let mw = stats::mann_whitney(&b, &k, a, c["correct"].as_bool().unwrap()).unwrap();
+        close(
+            mw.p_value,
+            c["p"].as_f64().unwrap(),
+            1e-9,
+            &format!("{what} p"),
+        );
+    }
 }

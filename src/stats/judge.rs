@@ -8,7 +8,7 @@ use thiserror::Error;
 /// Which test `augur judge` runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TestKind {
-    /// Mann-Whitney U with a Hodges-Lehmann shift and interval.
+    /// Mann-Whitney U with R's location shift and interval.
     MannWhitney,
     /// Welch's t-test with a confidence interval for the mean difference.
     Welch,
@@ -169,7 +169,7 @@ pub fn judge_samples(
     Ok(match kind {
         TestKind::MannWhitney => {
             let mut rep = report(super::mann_whitney(baseline, canary, alt, continuity)?);
-            let hl = super::hodges_lehmann(baseline, canary, confidence)?;
+            let hl = super::wilcox::shift(baseline, canary, alt, confidence, continuity)?;
             rep.estimate = Some(hl.estimate);
             rep.ci_low = Some(hl.low);
             rep.ci_high = Some(hl.high);
