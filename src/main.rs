@@ -89,10 +89,11 @@ struct JudgeArgs {
     /// The test to run.
     #[arg(long, value_enum, default_value = "mann-whitney")]
     test: JudgeTest,
-    /// Baseline sample file, or ERRORS/TOTAL for count tests.
+    /// Baseline file: one value per line, or for count tests one cumulative
+    /// `errors total` line per interval (or an ERRORS/TOTAL argument).
     #[arg(long)]
     baseline: String,
-    /// Canary sample file, or ERRORS/TOTAL for count tests.
+    /// Canary file, in the same format as the baseline.
     #[arg(long)]
     canary: String,
     /// Alternative hypothesis; `greater` means the canary is larger.
@@ -108,6 +109,12 @@ struct JudgeArgs {
     /// or the t-test's precision phi.
     #[arg(long, default_value_t = 100.0)]
     prior: f64,
+    /// Level of the sequential tests: abort once the e-value reaches 1/alpha.
+    #[arg(long, default_value_t = 0.05)]
+    alpha: f64,
+    /// Values per arm between looks of `sequential-t`.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -264,9 +271,8 @@ fn main() -> ExitCode {
 
 fn judge(args: &JudgeArgs) -> ExitCode {
     use augur::stats::judge::{self, TestKind};
-    let (baseline, canary, confidence, prior) =
-        (&args.baseline, &args.canary, args.confidence, args.prior);
-    let continuity = !args.no_continuity;
+    use augur::stats::Counts;
+    let (baseline, canary) = (args.baseline.as_str(), args.canary.as_str());
     let kind = match args.test {
         JudgeTest::MannWhitney => TestKind::MannWhitney,
         JudgeTest::Welch => TestKind::Welch,
@@ -276,19 +282,47 @@ fn judge(args: &JudgeArgs) -> ExitCode {
         JudgeTest::SequentialCounts => TestKind::SequentialCounts,
         JudgeTest::SequentialT => TestKind::SequentialT,
     };
-    let alt =
-        augur::stats::Alternative::parse(&args.alternative).expect("clap restricts the values");
-    if !(confidence > 0.0 && confidence < 1.0) {
-        eprintln!("--confidence: expected a level between 0 and 1, found {confidence}");
+    let opts = judge::Options {
+        alt: augur::stats::Alternative::parse(&args.alternative)
+            .expect("clap restricts the values"),
+        confidence: args.confidence,
+        continuity: !args.no_continuity,
+        prior: args.prior,
+        alpha: args.alpha,
+        batch: args.batch,
+    };
+    if !(opts.confidence > 0.0 && opts.confidence < 1.0) {
+        eprintln!(
+            "augur judge: --confidence: expected a level between 0 and 1, found {}",
+            opts.confidence
+        );
+        return ExitCode::from(2);
+    }
+    if !(opts.alpha > 0.0 && opts.alpha < 1.0) {
+        eprintln!(
+            "augur judge: --alpha: expected a level between 0 and 1, found {}",
+            opts.alpha
+        );
         return ExitCode::from(2);
     }
     let result = if kind.takes_counts() {
-        judge::parse_counts("baseline", baseline)
-            .and_then(|b| {
-                let c = judge::parse_counts("canary", canary)?;
-                judge::judge_counts(kind, b, c, alt, confidence, prior)
-            })
-            .map_err(|e| e.to_string())
+        // A path that exists is a counts file; anything else must be an
+        // ERRORS/TOTAL literal.
+        let counts = |which: &'static str, arg: &str| -> Result<Vec<Counts>, String> {
+            let path = Path::new(arg);
+            if path.is_file() {
+                let text = std::fs::read_to_string(path).map_err(|e| format!("{arg}: {e}"))?;
+                judge::parse_count_lines(path, &text).map_err(|e| e.to_string())
+            } else {
+                judge::parse_counts(which, arg)
+                    .map(|c| vec![c])
+                    .map_err(|e| e.to_string())
+            }
+        };
+        match (counts("baseline", baseline), counts("canary", canary)) {
+            (Ok(b), Ok(c)) => judge::judge_counts(kind, &b, &c, &opts).map_err(|e| e.to_string()),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        }
     } else {
         let read = |p: &str| {
             std::fs::read_to_string(p)
@@ -298,10 +332,7 @@ fn judge(args: &JudgeArgs) -> ExitCode {
                 })
         };
         match (read(baseline), read(canary)) {
-            (Ok(b), Ok(c)) => {
-                judge::judge_samples(kind, &b, &c, alt, confidence, continuity, prior)
-                    .map_err(|e| e.to_string())
-            }
+            (Ok(b), Ok(c)) => judge::judge_samples(kind, &b, &c, &opts).map_err(|e| e.to_string()),
             (Err(e), _) | (_, Err(e)) => Err(e),
         }
     };

@@ -413,3 +413,60 @@ fn wilcox_shift_matches_r() {
         );
     }
 }
+
+#[test]
+fn judge_cli_reads_count_files() {
+    let f = fixtures();
+    let dir = tempfile::tempdir().unwrap();
+    let (b, c) = (dir.path().join("b.counts"), dir.path().join("c.counts"));
+    std::fs::write(&b, "# errors total\n12 1000\n").unwrap();
+    std::fs::write(&c, "25\t1000\n").unwrap();
+    for (test, key) in [("proportions", "proportions"), ("fisher", "fisher")] {
+        let want = f[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["baseline"][0] == 12 && x["alternative"] == "two-sided")
+            .unwrap();
+        let out = judge(&[
+            "--test",
+            test,
+            "--baseline",
+            b.to_str().unwrap(),
+            "--canary",
+            c.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
+        close(
+            rep["p_value"].as_f64().unwrap(),
+            want["p"].as_f64().unwrap(),
+            1e-9,
+            test,
+        );
+        assert_eq!(rep["n_baseline"], 1000);
+    }
+    std::fs::write(&c, "25 1000 7\n").unwrap();
+    let out = judge(&[
+        "--test",
+        "fisher",
+        "--baseline",
+        b.to_str().unwrap(),
+        "--canary",
+        c.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{}:1: expected `errors total`, found \"25 1000 7\"",
+            c.display()
+        )),
+        "{err}"
+    );
+}

@@ -222,7 +222,10 @@ fn judge_cli_sequential_t() {
         &k,
         "--prior",
         &c["phi"].to_string(),
+        "--batch",
+        "1000",
     ]);
+    assert_eq!(rep["looks"], 1, "{rep}");
     close(
         rep["statistic"].as_f64().unwrap(),
         c["t"].as_f64().unwrap(),
@@ -236,5 +239,147 @@ fn judge_cli_sequential_t() {
         (-ln_e).exp().min(1.0),
         1e-9,
         "p",
+    );
+}
+
+#[test]
+fn judge_cli_streams_savvi_vector() {
+    // One line per event: cumulative errors, and totals growing 8000:2000 so
+    // the traffic split is savvi's 0.8/0.2.
+    let f = fixtures();
+    let labels = f["savvi"]["labels"].as_str().unwrap();
+    let (mut b, mut c) = (0u64, 0u64);
+    let (mut bt, mut ct) = (String::from("# errors total\n"), String::new());
+    for (i, ch) in labels.chars().enumerate() {
+        if ch == '1' {
+            c += 1;
+        } else {
+            b += 1;
+        }
+        let n = i as u64 + 1;
+        bt += &format!("{b} {}\n", 8000 * n);
+        ct += &format!("{c}/{}\n", 2000 * n);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (bp, cp) = (dir.path().join("b"), dir.path().join("c"));
+    std::fs::write(&bp, bt).unwrap();
+    std::fs::write(&cp, ct).unwrap();
+    let rep = judge_json(&[
+        "--test",
+        "sequential-counts",
+        "--baseline",
+        bp.to_str().unwrap(),
+        "--canary",
+        cp.to_str().unwrap(),
+    ]);
+    assert_eq!(rep["decision"], "abort");
+    assert_eq!(rep["stopped_at"], 209);
+    assert_eq!(rep["looks"], 1000);
+    close(
+        rep["p_value"].as_f64().unwrap(),
+        0.0455796317592,
+        1e-9,
+        "p at stop",
+    );
+    close(
+        rep["e_value"].as_f64().unwrap(),
+        1.0 / 0.0455796317592,
+        1e-9,
+        "E at stop",
+    );
+    assert_eq!(rep["n_canary"], 2000 * 210);
+
+    // A stricter level never stops earlier.
+    let rep = judge_json(&[
+        "--test",
+        "sequential-counts",
+        "--alpha",
+        "0.001",
+        "--baseline",
+        bp.to_str().unwrap(),
+        "--canary",
+        cp.to_str().unwrap(),
+    ]);
+    let at = rep["stopped_at"].as_u64();
+    assert!(at.is_none_or(|a| a > 209), "{rep}");
+
+    // Bad lines are named.
+    std::fs::write(&cp, "1 10\n0 20\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_augur"))
+        .args([
+            "judge",
+            "--test",
+            "sequential-counts",
+            "--baseline",
+            bp.to_str().unwrap(),
+            "--canary",
+            cp.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{}:2: counts are cumulative and must not decrease",
+            cp.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn judge_cli_sequential_t_stops_at_first_crossing() {
+    let f = fixtures();
+    let c = &f["av_t"][4]; // 30 vs 45 values, a 1 sd shift, phi = 10
+    let xs = |v: &Value| -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    let (b, k) = (xs(&c["baseline"]), xs(&c["canary"]));
+    // Oracle: the library's e-value (checked against the reference above)
+    // at each look: every 5 values per arm, then a last look at everything.
+    let mut ends: Vec<(usize, usize)> = (1..=b.len().min(k.len()) / 5)
+        .map(|i| (i * 5, i * 5))
+        .collect();
+    ends.push((b.len(), k.len()));
+    let mut want = None;
+    for (i, &(nb, nk)) in ends.iter().enumerate() {
+        let (_, ln_e) = av_t_ln_e(&b[..nb], &k[..nk], 10.0).unwrap();
+        if ln_e >= 20f64.ln() {
+            want = Some((i, nk, ln_e));
+            break;
+        }
+    }
+    let (look, n_canary, ln_e) = want.expect("a 1 sd shift crosses within 45 values");
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, v: &[f64]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, v.iter().map(|x| format!("{x}\n")).collect::<String>()).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let (bp, kp) = (write("b", &b), write("k", &k));
+    let rep = judge_json(&[
+        "--test",
+        "sequential-t",
+        "--batch",
+        "5",
+        "--prior",
+        "10",
+        "--baseline",
+        &bp,
+        "--canary",
+        &kp,
+    ]);
+    assert_eq!(rep["decision"], "abort");
+    assert_eq!(rep["stopped_at"], look as u64);
+    close(rep["ln_e"].as_f64().unwrap(), ln_e, 1e-12, "ln e at stop");
+    assert_eq!(rep["n_canary"], n_canary as u64);
+    assert!(
+        look + 1 < ends.len(),
+        "the test should stop before the data runs out"
     );
 }

@@ -60,6 +60,32 @@ pub enum JudgeError {
         /// The text found.
         found: String,
     },
+    /// A line of a counts file is not `errors total`.
+    #[error("{path}:{line}: {what}, found {found:?}")]
+    BadCountLine {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What was expected.
+        what: &'static str,
+        /// The text found.
+        found: String,
+    },
+    /// A file holds no data lines.
+    #[error("{path}: no data (expected at least one line)")]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Sequential count files disagree on the number of intervals.
+    #[error("the baseline has {baseline} intervals but the canary has {canary}; each line is one interval in both files")]
+    Intervals {
+        /// Baseline lines.
+        baseline: usize,
+        /// Canary lines.
+        canary: usize,
+    },
     /// A counts argument is not `errors/total`.
     #[error("{which}: expected counts as ERRORS/TOTAL (e.g. 12/1000), found {found:?}")]
     BadCounts {
@@ -88,6 +114,20 @@ pub struct Report {
     /// a single look is then min(1, 1/E).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ln_e: Option<f64>,
+    /// The e-value (sequential tests only; null when it overflows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub e_value: Option<f64>,
+    /// `abort` once the e-value reached 1/alpha, else `continue`
+    /// (sequential tests only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<&'static str>,
+    /// The 0-based look at which the e-value first reached 1/alpha, or null
+    /// (sequential tests only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<Option<u64>>,
+    /// Looks evaluated (sequential tests only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub looks: Option<u64>,
     /// Degrees of freedom (Welch only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub df: Option<f64>,
@@ -143,22 +183,120 @@ pub fn parse_counts(which: &'static str, s: &str) -> Result<Counts, JudgeError> 
     Ok(Counts { errors, total })
 }
 
+/// Parses a counts file: one `errors total` line per interval, cumulative
+/// (blank lines and `#` comments skipped). `ERRORS/TOTAL` is accepted too.
+pub fn parse_count_lines(path: &Path, text: &str) -> Result<Vec<Counts>, JudgeError> {
+    let mut out: Vec<Counts> = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let bad = |what| JudgeError::BadCountLine {
+            path: path.to_path_buf(),
+            line: i + 1,
+            what,
+            found: line.to_string(),
+        };
+        let fields: Vec<&str> = line
+            .split(|c: char| c.is_whitespace() || c == '/')
+            .filter(|f| !f.is_empty())
+            .collect();
+        let [e, t] = fields[..] else {
+            return Err(bad("expected `errors total`"));
+        };
+        let (Ok(errors), Ok(total)) = (e.parse::<u64>(), t.parse::<u64>()) else {
+            return Err(bad("expected two non-negative integers `errors total`"));
+        };
+        if errors > total {
+            return Err(bad("errors exceed total"));
+        }
+        if let Some(prev) = out.last() {
+            if errors < prev.errors || total < prev.total {
+                return Err(bad("counts are cumulative and must not decrease"));
+            }
+        }
+        out.push(Counts { errors, total });
+    }
+    if out.is_empty() {
+        return Err(JudgeError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(out)
+}
+
+/// Settings shared by every test of `augur judge`.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Alternative hypothesis.
+    pub alt: Alternative,
+    /// Confidence level of reported intervals.
+    pub confidence: f64,
+    /// Mann-Whitney continuity correction.
+    pub continuity: bool,
+    /// Sequential tests' prior (count concentration k, t-test precision phi).
+    pub prior: f64,
+    /// Sequential tests' level: abort once E >= 1/alpha.
+    pub alpha: f64,
+    /// Values per arm between looks of the sequential t-test.
+    pub batch: usize,
+}
+
+/// Folds a sequence of per-look log e-values into the sequential fields of
+/// a report: values at the stopping look if the test stopped, else at the
+/// last look; p is the running minimum of 1/E.
+fn sequential_fields(rep: &mut Report, looks: &[f64], alpha: f64) -> usize {
+    let threshold = (1.0 / alpha).ln();
+    let mut p = super::sequential::AnytimeP::default();
+    let mut at = looks.len() - 1;
+    let mut stopped = None;
+    for (i, &ln_e) in looks.iter().enumerate() {
+        p.observe(ln_e);
+        if ln_e >= threshold {
+            stopped = Some(i as u64);
+            at = i;
+            break;
+        }
+    }
+    let ln_e = looks[at];
+    rep.ln_e = Some(ln_e);
+    rep.e_value = Some(ln_e.exp());
+    rep.p_value = p.p();
+    rep.decision = Some(if stopped.is_some() {
+        "abort"
+    } else {
+        "continue"
+    });
+    rep.stopped_at = Some(stopped);
+    rep.looks = Some(looks.len() as u64);
+    at
+}
+
 /// Runs `kind` on two samples.
 pub fn judge_samples(
     kind: TestKind,
     baseline: &[f64],
     canary: &[f64],
-    alt: Alternative,
-    confidence: f64,
-    continuity: bool,
-    prior: f64,
+    opts: &Options,
 ) -> Result<Report, JudgeError> {
+    let Options {
+        alt,
+        confidence,
+        continuity,
+        prior,
+        ..
+    } = *opts;
     let report = |r: super::TestResult| Report {
         test: kind.as_str(),
         alternative: alt.as_str(),
         statistic: r.statistic,
         p_value: r.p_value,
         ln_e: None,
+        e_value: None,
+        decision: None,
+        stopped_at: None,
+        looks: None,
         df: r.df,
         estimate: None,
         ci_low: None,
@@ -196,14 +334,37 @@ pub fn judge_samples(
         }
         TestKind::Ks => report(super::kolmogorov_smirnov(baseline, canary)?),
         TestKind::SequentialT => {
-            let (t, ln_e) = super::sequential::av_t_ln_e(baseline, canary, prior)?;
+            // Look k sees the first k·batch values of each arm (values in
+            // arrival order), plus a last look at everything.
+            let batch = opts.batch.max(1);
+            let n = baseline.len().min(canary.len());
+            let mut ends: Vec<(usize, usize)> = (1..=n / batch)
+                .map(|k| (k * batch, k * batch))
+                .filter(|&(b, c)| b >= 2 && c >= 2)
+                .collect();
+            if ends.last() != Some(&(baseline.len(), canary.len())) {
+                ends.push((baseline.len(), canary.len()));
+            }
+            let mut looks = Vec::with_capacity(ends.len());
+            let mut stats_at = Vec::with_capacity(ends.len());
+            for &(nb, nc) in &ends {
+                let (t, ln_e) =
+                    super::sequential::av_t_ln_e(&baseline[..nb], &canary[..nc], prior)?;
+                looks.push(ln_e);
+                stats_at.push(t);
+            }
             let mut rep = report(super::TestResult {
-                statistic: t,
-                p_value: (-ln_e).exp().min(1.0),
+                statistic: 0.0,
+                p_value: 1.0,
                 df: None,
             });
-            rep.ln_e = Some(ln_e);
-            rep.estimate = Some(mean(canary) - mean(baseline));
+            rep.alternative = Alternative::TwoSided.as_str();
+            let at = sequential_fields(&mut rep, &looks, opts.alpha);
+            let (nb, nc) = ends[at];
+            rep.statistic = stats_at[at];
+            rep.estimate = Some(mean(&canary[..nc]) - mean(&baseline[..nb]));
+            rep.n_baseline = nb as u64;
+            rep.n_canary = nc as u64;
             rep
         }
         TestKind::Proportions | TestKind::Fisher | TestKind::SequentialCounts => {
@@ -213,44 +374,58 @@ pub fn judge_samples(
 }
 
 /// Runs `kind` (proportions, Fisher or the sequential count test) on error
-/// counts. `prior` is the sequential test's prior concentration.
+/// counts, one cumulative entry per interval; the fixed-horizon tests use
+/// the last interval.
 pub fn judge_counts(
     kind: TestKind,
-    baseline: Counts,
-    canary: Counts,
-    alt: Alternative,
-    confidence: f64,
-    prior: f64,
+    baseline_looks: &[Counts],
+    canary_looks: &[Counts],
+    opts: &Options,
 ) -> Result<Report, JudgeError> {
+    let Options {
+        alt,
+        confidence,
+        prior,
+        ..
+    } = *opts;
+    let (Some(&baseline), Some(&canary)) = (baseline_looks.last(), canary_looks.last()) else {
+        return Err(JudgeError::Intervals {
+            baseline: baseline_looks.len(),
+            canary: canary_looks.len(),
+        });
+    };
+    let mut seq_looks = Vec::new();
     let r = match kind {
         TestKind::Fisher => super::fisher_exact(baseline, canary, alt)?,
         TestKind::SequentialCounts => {
-            super::check_counts("baseline", baseline)?;
-            super::check_counts("canary", canary)?;
-            let rho = canary.total as f64 / (baseline.total + canary.total) as f64;
-            let ln_e = match alt {
-                Alternative::TwoSided => super::sequential::count_ln_e(
-                    baseline.errors,
-                    canary.errors,
-                    rho,
-                    prior,
-                    false,
-                )?,
-                Alternative::Greater => {
-                    super::sequential::count_ln_e(baseline.errors, canary.errors, rho, prior, true)?
-                }
-                // "Canary better" is "baseline worse" with the arms swapped.
-                Alternative::Less => super::sequential::count_ln_e(
-                    canary.errors,
-                    baseline.errors,
-                    1.0 - rho,
-                    prior,
-                    true,
-                )?,
-            };
+            if baseline_looks.len() != canary_looks.len() {
+                return Err(JudgeError::Intervals {
+                    baseline: baseline_looks.len(),
+                    canary: canary_looks.len(),
+                });
+            }
+            for (b, c) in baseline_looks.iter().zip(canary_looks) {
+                super::check_counts("baseline", *b)?;
+                super::check_counts("canary", *c)?;
+                // The traffic split as observed so far.
+                let rho = c.total as f64 / (b.total + c.total) as f64;
+                let ln_e = match alt {
+                    Alternative::TwoSided => {
+                        super::sequential::count_ln_e(b.errors, c.errors, rho, prior, false)?
+                    }
+                    Alternative::Greater => {
+                        super::sequential::count_ln_e(b.errors, c.errors, rho, prior, true)?
+                    }
+                    // "Canary better" is "baseline worse" with the arms swapped.
+                    Alternative::Less => {
+                        super::sequential::count_ln_e(c.errors, b.errors, 1.0 - rho, prior, true)?
+                    }
+                };
+                seq_looks.push(ln_e);
+            }
             super::TestResult {
-                statistic: ln_e,
-                p_value: (-ln_e).exp().min(1.0),
+                statistic: 0.0,
+                p_value: 1.0,
                 df: None,
             }
         }
@@ -262,6 +437,10 @@ pub fn judge_counts(
         statistic: r.statistic,
         p_value: r.p_value,
         ln_e: None,
+        e_value: None,
+        decision: None,
+        stopped_at: None,
+        looks: None,
         df: None,
         estimate: None,
         ci_low: None,
@@ -284,9 +463,14 @@ pub fn judge_counts(
             rep.ci_high = Some(pc - pb + q * se);
         }
         TestKind::SequentialCounts => {
-            rep.ln_e = Some(r.statistic);
-            // Canary error rate over baseline error rate.
-            rep.estimate = Some(pc / pb);
+            let at = sequential_fields(&mut rep, &seq_looks, opts.alpha);
+            let (b, c) = (baseline_looks[at], canary_looks[at]);
+            rep.statistic = seq_looks[at];
+            rep.n_baseline = b.total;
+            rep.n_canary = c.total;
+            // Canary error rate over baseline error rate at that look.
+            rep.estimate =
+                Some((c.errors as f64 / c.total as f64) / (b.errors as f64 / b.total as f64));
         }
         _ => rep.estimate = Some(r.statistic),
     }
