@@ -95,3 +95,11 @@ fn the_valid_bodies_are_valid() {
         3
     );
 }
+
+/// A case proptest found: `# EOF` followed by a space and more bytes on the
+/// same, final line.
+#[test]
+fn data_after_eof_on_the_last_line_is_positioned_inside() {
+    check(b"# TYPE g gauge\ng 3\n# EOF \x00");
+    check(b"g 3\n# EOF\n\n");
+}

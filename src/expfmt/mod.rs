@@ -393,12 +393,16 @@ impl<'a> Parser<'a> {
         let wpos = self.pos;
         let word = self.word();
         if word == "EOF" {
+            // Data on the EOF line itself ("# EOF x") is reported there;
+            // only a consumed newline moves the position to the next line.
             if self.peek() == Some(b'\n') {
                 self.pos += 1;
+                if self.pos < self.b.len() {
+                    self.line += 1;
+                    self.line_start = self.pos;
+                }
             }
             if self.pos < self.b.len() {
-                self.line += 1;
-                self.line_start = self.pos;
                 return self.err("unexpected data after # EOF");
             }
             return Ok(true);

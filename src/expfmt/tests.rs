@@ -128,6 +128,13 @@ fn openmetrics_requires_eof() {
     let e = err("a 1\n# EOF\nb 2\n", Format::OpenMetrics);
     assert_eq!(e.line, 3);
     assert!(e.message.contains("after # EOF"), "{e}");
+    // Trailing data on the EOF line is reported on that line.
+    let e = err("a 1\n# EOF x", Format::OpenMetrics);
+    assert_eq!(
+        (e.line, e.message.contains("after # EOF")),
+        (2, true),
+        "{e}"
+    );
     // EOF without trailing newline is fine.
     assert_eq!(flat("a 1\n# EOF", Format::OpenMetrics).len(), 1);
 }
