@@ -287,22 +287,8 @@ pub fn judge_samples(
         prior,
         ..
     } = *opts;
-    let report = |r: super::TestResult| Report {
-        test: kind.as_str(),
-        alternative: alt.as_str(),
-        statistic: r.statistic,
-        p_value: r.p_value,
-        ln_e: None,
-        e_value: None,
-        decision: None,
-        stopped_at: None,
-        looks: None,
-        df: r.df,
-        estimate: None,
-        ci_low: None,
-        ci_high: None,
-        n_baseline: baseline.len() as u64,
-        n_canary: canary.len() as u64,
+    let report = |r: super::TestResult| {
+        Report::new(kind, alt, &r, baseline.len() as u64, canary.len() as u64)
     };
     Ok(match kind {
         TestKind::MannWhitney => {
@@ -431,23 +417,7 @@ pub fn judge_counts(
         }
         _ => super::two_proportions(baseline, canary, alt)?,
     };
-    let mut rep = Report {
-        test: kind.as_str(),
-        alternative: alt.as_str(),
-        statistic: r.statistic,
-        p_value: r.p_value,
-        ln_e: None,
-        e_value: None,
-        decision: None,
-        stopped_at: None,
-        looks: None,
-        df: None,
-        estimate: None,
-        ci_low: None,
-        ci_high: None,
-        n_baseline: baseline.total,
-        n_canary: canary.total,
-    };
+    let mut rep = Report::new(kind, alt, &r, baseline.total, canary.total);
     let pb = baseline.errors as f64 / baseline.total as f64;
     let pc = canary.errors as f64 / canary.total as f64;
     match kind {
@@ -482,6 +452,34 @@ fn mean(xs: &[f64]) -> f64 {
 }
 
 impl Report {
+    /// A report holding a test's result and sample sizes; the optional
+    /// fields are filled in by the caller.
+    fn new(
+        kind: TestKind,
+        alt: Alternative,
+        r: &super::TestResult,
+        n_baseline: u64,
+        n_canary: u64,
+    ) -> Report {
+        Report {
+            test: kind.as_str(),
+            alternative: alt.as_str(),
+            statistic: r.statistic,
+            p_value: r.p_value,
+            ln_e: None,
+            e_value: None,
+            decision: None,
+            stopped_at: None,
+            looks: None,
+            df: r.df,
+            estimate: None,
+            ci_low: None,
+            ci_high: None,
+            n_baseline,
+            n_canary,
+        }
+    }
+
     /// Human-readable lines, one `key value` pair per line.
     pub fn to_text(&self) -> String {
         let mut s = format!(
