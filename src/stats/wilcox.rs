@@ -177,10 +177,8 @@ pub fn shift(
             "the confidence level must lie in (0, 1)",
         ));
     }
-    let mut x = canary.to_vec();
-    let mut y = baseline.to_vec();
-    x.sort_by(f64::total_cmp);
-    y.sort_by(f64::total_cmp);
+    let x = super::sorted(canary);
+    let y = super::sorted(baseline);
     let s = Samples { x: &x, y: &y };
     let mumin = x[0] - y[y.len() - 1];
     let mumax = x[x.len() - 1] - y[0];
