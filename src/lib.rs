@@ -16,8 +16,11 @@
 //! - [`app`]: wiring, task ownership, signals, reload and shutdown.
 //! - [`duration`]: Prometheus duration strings (`1h30m`).
 //! - [`fmtfloat`]: Go-compatible float formatting.
-//! - [`stats`]: two-sample tests (Mann-Whitney, Welch, KS, proportions, Fisher).
+//! - [`stats`]: two-sample tests (Mann-Whitney, Welch, KS, proportions, Fisher),
+//!   sequential e-values and Kayenta's classifier and scorer.
+//! - [`analysis`]: canary analysis around the statistics (Kayenta formats so far).
 
+pub mod analysis;
 pub mod api;
 pub mod app;
 pub mod config;

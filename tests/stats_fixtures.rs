@@ -470,3 +470,67 @@ fn judge_cli_reads_count_files() {
         "{err}"
     );
 }
+
+#[test]
+fn judge_cli_prints_a_readable_sentence() {
+    let dir = tempfile::tempdir().unwrap();
+    // Baseline 100..=199 ms, canary 43% slower on every request.
+    let base: Vec<f64> = (0..100).map(|i| 100.0 + i as f64).collect();
+    let can: Vec<f64> = base.iter().map(|x| x * 1.43).collect();
+    let b = write_sample(dir.path(), "b", &base);
+    let c = write_sample(dir.path(), "c", &can);
+    let out = judge(&[
+        "--baseline",
+        &b,
+        "--canary",
+        &c,
+        "--name",
+        "p99 latency",
+        "--unit",
+        "ms",
+        "--json",
+    ]);
+    assert!(out.status.success());
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = r["summary"].as_str().unwrap();
+    assert!(
+        s.starts_with("canary p99 latency median 214 ms vs baseline 150 ms, +43% ["),
+        "{s}"
+    );
+    assert!(s.ends_with(", p < 0.001"), "{s}");
+    assert_eq!(r["center"], "median");
+    assert_eq!(r["baseline_value"], 149.5);
+    // Counts: rates, a difference in percentage points, the p-value.
+    let out = judge(&[
+        "--test",
+        "proportions",
+        "--baseline",
+        "5/1000",
+        "--canary",
+        "12/1000",
+        "--json",
+    ]);
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = r["summary"].as_str().unwrap();
+    assert!(
+        s.starts_with(
+            "canary error rate 1.2% (12 of 1000) vs baseline 0.5% (5 of 1000), +0.7 pp ["
+        ),
+        "{s}"
+    );
+    assert!(s.ends_with("p = 0.0882"), "{s}");
+    // The text form ends with the sentence too.
+    let out = judge(&[
+        "--test",
+        "sequential-counts",
+        "--baseline",
+        "5/1000",
+        "--canary",
+        "60/1000",
+        "--alternative",
+        "greater",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("summary      canary error rate 6% (60 of 1000) vs baseline 0.5% (5 of 1000), 12x the baseline rate, e-value"), "{text}");
+    assert!(text.trim_end().ends_with(": abort"), "{text}");
+}

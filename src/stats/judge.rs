@@ -22,6 +22,8 @@ pub enum TestKind {
     SequentialCounts,
     /// Anytime-valid t-test e-value on samples (one look).
     SequentialT,
+    /// Kayenta's NetflixACAJudge classification of one metric.
+    Kayenta,
 }
 
 impl TestKind {
@@ -35,6 +37,7 @@ impl TestKind {
             TestKind::Fisher => "fisher",
             TestKind::SequentialCounts => "sequential-counts",
             TestKind::SequentialT => "sequential-t",
+            TestKind::Kayenta => "kayenta",
         }
     }
 
@@ -141,6 +144,37 @@ pub struct Report {
     /// Upper bound of the two-sided confidence interval of the estimate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ci_high: Option<f64>,
+    /// Kayenta's label: Pass, High, Low, Nodata, NodataFailMetric, Error
+    /// (kayenta only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classification: Option<&'static str>,
+    /// Kayenta's reason for the label, or null (kayenta only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classification_reason: Option<Option<String>>,
+    /// Whether the label is a critical failure (kayenta only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub critical: Option<bool>,
+    /// mean(canary)/mean(baseline), Kayenta's `ratio` (kayenta only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<f64>,
+    /// The score Kayenta gives a canary judged on this metric alone
+    /// (kayenta only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// What `baseline_value`/`canary_value` are: `median`, `mean` or
+    /// `error rate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub center: Option<&'static str>,
+    /// The baseline's median, mean or error rate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_value: Option<f64>,
+    /// The canary's median, mean or error rate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary_value: Option<f64>,
+    /// One sentence a person can read, e.g. "canary p99 latency median
+    /// 212 ms vs baseline 148 ms, +43% [+31%, +55%], p < 0.001".
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub summary: String,
     /// Baseline observations (values, or total events for counts).
     pub n_baseline: u64,
     /// Canary observations.
@@ -151,6 +185,16 @@ pub struct Report {
 /// comments are skipped. `path` only names the file in errors (the module
 /// stays free of I/O).
 pub fn parse_sample(path: &Path, text: &str) -> Result<Vec<f64>, JudgeError> {
+    parse_values(path, text, false)
+}
+
+/// Like [`parse_sample`], but `NaN` lines are gaps kept as NaN (Kayenta's
+/// metric series have them) and an empty file is an empty series.
+pub fn parse_series(path: &Path, text: &str) -> Result<Vec<f64>, JudgeError> {
+    parse_values(path, text, true)
+}
+
+fn parse_values(path: &Path, text: &str, gaps: bool) -> Result<Vec<f64>, JudgeError> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.split('#').next().unwrap_or("").trim();
@@ -158,7 +202,7 @@ pub fn parse_sample(path: &Path, text: &str) -> Result<Vec<f64>, JudgeError> {
             continue;
         }
         match line.parse::<f64>() {
-            Ok(v) if v.is_finite() => out.push(v),
+            Ok(v) if v.is_finite() || (gaps && v.is_nan()) => out.push(v),
             _ => {
                 return Err(JudgeError::BadValue {
                     path: path.to_path_buf(),
@@ -280,6 +324,26 @@ pub fn judge_samples(
     canary: &[f64],
     opts: &Options,
 ) -> Result<Report, JudgeError> {
+    let mut rep = judge_samples_inner(kind, baseline, canary, opts)?;
+    if rep.center.is_none() {
+        let (center, f): (&'static str, fn(&[f64]) -> f64) = match kind {
+            TestKind::Welch => ("mean", mean),
+            _ => ("median", median),
+        };
+        rep.center = Some(center);
+        rep.baseline_value = Some(f(baseline));
+        rep.canary_value = Some(f(canary));
+    }
+    rep.summary = rep.sentence("", "");
+    Ok(rep)
+}
+
+fn judge_samples_inner(
+    kind: TestKind,
+    baseline: &[f64],
+    canary: &[f64],
+    opts: &Options,
+) -> Result<Report, JudgeError> {
     let Options {
         alt,
         confidence,
@@ -349,12 +413,24 @@ pub fn judge_samples(
             let (nb, nc) = ends[at];
             rep.statistic = stats_at[at];
             rep.estimate = Some(mean(&canary[..nc]) - mean(&baseline[..nb]));
+            rep.center = Some("mean");
+            rep.baseline_value = Some(mean(&baseline[..nb]));
+            rep.canary_value = Some(mean(&canary[..nc]));
             rep.n_baseline = nb as u64;
             rep.n_canary = nc as u64;
             rep
         }
         TestKind::Proportions | TestKind::Fisher | TestKind::SequentialCounts => {
             unreachable!("counts tests go through judge_counts")
+        }
+        TestKind::Kayenta => {
+            let cfg = super::kayenta::MetricConfig::new("metric", vec!["default".into()]);
+            judge_kayenta(
+                baseline,
+                canary,
+                &cfg,
+                &super::kayenta::Classifier::default(),
+            )
         }
     })
 }
@@ -444,7 +520,131 @@ pub fn judge_counts(
         }
         _ => rep.estimate = Some(r.statistic),
     }
+    let (b, c) = if kind == TestKind::SequentialCounts {
+        let at = rep.looks.map_or(0, |_| {
+            // The look the sequential fields describe.
+            baseline_looks
+                .iter()
+                .position(|x| x.total == rep.n_baseline)
+                .unwrap_or(baseline_looks.len() - 1)
+        });
+        (baseline_looks[at], canary_looks[at])
+    } else {
+        (baseline, canary)
+    };
+    rep.center = Some("error rate");
+    rep.baseline_value = Some(b.errors as f64 / b.total as f64);
+    rep.canary_value = Some(c.errors as f64 / c.total as f64);
+    rep.summary = rep.sentence("", "");
     Ok(rep)
+}
+
+/// Kayenta's classification of one metric (`augur judge --test kayenta`):
+/// the label, its reason, and the shift interval at the classifier's
+/// confidence; `statistic`/`p_value` are the two-sided Mann-Whitney U and
+/// p-value of the preprocessed series (Kayenta computes but never shows
+/// them), NaN when no test ran.
+pub fn judge_kayenta(
+    baseline: &[f64],
+    canary: &[f64],
+    cfg: &super::kayenta::MetricConfig,
+    classifier: &super::kayenta::Classifier,
+) -> Report {
+    use super::kayenta;
+    let m = classifier.judge_metric(cfg, baseline, canary);
+    let mw = super::mann_whitney(
+        &m.baseline_values,
+        &m.canary_values,
+        Alternative::TwoSided,
+        true,
+    )
+    .unwrap_or(super::TestResult {
+        statistic: f64::NAN,
+        p_value: f64::NAN,
+        df: None,
+    });
+    let mut rep = Report::new(
+        TestKind::Kayenta,
+        Alternative::TwoSided,
+        &mw,
+        m.baseline_values.len() as u64,
+        m.canary_values.len() as u64,
+    );
+    rep.alternative = match cfg.direction {
+        kayenta::Direction::Either => "two-sided",
+        kayenta::Direction::Increase => "greater",
+        kayenta::Direction::Decrease => "less",
+    };
+    rep.estimate = m.estimate;
+    if let Some((lo, hi)) = m.interval {
+        rep.ci_low = Some(lo);
+        rep.ci_high = Some(hi);
+    }
+    rep.classification = Some(m.label.as_str());
+    rep.classification_reason = Some(m.reason.clone());
+    rep.critical = Some(m.critical);
+    rep.ratio = Some(m.ratio);
+    if !m.baseline_values.is_empty() && !m.canary_values.is_empty() {
+        rep.center = Some("mean");
+        rep.baseline_value = Some(m.baseline.mean);
+        rep.canary_value = Some(m.canary.mean);
+    }
+    let alone = kayenta::score(std::slice::from_ref(&m), &Default::default(), 100.0, 0.0);
+    rep.score = Some(alone.score);
+    rep.summary = rep.sentence(&cfg.name, "");
+    rep
+}
+
+fn median(xs: &[f64]) -> f64 {
+    let s = super::sorted(xs);
+    let n = s.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+/// `x` with three significant digits, no trailing zeros, no exponent for
+/// everyday magnitudes.
+fn sig(x: f64) -> String {
+    if !x.is_finite() {
+        return format!("{x}");
+    }
+    if x == 0.0 {
+        return "0".to_string();
+    }
+    let mag = x.abs().log10().floor() as i32;
+    if !(-4..=9).contains(&mag) {
+        return format!("{x:.2e}");
+    }
+    let decimals = (2 - mag).max(0) as usize;
+    let s = format!("{x:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+fn signed(s: String) -> String {
+    if s.starts_with('-') {
+        s
+    } else {
+        format!("+{s}")
+    }
+}
+
+fn p_text(p: f64) -> String {
+    if p.is_nan() {
+        "no p-value".to_string()
+    } else if p < 0.001 {
+        "p < 0.001".to_string()
+    } else {
+        format!("p = {}", sig(p))
+    }
 }
 
 fn mean(xs: &[f64]) -> f64 {
@@ -475,9 +675,112 @@ impl Report {
             estimate: None,
             ci_low: None,
             ci_high: None,
+            classification: None,
+            classification_reason: None,
+            critical: None,
+            ratio: None,
+            score: None,
+            center: None,
+            baseline_value: None,
+            canary_value: None,
+            summary: String::new(),
             n_baseline,
             n_canary,
         }
+    }
+
+    /// The report as one sentence, e.g. "canary p99 latency median 212 ms
+    /// vs baseline 148 ms, +43% [+31%, +55%], p < 0.001". `name` and `unit`
+    /// may be empty.
+    pub fn sentence(&self, name: &str, unit: &str) -> String {
+        let named = |s: &str| {
+            if name.is_empty() {
+                s.to_string()
+            } else {
+                format!("{s} {name}")
+            }
+        };
+        let with_unit = |x: f64| {
+            if unit.is_empty() {
+                sig(x)
+            } else {
+                format!("{} {unit}", sig(x))
+            }
+        };
+        let rate = |x: f64| format!("{}%", sig(100.0 * x));
+        let mut out = match (self.center, self.baseline_value, self.canary_value) {
+            (Some("error rate"), Some(b), Some(c)) => format!(
+                "{} error rate {} ({} of {}) vs baseline {} ({} of {})",
+                named("canary"),
+                rate(c),
+                (c * self.n_canary as f64).round(),
+                self.n_canary,
+                rate(b),
+                (b * self.n_baseline as f64).round(),
+                self.n_baseline
+            ),
+            (Some(center), Some(b), Some(c)) => format!(
+                "{} {center} {} vs baseline {}",
+                named("canary"),
+                with_unit(c),
+                with_unit(b)
+            ),
+            _ => format!(
+                "{}: no data (baseline {} values, canary {})",
+                named("canary"),
+                self.n_baseline,
+                self.n_canary
+            ),
+        };
+        let interval = match (self.ci_low, self.ci_high) {
+            (Some(l), Some(h)) => Some((l, h)),
+            _ => None,
+        };
+        match (self.test, self.estimate) {
+            ("proportions", Some(d)) => {
+                out += &format!(", {} pp", signed(sig(100.0 * d)));
+                if let Some((l, h)) = interval {
+                    out += &format!(" [{}, {}]", signed(sig(100.0 * l)), signed(sig(100.0 * h)));
+                }
+            }
+            ("fisher", Some(or)) => out += &format!(", odds ratio {}", sig(or)),
+            ("sequential-counts", Some(r)) => out += &format!(", {}x the baseline rate", sig(r)),
+            (_, Some(est)) => {
+                // Relative to the baseline when it is not zero, else absolute.
+                match self.baseline_value {
+                    Some(b) if b != 0.0 && b.is_finite() => {
+                        let pct = |x: f64| format!("{}%", signed(sig(100.0 * x / b.abs())));
+                        out += &format!(", {}", pct(est));
+                        if let Some((l, h)) = interval {
+                            out += &format!(" [{}, {}]", pct(l), pct(h));
+                        }
+                    }
+                    _ => {
+                        out += &format!(", {}", signed(with_unit(est)));
+                        if let Some((l, h)) = interval {
+                            out += &format!(" [{}, {}]", signed(sig(l)), signed(sig(h)));
+                        }
+                    }
+                }
+            }
+            ("ks", None) => out += &format!(", largest CDF gap {}", sig(self.statistic)),
+            _ => {}
+        }
+        if let Some(ln_e) = self.ln_e {
+            let e = ln_e.exp();
+            out += &format!(", e-value {}", sig(e));
+            match (self.decision, self.stopped_at) {
+                (Some("abort"), Some(Some(at))) => {
+                    out += &format!(" at look {at} (anytime {}): abort", p_text(self.p_value))
+                }
+                _ => out += &format!(" (anytime {}): continue", p_text(self.p_value)),
+            }
+        } else if let Some(class) = self.classification {
+            out += &format!(": Kayenta classifies {class}");
+        } else {
+            out += &format!(", {}", p_text(self.p_value));
+        }
+        out
     }
 
     /// Human-readable lines, one `key value` pair per line.
@@ -498,10 +801,16 @@ impl Report {
         if let (Some(l), Some(h)) = (self.ci_low, self.ci_high) {
             s += &format!("ci           [{l}, {h}]\n");
         }
+        if let Some(c) = self.classification {
+            s += &format!("class        {c}\n");
+        }
         s += &format!(
             "n_baseline   {}\nn_canary     {}\n",
             self.n_baseline, self.n_canary
         );
+        if !self.summary.is_empty() {
+            s += &format!("summary      {}\n", self.summary);
+        }
         s
     }
 }

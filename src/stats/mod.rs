@@ -14,6 +14,7 @@ use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
 use thiserror::Error;
 
 pub mod judge;
+pub mod kayenta;
 pub mod sequential;
 pub mod wilcox;
 

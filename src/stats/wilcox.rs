@@ -170,6 +170,35 @@ pub fn shift(
     confidence: f64,
     correct: bool,
 ) -> Result<Shift, StatsError> {
+    shift_with(baseline, canary, alt, confidence, correct, false)
+}
+
+/// Kayenta's variant (`kayenta-mannwhitney/.../MannWhitney.scala`): the
+/// same two-sided interval, but the estimate solves the continuity-corrected
+/// W(d) = 0 and Brent runs even when W does not change sign.
+pub fn kayenta_shift(
+    baseline: &[f64],
+    canary: &[f64],
+    confidence: f64,
+) -> Result<Shift, StatsError> {
+    shift_with(
+        baseline,
+        canary,
+        Alternative::TwoSided,
+        confidence,
+        true,
+        true,
+    )
+}
+
+fn shift_with(
+    baseline: &[f64],
+    canary: &[f64],
+    alt: Alternative,
+    confidence: f64,
+    correct: bool,
+    kayenta: bool,
+) -> Result<Shift, StatsError> {
     super::check("baseline", baseline, 1)?;
     super::check("canary", canary, 1)?;
     if !(confidence > 0.0 && confidence < 1.0) {
@@ -210,9 +239,9 @@ pub fn shift(
         Alternative::Less => (f64::NEG_INFINITY, root(norm_ppf(alpha))),
     };
     // R's estimate: uniroot of the uncorrected W, which must change sign.
-    let w0 = |d: f64| s.w(d, false, alt);
+    let w0 = |d: f64| s.w(d, kayenta, alt);
     let (f_lo, f_hi) = (w0(mumin), w0(mumax));
-    let estimate = if f_lo * f_hi > 0.0 {
+    let estimate = if f_lo * f_hi > 0.0 && !kayenta {
         // R stops with "f() values at end points not of opposite sign";
         // that only happens when one sample is a single repeated value.
         return Err(StatsError::Degenerate(

@@ -1,0 +1,4 @@
+//! Canary analysis: templates, runs and their scoring. So far: Kayenta's
+//! canary config and judge result formats ([`kayenta`]).
+
+pub mod kayenta;
