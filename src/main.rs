@@ -112,9 +112,13 @@ struct JudgeArgs {
     /// Level of the sequential tests: abort once the e-value reaches 1/alpha.
     #[arg(long, default_value_t = 0.05)]
     alpha: f64,
-    /// Values per arm between looks of `sequential-t`.
+    /// Values per arm between looks of `sequential-t` and `sequential-band`.
     #[arg(long, default_value_t = 1)]
     batch: usize,
+    /// `sequential-counts`: give every interval its own traffic split
+    /// (for canary load that drifts) instead of the cumulative split.
+    #[arg(long)]
+    per_interval: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -191,6 +195,7 @@ enum JudgeTest {
     Fisher,
     SequentialCounts,
     SequentialT,
+    SequentialBand,
     Kayenta,
 }
 
@@ -350,6 +355,7 @@ fn judge(args: &JudgeArgs) -> ExitCode {
         JudgeTest::Fisher => TestKind::Fisher,
         JudgeTest::SequentialCounts => TestKind::SequentialCounts,
         JudgeTest::SequentialT => TestKind::SequentialT,
+        JudgeTest::SequentialBand => TestKind::SequentialBand,
         JudgeTest::Kayenta => TestKind::Kayenta,
     };
     let default_confidence = if kind == TestKind::Kayenta {
@@ -365,6 +371,7 @@ fn judge(args: &JudgeArgs) -> ExitCode {
         prior: args.prior,
         alpha: args.alpha,
         batch: args.batch,
+        per_interval: args.per_interval,
     };
     if !(opts.confidence > 0.0 && opts.confidence < 1.0) {
         eprintln!(

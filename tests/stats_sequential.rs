@@ -1,7 +1,10 @@
 //! Anytime-valid tests against reference values
 //! (`tests/stats/sequential_fixtures.json`, from `tests/stats/gen_sequential.py`).
 
-use augur::stats::sequential::{av_t_ln_e, count_ln_e, AnytimeP};
+use augur::stats::sequential::{
+    av_t_ln_e, band_look, count_cs, count_ln_e, sample_cdfs, AnytimeP, CdfBound, DriftingCounts,
+};
+use augur::stats::Counts;
 use serde_json::Value;
 
 fn fixtures() -> Value {
@@ -381,5 +384,306 @@ fn judge_cli_sequential_t_stops_at_first_crossing() {
     assert!(
         look + 1 < ends.len(),
         "the test should stop before the data runs out"
+    );
+}
+
+#[test]
+fn rate_ratio_confidence_sequence_matches_reference() {
+    let f = fixtures();
+    for c in f["count_cs"].as_array().unwrap() {
+        let (lo, hi) = count_cs(
+            c["baseline"].as_u64().unwrap(),
+            c["canary"].as_u64().unwrap(),
+            c["rho"].as_f64().unwrap(),
+            c["k"].as_f64().unwrap(),
+            c["alpha"].as_f64().unwrap(),
+        )
+        .unwrap();
+        let what = format!("{c}");
+        close(lo, c["ratio_low"].as_f64().unwrap(), 1e-9, &what);
+        match c["ratio_high"].as_f64() {
+            Some(h) => close(hi, h, 1e-9, &what),
+            None => assert_eq!(hi, f64::INFINITY, "{what}"),
+        }
+    }
+}
+
+#[test]
+fn confidence_sequence_excludes_one_exactly_when_the_test_aborts() {
+    let threshold = 20f64.ln();
+    let mut both = 0;
+    for canary in (0..200).step_by(7) {
+        for baseline in (0..200).step_by(11) {
+            let ln_e = count_ln_e(baseline, canary, 0.3, 100.0, false).unwrap();
+            let (lo, hi) = count_cs(baseline, canary, 0.3, 100.0, 0.05).unwrap();
+            let excluded = lo > 1.0 || hi < 1.0;
+            // Away from the boundary itself (bisection precision).
+            if (ln_e - threshold).abs() > 1e-6 {
+                assert_eq!(
+                    excluded,
+                    ln_e >= threshold,
+                    "{baseline} {canary}: {ln_e} [{lo}, {hi}]"
+                );
+            }
+            both += usize::from(excluded);
+        }
+    }
+    assert!(both > 10);
+}
+
+#[test]
+fn drifting_split_e_process_matches_reference_and_resumes() {
+    let f = fixtures();
+    for c in f["drifting"].as_array().unwrap() {
+        let mut e = DriftingCounts::new(c["one_sided"].as_bool().unwrap());
+        let intervals = c["intervals"].as_array().unwrap();
+        for (i, iv) in intervals.iter().enumerate() {
+            let n = |j: usize| iv[j].as_u64().unwrap();
+            e.observe(
+                Counts {
+                    errors: n(0),
+                    total: n(1),
+                },
+                Counts {
+                    errors: n(2),
+                    total: n(3),
+                },
+            )
+            .unwrap();
+            if i == intervals.len() / 2 {
+                // A restart: the evidence goes through its stored form.
+                let stored = serde_json::to_string(&e).unwrap();
+                e = serde_json::from_str(&stored).unwrap();
+            }
+        }
+        close(
+            e.ln_e(),
+            c["ln_e"].as_f64().unwrap(),
+            1e-9,
+            &format!("{}", c["ratio"]),
+        );
+    }
+    // Errors above traffic are refused; an empty interval changes nothing.
+    let mut e = DriftingCounts::new(false);
+    assert!(e
+        .observe(
+            Counts {
+                errors: 3,
+                total: 2
+            },
+            Counts {
+                errors: 0,
+                total: 5
+            }
+        )
+        .is_err());
+    e.observe(
+        Counts {
+            errors: 0,
+            total: 0,
+        },
+        Counts {
+            errors: 0,
+            total: 0,
+        },
+    )
+    .unwrap();
+    assert_eq!(e.ln_e(), 0.0);
+}
+
+#[test]
+fn cdf_band_matches_confseq() {
+    // confseq's own unit test: empirical_process_lil_bound(1000, .05, 100, .85).
+    let b = CdfBound::new(0.05, 100.0).unwrap();
+    close(b.eps(1000.0), 0.08204769, 1e-5, "confseq eps");
+    assert_eq!(b.eps(99.0), f64::INFINITY);
+    // C(alpha) as confseq solves it (reference notes).
+    for (alpha, c) in [(0.05, 8.1227), (0.025, 8.6226), (0.01, 9.2835)] {
+        let got = CdfBound::new(alpha, 1.0).unwrap().c;
+        assert!((got - c).abs() < 2e-4, "C({alpha}) = {got}, want {c}");
+    }
+    // eps(1000, 0.05) with m = 1 is about twice the fixed-n DKW width.
+    close(
+        CdfBound::new(0.05, 1.0).unwrap().eps(1000.0),
+        0.0858,
+        1e-3,
+        "eps m=1",
+    );
+}
+
+#[test]
+fn cdf_band_test_rejects_spread_and_respects_alpha() {
+    // Deterministic quantiles of a log-normal: baseline vs the same median
+    // with twice the spread (Mann-Whitney and t barely see it).
+    let n = 4000;
+    let q = |i: usize| augur::stats::norm_ppf((i as f64 + 0.5) / n as f64);
+    let base: Vec<f64> = (0..n).map(|i| (5.0 + 0.3 * q(i)).exp()).collect();
+    let wide: Vec<f64> = (0..n)
+        .map(|i| (5.0 + 0.6 * q((i * 7919) % n)).exp())
+        .collect();
+    let (fb, fc) = sample_cdfs(&base, &wide);
+    let l = band_look(&fb, &fc, n as f64, n as f64, 0.05, 1.0, false).unwrap();
+    assert!(l.reject, "{l:?}");
+    assert!(l.p_value < 0.05);
+    // Same distribution: no rejection, p large.
+    let (fb, fc) = sample_cdfs(&base, &base);
+    let l = band_look(&fb, &fc, n as f64, n as f64, 0.05, 1.0, false).unwrap();
+    assert!(!l.reject && l.p_value == 1.0, "{l:?}");
+    // The same data bucketed at Prometheus-style `le` edges: CDFs at fewer
+    // points, a gap no larger, the same verdict here.
+    let edges = [50.0, 100.0, 150.0, 200.0, 300.0, 500.0, 1000.0];
+    let bucket = |xs: &[f64]| -> Vec<f64> {
+        edges
+            .iter()
+            .map(|&e| xs.iter().filter(|&&x| x <= e).count() as f64 / xs.len() as f64)
+            .collect()
+    };
+    let (fb_full, fc_full) = sample_cdfs(&base, &wide);
+    let full = band_look(&fb_full, &fc_full, n as f64, n as f64, 0.05, 1.0, false).unwrap();
+    let hist = band_look(
+        &bucket(&base),
+        &bucket(&wide),
+        n as f64,
+        n as f64,
+        0.05,
+        1.0,
+        false,
+    )
+    .unwrap();
+    assert!(hist.gap <= full.gap + 1e-12);
+    assert!(hist.reject, "{hist:?}");
+    // p-value and rule agree: rejecting at alpha means p < alpha.
+    let p = hist.p_value;
+    assert!(
+        band_look(
+            &bucket(&base),
+            &bucket(&wide),
+            n as f64,
+            n as f64,
+            p * 1.01,
+            1.0,
+            false
+        )
+        .unwrap()
+        .reject
+    );
+    assert!(
+        !band_look(
+            &bucket(&base),
+            &bucket(&wide),
+            n as f64,
+            n as f64,
+            p * 0.99,
+            1.0,
+            false
+        )
+        .unwrap()
+        .reject
+    );
+}
+
+#[test]
+fn judge_cli_sequential_band_and_per_interval_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 2000;
+    let q = |i: usize| augur::stats::norm_ppf((((i * 7919) % n) as f64 + 0.5) / n as f64);
+    let base: String = (0..n)
+        .map(|i| format!("{}\n", (5.0 + 0.3 * q(i)).exp()))
+        .collect();
+    let slow: String = (0..n)
+        .map(|i| format!("{}\n", (5.2 + 0.3 * q((i * 31) % n)).exp()))
+        .collect();
+    let b = dir.path().join("b");
+    let c = dir.path().join("c");
+    std::fs::write(&b, &base).unwrap();
+    std::fs::write(&c, &slow).unwrap();
+    let rep = judge_json(&[
+        "--test",
+        "sequential-band",
+        "--baseline",
+        b.to_str().unwrap(),
+        "--canary",
+        c.to_str().unwrap(),
+        "--batch",
+        "100",
+        "--alternative",
+        "greater",
+    ]);
+    assert_eq!(rep["decision"], "abort", "{rep}");
+    let at = rep["stopped_at"].as_u64().unwrap();
+    assert!(at < 19, "{rep}");
+    assert_eq!(rep["n_canary"], (at + 1) * 100);
+    assert!(rep["p_value"].as_f64().unwrap() < 0.05);
+    std::fs::write(&c, &base).unwrap();
+    let rep = judge_json(&[
+        "--test",
+        "sequential-band",
+        "--baseline",
+        b.to_str().unwrap(),
+        "--canary",
+        c.to_str().unwrap(),
+        "--batch",
+        "100",
+    ]);
+    assert_eq!(rep["decision"], "continue", "{rep}");
+    assert_eq!(rep["looks"], 20);
+
+    // Per-interval splits: the canary's share ramps 5% -> 50% while its
+    // error rate is twice the baseline's. The cumulative split misjudges a
+    // ramp; the per-interval e-process uses each interval's own split.
+    let f = fixtures();
+    let case = &f["drifting"][1];
+    let (mut cb, mut cc) = (String::new(), String::new());
+    let (mut eb, mut nb, mut ec, mut nc) = (0, 0, 0, 0);
+    for iv in case["intervals"].as_array().unwrap() {
+        let x = |j: usize| iv[j].as_u64().unwrap();
+        eb += x(0);
+        nb += x(1);
+        ec += x(2);
+        nc += x(3);
+        cb += &format!("{eb} {nb}\n");
+        cc += &format!("{ec} {nc}\n");
+    }
+    std::fs::write(&b, cb).unwrap();
+    std::fs::write(&c, cc).unwrap();
+    let rep = judge_json(&[
+        "--test",
+        "sequential-counts",
+        "--per-interval",
+        "--baseline",
+        b.to_str().unwrap(),
+        "--canary",
+        c.to_str().unwrap(),
+        "--alpha",
+        "1e-12",
+    ]);
+    close(
+        rep["ln_e"].as_f64().unwrap(),
+        case["ln_e"].as_f64().unwrap(),
+        1e-9,
+        "per-interval",
+    );
+    assert_eq!(rep["looks"], 20);
+    // The cumulative form reports the rate-ratio confidence sequence.
+    let rep = judge_json(&[
+        "--test",
+        "sequential-counts",
+        "--baseline",
+        "40/5000",
+        "--canary",
+        "60/5000",
+    ]);
+    let cs = &f["count_cs"][0];
+    close(
+        rep["ci_low"].as_f64().unwrap(),
+        cs["ratio_low"].as_f64().unwrap(),
+        1e-9,
+        "cs low",
+    );
+    close(
+        rep["ci_high"].as_f64().unwrap(),
+        cs["ratio_high"].as_f64().unwrap(),
+        1e-9,
+        "cs high",
     );
 }

@@ -22,6 +22,8 @@ pub enum TestKind {
     SequentialCounts,
     /// Anytime-valid t-test e-value on samples (one look).
     SequentialT,
+    /// Howard-Ramdas time-uniform CDF band test on sample streams.
+    SequentialBand,
     /// Kayenta's NetflixACAJudge classification of one metric.
     Kayenta,
 }
@@ -37,6 +39,7 @@ impl TestKind {
             TestKind::Fisher => "fisher",
             TestKind::SequentialCounts => "sequential-counts",
             TestKind::SequentialT => "sequential-t",
+            TestKind::SequentialBand => "sequential-band",
             TestKind::Kayenta => "kayenta",
         }
     }
@@ -283,8 +286,26 @@ pub struct Options {
     pub prior: f64,
     /// Sequential tests' level: abort once E >= 1/alpha.
     pub alpha: f64,
-    /// Values per arm between looks of the sequential t-test.
+    /// Values per arm between looks of the sequential sample tests.
     pub batch: usize,
+    /// Sequential counts: each interval has its own traffic split (the
+    /// drifting-split e-process) instead of one cumulative split.
+    pub per_interval: bool,
+}
+
+/// Prefix lengths seen at each look: every `batch` values per arm (at
+/// least `min` each), plus a last look at everything.
+fn look_ends(nb: usize, nc: usize, batch: usize, min: usize) -> Vec<(usize, usize)> {
+    let batch = batch.max(1);
+    let n = nb.min(nc);
+    let mut ends: Vec<(usize, usize)> = (1..=n / batch)
+        .map(|k| (k * batch, k * batch))
+        .filter(|&(b, c)| b >= min && c >= min)
+        .collect();
+    if ends.last() != Some(&(nb, nc)) {
+        ends.push((nb, nc));
+    }
+    ends
 }
 
 /// Folds a sequence of per-look log e-values into the sequential fields of
@@ -386,15 +407,7 @@ fn judge_samples_inner(
         TestKind::SequentialT => {
             // Look k sees the first k·batch values of each arm (values in
             // arrival order), plus a last look at everything.
-            let batch = opts.batch.max(1);
-            let n = baseline.len().min(canary.len());
-            let mut ends: Vec<(usize, usize)> = (1..=n / batch)
-                .map(|k| (k * batch, k * batch))
-                .filter(|&(b, c)| b >= 2 && c >= 2)
-                .collect();
-            if ends.last() != Some(&(baseline.len(), canary.len())) {
-                ends.push((baseline.len(), canary.len()));
-            }
+            let ends = look_ends(baseline.len(), canary.len(), opts.batch, 2);
             let mut looks = Vec::with_capacity(ends.len());
             let mut stats_at = Vec::with_capacity(ends.len());
             for &(nb, nc) in &ends {
@@ -418,6 +431,50 @@ fn judge_samples_inner(
             rep.canary_value = Some(mean(&canary[..nc]));
             rep.n_baseline = nb as u64;
             rep.n_canary = nc as u64;
+            rep
+        }
+        TestKind::SequentialBand => {
+            super::check("baseline", baseline, 1)?;
+            super::check("canary", canary, 1)?;
+            let ends = look_ends(baseline.len(), canary.len(), opts.batch, 1);
+            let greater = alt == Alternative::Greater;
+            let mut p = 1.0f64;
+            let mut stopped = None;
+            let mut at = ends.len() - 1;
+            let mut look = None;
+            for (i, &(nb, nc)) in ends.iter().enumerate() {
+                let (fb, fc) = super::sequential::sample_cdfs(&baseline[..nb], &canary[..nc]);
+                let l = super::sequential::band_look(
+                    &fb, &fc, nb as f64, nc as f64, opts.alpha, 1.0, greater,
+                )?;
+                p = p.min(l.p_value);
+                look = Some(l);
+                if l.reject {
+                    stopped = Some(i as u64);
+                    at = i;
+                    break;
+                }
+            }
+            let l = look.expect("there is always a last look");
+            let (nb, nc) = ends[at];
+            let mut rep = report(super::TestResult {
+                statistic: l.gap,
+                p_value: p,
+                df: None,
+            });
+            rep.alternative = if greater { "greater" } else { "two-sided" };
+            rep.decision = Some(if stopped.is_some() {
+                "abort"
+            } else {
+                "continue"
+            });
+            rep.stopped_at = Some(stopped);
+            rep.looks = Some(ends.len() as u64);
+            rep.n_baseline = nb as u64;
+            rep.n_canary = nc as u64;
+            rep.center = Some("median");
+            rep.baseline_value = Some(median(&baseline[..nb]));
+            rep.canary_value = Some(median(&canary[..nc]));
             rep
         }
         TestKind::Proportions | TestKind::Fisher | TestKind::SequentialCounts => {
@@ -466,7 +523,25 @@ pub fn judge_counts(
                     canary: canary_looks.len(),
                 });
             }
+            let mut drift = super::sequential::DriftingCounts::new(alt != Alternative::TwoSided);
+            let mut prev = (Counts::default(), Counts::default());
             for (b, c) in baseline_looks.iter().zip(canary_looks) {
+                if opts.per_interval {
+                    // Increments of the cumulative lines; "less" swaps arms.
+                    let inc = |x: &Counts, p: &Counts| Counts {
+                        errors: x.errors - p.errors,
+                        total: x.total - p.total,
+                    };
+                    let (ib, ic) = (inc(b, &prev.0), inc(c, &prev.1));
+                    prev = (*b, *c);
+                    if alt == Alternative::Less {
+                        drift.observe(ic, ib)?;
+                    } else {
+                        drift.observe(ib, ic)?;
+                    }
+                    seq_looks.push(drift.ln_e());
+                    continue;
+                }
                 super::check_counts("baseline", *b)?;
                 super::check_counts("canary", *c)?;
                 // The traffic split as observed so far.
@@ -517,6 +592,15 @@ pub fn judge_counts(
             // Canary error rate over baseline error rate at that look.
             rep.estimate =
                 Some((c.errors as f64 / c.total as f64) / (b.errors as f64 / b.total as f64));
+            if !opts.per_interval && b.total > 0 && c.total > 0 {
+                // The rate-ratio confidence sequence at the same look and
+                // level: it excludes 1 exactly when the test aborts.
+                let rho = c.total as f64 / (b.total + c.total) as f64;
+                let (lo, hi) =
+                    super::sequential::count_cs(b.errors, c.errors, rho, prior, opts.alpha)?;
+                rep.ci_low = Some(lo);
+                rep.ci_high = Some(hi);
+            }
         }
         _ => rep.estimate = Some(r.statistic),
     }

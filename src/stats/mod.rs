@@ -325,7 +325,7 @@ pub fn kolmogorov_smirnov(baseline: &[f64], canary: &[f64]) -> Result<TestResult
 }
 
 /// Errors and total events in one arm.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counts {
     /// Failed events (errors, 5xx responses).
     pub errors: u64,

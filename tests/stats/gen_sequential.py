@@ -16,7 +16,7 @@ import math
 import pathlib
 
 import numpy as np
-from scipy import special, stats
+from scipy import optimize, special, stats
 
 
 def ln_e_two_sided(c_b, c_a, rho, k):
@@ -62,6 +62,47 @@ def main():
         ln_e = 0.5 * math.log(r) + 0.5 * (nu + 1) * (math.log1p(t * t / nu) - math.log1p(r * t * t / nu))
         avt.append({"baseline": a, "canary": b, "phi": phi, "t": float(t), "ln_e": float(ln_e)})
 
+    # Confidence sequences for the rate ratio (savvi/ssrm's set, roots by brentq).
+    cs = []
+    for c_b, c_a, r, k, alpha in [(60, 40, 0.5, 100, 0.05), (30, 10, 0.5, 100, 0.05), (0, 12, 0.5, 100, 0.05),
+                                  (9, 0, 0.2, 100, 0.05), (1200, 1000, 0.3, 100, 0.01), (5, 5, 0.5, 10, 0.1)]:
+        a, b = k * r, k * (1 - r)
+        level = special.betaln(a + c_b, b + c_a) - special.betaln(a, b) + math.log(alpha)
+
+        def g(t):
+            return (c_b * math.log(t) if c_b else 0.0) + (c_a * math.log1p(-t) if c_a else 0.0) - level
+        hat = c_b / (c_b + c_a)
+        eps = 1e-300
+        lo = 0.0 if g(max(eps, 0.0) if c_b == 0 else eps) >= 0 else optimize.brentq(g, eps, hat, xtol=1e-300, rtol=1e-15)
+        hi = 1.0 if c_a == 0 else optimize.brentq(g, hat, 1 - 1e-16, xtol=1e-300, rtol=1e-15)
+        odds = lambda t: t / (1 - t)
+        cs.append({"canary": c_b, "baseline": c_a, "rho": r, "k": k, "alpha": alpha,
+                   "ratio_low": float(odds(lo) / odds(r)),
+                   "ratio_high": float(odds(hi) / odds(r)) if hi < 1 else None})
+
+    # Drifting split: per-interval Binomial likelihood ratios mixed over a
+    # discretised N(0, 1) prior on the log rate ratio.
+    dgrid = np.arange(-100, 101) * 0.05
+    drift_rng = np.random.default_rng(7)
+    drift = []
+    for ratio, one_sided in [(1.0, False), (2.0, False), (2.0, True), (0.5, True)]:
+        intervals, log_lr = [], np.zeros_like(dgrid)
+        for s in range(20):
+            share = 0.05 + 0.45 * s / 19  # canary traffic ramps from 5% to 50%
+            n_c = int(drift_rng.poisson(2000 * share)) + 1
+            n_b = int(drift_rng.poisson(2000 * (1 - share))) + 1
+            e_c = int(drift_rng.binomial(n_c, min(1.0, 0.01 * ratio)))
+            e_b = int(drift_rng.binomial(n_b, 0.01))
+            intervals.append([e_b, n_b, e_c, n_c])
+            if e_c + e_b and n_c and n_b:
+                rho = n_c / (n_c + n_b)
+                theta = rho * np.exp(dgrid) / (1 - rho + rho * np.exp(dgrid))
+                log_lr += e_c * np.log(theta / rho) + e_b * np.log((1 - theta) / (1 - rho))
+        w = -0.5 * dgrid ** 2
+        keep = dgrid > 0 if one_sided else np.ones_like(dgrid, dtype=bool)
+        ln_e = special.logsumexp(w[keep] + log_lr[keep]) - special.logsumexp(w[keep])
+        drift.append({"ratio": ratio, "one_sided": one_sided, "intervals": intervals, "ln_e": float(ln_e)})
+
     out = pathlib.Path(__file__).with_name("sequential_fixtures.json")
     out.write_text(json.dumps({
         "meta": {"scipy": __import__("scipy").__version__, "numpy": np.__version__},
@@ -69,6 +110,8 @@ def main():
                   "first_reject_counts": [148, 62], "first_reject_p": 0.0455796317592},
         "beta_binomial": grid,
         "av_t": avt,
+        "count_cs": cs,
+        "drifting": drift,
     }, indent=1) + "\n")
     print(f"wrote {out}")
 
