@@ -143,6 +143,15 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         .map_err(|e| anyhow::anyhow!("cannot load rules: {e}"))?;
     rules.spawn(&cfg, true);
 
+    let datasource = crate::datasource::Datasource::new(&cfg.datasource, &cfg.query, store.clone())
+        .map_err(|e| anyhow::anyhow!("cannot set up the datasource: {e}"))?;
+    let analysis = Arc::new(crate::analysis::engine::AnalysisManager::new(
+        state.clone(),
+        datasource,
+    ));
+    analysis.set_templates(&cfg.analyses);
+    tracker.spawn(analysis.clone().run(scrape_token.clone()));
+
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
@@ -158,6 +167,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         query: query_cfg.clone(),
         rules: rules.manager.clone(),
         state: state.clone(),
+        analysis: analysis.clone(),
     });
     let server = {
         let token = http_token.clone();
@@ -188,7 +198,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     loop {
         tokio::select! {
             _ = hup.recv() => {
-                reload(&opts, &current, &scrape, &rules, &metrics);
+                reload(&opts, &current, &scrape, &rules, &metrics, &analysis, &store);
                 *query_cfg.write() = current.read().query.clone();
             }
             _ = term.recv() => { info!("SIGTERM received, shutting down"); break; }
@@ -248,6 +258,8 @@ fn reload(
     scrape: &ScrapeManager,
     rules: &RuleRunner,
     metrics: &Metrics,
+    analysis: &crate::analysis::engine::AnalysisManager,
+    store: &Arc<Store>,
 ) {
     if let Ok(m) = NotifyState::monotonic_usec_now() {
         notify(&[NotifyState::Reloading, m]);
@@ -270,6 +282,13 @@ fn reload(
             }
             *rules.notify.write() = cfg.notify.clone();
             rules.spawn(&cfg, false);
+            analysis.set_templates(&cfg.analyses);
+            match crate::datasource::Datasource::new(&cfg.datasource, &cfg.query, store.clone()) {
+                Ok(ds) => analysis.set_datasource(ds),
+                Err(e) => {
+                    error!(error = %e, "cannot set up the datasource, keeping the previous one")
+                }
+            }
             *current.write() = cfg;
             metrics.config_last_reload_successful.set(1);
             metrics.config_last_reload_success_timestamp.set(unix_now());

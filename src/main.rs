@@ -260,13 +260,15 @@ fn main() -> ExitCode {
             for f in &files {
                 match augur::config::load(f) {
                     Ok(cfg) => println!(
-                        "{}: ok ({} scrape configs, {} targets)",
+                        "{}: ok ({} scrape configs, {} targets, {} rule files, {} analysis templates)",
                         f.display(),
                         cfg.scrape_configs.len(),
                         cfg.scrape_configs
                             .iter()
                             .map(|j| j.targets.len())
-                            .sum::<usize>()
+                            .sum::<usize>(),
+                        cfg.rule_files.len(),
+                        cfg.analyses.len()
                     ),
                     Err(errs) => {
                         bad = true;

@@ -28,3 +28,19 @@ fn example_config_compiles() {
         cfg.server.listen.to_string()
     );
 }
+
+#[test]
+fn readme_analysis_template_compiles() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("## Canary analysis").nth(1).expect("section");
+    let block = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a ```toml block in the Canary analysis section");
+    let ts = augur::analysis::template::parse_file("README.md", block)
+        .unwrap_or_else(|e| panic!("README template does not compile: {e:?}"));
+    assert_eq!(ts[0].name, "http-canary");
+    assert_eq!(ts[0].consecutive_error_limit, 4);
+}

@@ -1,7 +1,10 @@
 //! HTTP routes (axum): health and readiness, augur's own `/metrics`, and the
 //! Prometheus-compatible `/api/v1/targets` and `/api/v1/series`, plus
-//! `/api/v1/export` for raw samples. Read-only: no route writes state.
+//! `/api/v1/export` for raw samples, and `/api/v1/analysis/*` for analysis
+//! runs. Routes never write state themselves: run changes go through the
+//! analysis manager.
 
+mod analysis;
 mod query;
 mod rules;
 mod selector;
@@ -41,6 +44,8 @@ pub struct ApiState {
     pub rules: Arc<crate::rules::RuleManager>,
     /// durable state (the outbox)
     pub state: Arc<crate::state::State>,
+    /// analysis templates and runs
+    pub analysis: Arc<crate::analysis::engine::AnalysisManager>,
 }
 
 /// All routes.
@@ -59,6 +64,15 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/alerts", get(rules::alerts))
         .route("/api/v1/notifications", get(rules::notifications))
         .route("/api/v1/export", get(export))
+        .route(
+            "/api/v1/analysis/runs",
+            get(analysis::list).post(analysis::create),
+        )
+        .route(
+            "/api/v1/analysis/runs/{id}",
+            get(analysis::get).delete(analysis::cancel),
+        )
+        .route("/api/v1/analysis/templates", get(analysis::templates))
         .with_state(state)
 }
 

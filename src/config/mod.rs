@@ -9,7 +9,7 @@
 
 mod raw;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -319,6 +319,10 @@ pub struct Config {
     pub rules: Vec<(PathBuf, crate::rules::RuleFile)>,
     /// `[rules]`
     pub rules_config: RulesConfig,
+    /// Analysis files, globs resolved against the config file's directory.
+    pub analysis_files: Vec<PathBuf>,
+    /// Analysis templates: from `analysis_files`, then inline `[[analysis]]`.
+    pub analyses: Vec<crate::analysis::template::Template>,
     /// `[notify]`
     pub notify: NotifyConfig,
     /// `[[scrape_configs]]`
@@ -563,6 +567,74 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         }
     }
 
+    // Analysis templates: files first, then inline tables; names are unique.
+    let mut analysis_files = Vec::new();
+    let mut analyses: Vec<crate::analysis::template::Template> = Vec::new();
+    for pat in &raw.analysis_files {
+        let p = Path::new(pat.get_ref());
+        let full = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        };
+        match glob::glob(&full.to_string_lossy()) {
+            Err(e) => cx.error(
+                pat.span(),
+                format!("analysis_files: bad pattern {:?}: {e}", pat.get_ref()),
+            ),
+            Ok(paths) => {
+                let mut any = false;
+                for path in paths.flatten() {
+                    any = true;
+                    match crate::analysis::template::load(&path) {
+                        Ok(ts) => analyses.extend(ts),
+                        Err(errs) => cx.errors.extend(errs.into_iter().map(|e| ConfigError {
+                            file: PathBuf::from(e.file),
+                            line: e.line,
+                            column: e.column,
+                            message: e.message,
+                        })),
+                    }
+                    analysis_files.push(path);
+                }
+                if !any && !pat.get_ref().contains(['*', '?', '[']) {
+                    cx.error(
+                        pat.span(),
+                        format!("analysis_files: {} does not exist", full.display()),
+                    );
+                }
+            }
+        }
+    }
+    let file_name = file.display().to_string();
+    match crate::analysis::template::compile_all(
+        &file_name,
+        text,
+        raw.analysis.iter().map(|t| (t.span(), t.get_ref())),
+    ) {
+        Ok(ts) => analyses.extend(ts),
+        Err(errs) => cx.errors.extend(errs.into_iter().map(|e| ConfigError {
+            file: PathBuf::from(e.file),
+            line: e.line,
+            column: e.column,
+            message: e.message,
+        })),
+    }
+    let mut seen: HashMap<String, String> = HashMap::new();
+    for t in &analyses {
+        if let Some(first) = seen.insert(t.name.clone(), t.source.clone()) {
+            cx.errors.push(ConfigError {
+                file: file.to_path_buf(),
+                line: 0,
+                column: 0,
+                message: format!(
+                    "analysis template {:?} is defined twice ({first} and {})",
+                    t.name, t.source
+                ),
+            });
+        }
+    }
+
     let rr = raw.rules.unwrap_or_default();
     let rules_config = RulesConfig {
         resend_delay: cx.duration(
@@ -610,6 +682,8 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         rule_files,
         rules,
         rules_config,
+        analysis_files,
+        analyses,
         notify,
         global: GlobalConfig {
             scrape_interval: g_interval,

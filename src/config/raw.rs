@@ -18,6 +18,10 @@ pub struct RawConfig {
     #[serde(default)]
     pub rule_files: Vec<Spanned<String>>,
     pub rules: Option<RawRules>,
+    #[serde(default)]
+    pub analysis_files: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub analysis: Vec<Spanned<crate::analysis::template::RawTemplate>>,
     pub notify: Option<RawNotify>,
     #[serde(default)]
     pub scrape_configs: Vec<Spanned<RawScrapeConfig>>,

@@ -1,5 +1,6 @@
 //! Durable state in SQLite (WAL mode): alert state, so `for` clocks survive
-//! restarts, and the notification outbox. The only writer of durable data.
+//! restarts, the notification outbox, and analysis runs (status, sequential
+//! evidence, measurements, verdict history). The only writer of durable data.
 //! Migrations are numbered in code and tracked with `PRAGMA user_version`.
 
 use std::path::Path;
@@ -47,7 +48,105 @@ const MIGRATIONS: &[&str] = &[
         sent_at INTEGER
     );
     CREATE INDEX outbox_due ON outbox (status, next_attempt_at);",
+    // 2: analysis runs, their measurements and verdict history.
+    "CREATE TABLE analysis_runs (
+        id TEXT PRIMARY KEY,
+        template TEXT NOT NULL,
+        args TEXT NOT NULL,
+        run_key TEXT UNIQUE,
+        state TEXT NOT NULL,
+        message TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        next_at INTEGER,
+        spec TEXT NOT NULL,
+        status TEXT NOT NULL
+    );
+    CREATE INDEX analysis_runs_state ON analysis_runs (state, next_at);
+    CREATE TABLE analysis_measurements (
+        run_id TEXT NOT NULL,
+        interval INTEGER NOT NULL,
+        metric TEXT NOT NULL,
+        t INTEGER NOT NULL,
+        phase TEXT NOT NULL,
+        baseline REAL,
+        canary REAL,
+        message TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        PRIMARY KEY (run_id, interval, metric)
+    );
+    CREATE TABLE analysis_verdicts (
+        run_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        t INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        message TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    );",
 ];
+
+/// One analysis run as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    /// Run id.
+    pub id: String,
+    /// Template name.
+    pub template: String,
+    /// Arguments as a JSON object.
+    pub args: String,
+    /// Caller's idempotency key (e.g. Flagger's namespace/name/checksum).
+    pub key: Option<String>,
+    /// running, passed, failed, inconclusive, error or cancelled.
+    pub state: String,
+    /// Why it is in that state.
+    pub message: String,
+    /// ms
+    pub created_at: i64,
+    /// ms
+    pub updated_at: i64,
+    /// ms, once finished
+    pub finished_at: Option<i64>,
+    /// ms, when the next measurement is due (running runs)
+    pub next_at: Option<i64>,
+    /// The template as resolved at creation (JSON), so reloads do not
+    /// change a running analysis.
+    pub spec: String,
+    /// Counters and sequential evidence (JSON).
+    pub status: String,
+}
+
+/// One stored measurement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasurementRow {
+    /// 1-based interval.
+    pub interval: i64,
+    /// Metric name.
+    pub metric: String,
+    /// ms
+    pub t: i64,
+    /// successful, failed, inconclusive or error
+    pub phase: String,
+    /// Baseline value.
+    pub baseline: Option<f64>,
+    /// Canary value.
+    pub canary: Option<f64>,
+    /// Readable sentence.
+    pub message: String,
+    /// JSON detail.
+    pub detail: String,
+}
+
+/// One entry of a run's verdict history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerdictRow {
+    /// ms
+    pub t: i64,
+    /// Run state after the interval.
+    pub state: String,
+    /// Why.
+    pub message: String,
+}
 
 /// One persisted alert.
 #[derive(Debug, Clone, PartialEq)]
@@ -339,6 +438,189 @@ impl State {
             "DELETE FROM outbox WHERE status = 'sent' AND sent_at < ?1",
             params![before],
         )?)
+    }
+}
+
+const RUN_COLUMNS: &str = "id, template, args, run_key, state, message, created_at, updated_at, finished_at, next_at, spec, status";
+
+fn row_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        id: r.get(0)?,
+        template: r.get(1)?,
+        args: r.get(2)?,
+        key: r.get(3)?,
+        state: r.get(4)?,
+        message: r.get(5)?,
+        created_at: r.get(6)?,
+        updated_at: r.get(7)?,
+        finished_at: r.get(8)?,
+        next_at: r.get(9)?,
+        spec: r.get(10)?,
+        status: r.get(11)?,
+    })
+}
+
+impl State {
+    /// Stores a new run with its first verdict. A run with the same `key`
+    /// is returned instead (the caller asked for it before).
+    pub fn insert_run(&self, run: &RunRow) -> Result<RunRow, StateError> {
+        let mut c = self.conn.lock();
+        let tx = c.transaction()?;
+        if let Some(k) = &run.key {
+            let existing = tx
+                .query_row(
+                    &format!("SELECT {RUN_COLUMNS} FROM analysis_runs WHERE run_key = ?1"),
+                    params![k],
+                    row_run,
+                )
+                .optional()?;
+            if let Some(e) = existing {
+                return Ok(e);
+            }
+        }
+        tx.execute(
+            "INSERT INTO analysis_runs (id, template, args, run_key, state, message, created_at, updated_at, finished_at, next_at, spec, status)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![run.id, run.template, run.args, run.key, run.state, run.message, run.created_at, run.updated_at, run.finished_at, run.next_at, run.spec, run.status],
+        )?;
+        tx.execute(
+            "INSERT INTO analysis_verdicts (run_id, seq, t, state, message) VALUES (?1, 0, ?2, ?3, ?4)",
+            params![run.id, run.created_at, run.state, run.message],
+        )?;
+        tx.commit()?;
+        Ok(run.clone())
+    }
+
+    /// Records one interval of a run in one transaction: its measurements,
+    /// the new status and state, and (when the state or message changed) a
+    /// verdict history entry. Ignored when the run is no longer running
+    /// (cancelled meanwhile); returns whether it was applied.
+    pub fn record_interval(
+        &self,
+        run: &RunRow,
+        measurements: &[MeasurementRow],
+    ) -> Result<bool, StateError> {
+        let mut c = self.conn.lock();
+        let tx = c.transaction()?;
+        let current: Option<(String, String)> = tx
+            .query_row(
+                "SELECT state, message FROM analysis_runs WHERE id = ?1",
+                params![run.id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((state, message)) = current else {
+            return Ok(false);
+        };
+        if state != "running" {
+            return Ok(false);
+        }
+        for m in measurements {
+            tx.execute(
+                "INSERT OR REPLACE INTO analysis_measurements (run_id, interval, metric, t, phase, baseline, canary, message, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![run.id, m.interval, m.metric, m.t, m.phase, m.baseline, m.canary, m.message, m.detail],
+            )?;
+        }
+        tx.execute(
+            "UPDATE analysis_runs SET state = ?2, message = ?3, updated_at = ?4, finished_at = ?5, next_at = ?6, status = ?7 WHERE id = ?1",
+            params![run.id, run.state, run.message, run.updated_at, run.finished_at, run.next_at, run.status],
+        )?;
+        if state != run.state || message != run.message {
+            tx.execute(
+                "INSERT INTO analysis_verdicts (run_id, seq, t, state, message)
+                 VALUES (?1, (SELECT COALESCE(MAX(seq), -1) + 1 FROM analysis_verdicts WHERE run_id = ?1), ?2, ?3, ?4)",
+                params![run.id, run.updated_at, run.state, run.message],
+            )?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Cancels a running run; returns the run as it now is (None if unknown).
+    pub fn cancel_run(&self, id: &str, now: i64, why: &str) -> Result<Option<RunRow>, StateError> {
+        let mut c = self.conn.lock();
+        let tx = c.transaction()?;
+        let n = tx.execute(
+            "UPDATE analysis_runs SET state = 'cancelled', message = ?3, updated_at = ?2, finished_at = ?2, next_at = NULL
+             WHERE id = ?1 AND state = 'running'",
+            params![id, now, why],
+        )?;
+        if n > 0 {
+            tx.execute(
+                "INSERT INTO analysis_verdicts (run_id, seq, t, state, message)
+                 VALUES (?1, (SELECT COALESCE(MAX(seq), -1) + 1 FROM analysis_verdicts WHERE run_id = ?1), ?2, 'cancelled', ?3)",
+                params![id, now, why],
+            )?;
+        }
+        let row = tx
+            .query_row(
+                &format!("SELECT {RUN_COLUMNS} FROM analysis_runs WHERE id = ?1"),
+                params![id],
+                row_run,
+            )
+            .optional()?;
+        tx.commit()?;
+        Ok(row)
+    }
+
+    /// One run.
+    pub fn run(&self, id: &str) -> Result<Option<RunRow>, StateError> {
+        let c = self.conn.lock();
+        Ok(c.query_row(
+            &format!("SELECT {RUN_COLUMNS} FROM analysis_runs WHERE id = ?1"),
+            params![id],
+            row_run,
+        )
+        .optional()?)
+    }
+
+    /// Runs, newest first; only `state` ones when given.
+    pub fn runs(&self, state: Option<&str>, limit: usize) -> Result<Vec<RunRow>, StateError> {
+        let c = self.conn.lock();
+        let mut st = c.prepare_cached(&format!(
+            "SELECT {RUN_COLUMNS} FROM analysis_runs WHERE (?1 IS NULL OR state = ?1) ORDER BY created_at DESC, id LIMIT ?2"
+        ))?;
+        let rows = st.query_map(params![state, limit as i64], row_run)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// A run's measurements, oldest first.
+    pub fn measurements(&self, id: &str) -> Result<Vec<MeasurementRow>, StateError> {
+        let c = self.conn.lock();
+        let mut st = c.prepare_cached(
+            "SELECT interval, metric, t, phase, baseline, canary, message, detail FROM analysis_measurements
+             WHERE run_id = ?1 ORDER BY interval, rowid",
+        )?;
+        let rows = st.query_map(params![id], |r| {
+            Ok(MeasurementRow {
+                interval: r.get(0)?,
+                metric: r.get(1)?,
+                t: r.get(2)?,
+                phase: r.get(3)?,
+                baseline: r.get(4)?,
+                canary: r.get(5)?,
+                message: r.get(6)?,
+                detail: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// A run's verdict history, oldest first.
+    pub fn verdicts(&self, id: &str) -> Result<Vec<VerdictRow>, StateError> {
+        let c = self.conn.lock();
+        let mut st = c.prepare_cached(
+            "SELECT t, state, message FROM analysis_verdicts WHERE run_id = ?1 ORDER BY seq",
+        )?;
+        let rows = st.query_map(params![id], |r| {
+            Ok(VerdictRow {
+                t: r.get(0)?,
+                state: r.get(1)?,
+                message: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 }
 

@@ -692,8 +692,8 @@ fn median(xs: &[f64]) -> f64 {
 }
 
 /// `x` with three significant digits, no trailing zeros, no exponent for
-/// everyday magnitudes.
-fn sig(x: f64) -> String {
+/// everyday magnitudes: how readable messages print numbers.
+pub fn sig(x: f64) -> String {
     if !x.is_finite() {
         return format!("{x}");
     }
@@ -721,7 +721,8 @@ fn signed(s: String) -> String {
     }
 }
 
-fn p_text(p: f64) -> String {
+/// "p < 0.001" or "p = 0.0234".
+pub fn p_text(p: f64) -> String {
     if p.is_nan() {
         "no p-value".to_string()
     } else if p < 0.001 {

@@ -64,9 +64,30 @@ pub fn av_t_ln_e(baseline: &[f64], canary: &[f64], phi: f64) -> Result<(f64, f64
             "the prior precision must be positive",
         ));
     }
-    let (na, nb) = (baseline.len() as f64, canary.len() as f64);
     let (ma, va) = super::mean_var(baseline);
     let (mb, vb) = super::mean_var(canary);
+    av_t_ln_e_moments(
+        (baseline.len() as f64, ma, va),
+        (canary.len() as f64, mb, vb),
+        phi,
+    )
+}
+
+/// [`av_t_ln_e`] from each arm's (n, mean, sample variance), so a run can
+/// keep running moments instead of every value.
+pub fn av_t_ln_e_moments(
+    baseline: (f64, f64, f64),
+    canary: (f64, f64, f64),
+    phi: f64,
+) -> Result<(f64, f64), StatsError> {
+    let ((na, ma, va), (nb, mb, vb)) = (baseline, canary);
+    if na < 2.0 || nb < 2.0 {
+        return Err(StatsError::TooFew {
+            which: if na < 2.0 { "baseline" } else { "canary" },
+            got: na.min(nb) as usize,
+            need: 2,
+        });
+    }
     let nu = na + nb - 2.0;
     let pooled = ((na - 1.0) * va + (nb - 1.0) * vb) / nu;
     if pooled <= 0.0 {
@@ -78,6 +99,38 @@ pub fn av_t_ln_e(baseline: &[f64], canary: &[f64], phi: f64) -> Result<(f64, f64
     let t2 = t * t;
     let ln_e = 0.5 * r.ln() + 0.5 * (nu + 1.0) * ((t2 / nu).ln_1p() - (r * t2 / nu).ln_1p());
     Ok((t, ln_e))
+}
+
+/// Running count, mean and sum of squared deviations (Welford), for
+/// [`av_t_ln_e_moments`]; serialisable so evidence survives restarts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Moments {
+    /// Values seen.
+    pub n: f64,
+    /// Their mean.
+    pub mean: f64,
+    /// Sum of squared deviations from the mean.
+    pub m2: f64,
+}
+
+impl Moments {
+    /// Adds one value.
+    pub fn push(&mut self, x: f64) {
+        self.n += 1.0;
+        let d = x - self.mean;
+        self.mean += d / self.n;
+        self.m2 += d * (x - self.mean);
+    }
+
+    /// (n, mean, sample variance).
+    pub fn triple(&self) -> (f64, f64, f64) {
+        let var = if self.n > 1.0 {
+            self.m2 / (self.n - 1.0)
+        } else {
+            0.0
+        };
+        (self.n, self.mean, var)
+    }
 }
 
 /// The anytime-valid p-value: the running minimum of 1/E over all looks.

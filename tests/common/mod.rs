@@ -87,7 +87,28 @@ async fn serve_metrics(State(t): State<Arc<TargetInner>>, headers: HeaderMap) ->
     b.body(Body::from(body)).unwrap()
 }
 
+/// A handle that changes a target's body from another task; `set_body`
+/// returns false once the target is gone.
+#[derive(Clone)]
+pub struct TargetHandle(std::sync::Weak<TargetInner>);
+
+impl TargetHandle {
+    pub fn set_body(&self, body: &str) -> bool {
+        match self.0.upgrade() {
+            Some(i) => {
+                i.reply.lock().unwrap().body = body.as_bytes().to_vec();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 impl TestTarget {
+    pub fn inner_handle(&self) -> TargetHandle {
+        TargetHandle(Arc::downgrade(&self.inner))
+    }
+
     pub async fn start(reply: Reply) -> TestTarget {
         Self::start_on("127.0.0.1:0".parse().unwrap(), reply).await
     }

@@ -1,0 +1,417 @@
+//! Runs analyses: creates runs from templates, measures every due run on
+//! its interval through the datasource, and persists each interval (status,
+//! evidence, measurements, verdicts) in one transaction, so a restart
+//! resumes every running analysis where it stopped.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use serde_json::json;
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::run::{measure, Fetched, Measurement, Phase, RunState, RunStatus};
+use super::template::{substitute, Queries, Template, Vars};
+use crate::datasource::Datasource;
+use crate::state::{MeasurementRow, RunRow, State, StateError};
+
+/// Why a run could not be created or read.
+#[derive(Debug, Error)]
+pub enum AnalysisError {
+    /// No template has that name.
+    #[error("no analysis template named {0:?}")]
+    UnknownTemplate(String),
+    /// The arguments do not fit the template.
+    #[error("{0}")]
+    BadArgs(String),
+    /// The database failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// Owns the templates and schedules the runs.
+pub struct AnalysisManager {
+    templates: RwLock<Arc<BTreeMap<String, Template>>>,
+    datasource: RwLock<Datasource>,
+    state: Arc<State>,
+    wake: tokio::sync::Notify,
+}
+
+/// Per-run changes to a template's schedule (the API's `interval`,
+/// `window`, `initial_delay` and `count`), like Argo's args-driven counts.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// Time between measurements.
+    pub interval: Option<Duration>,
+    /// Data window.
+    pub window: Option<Duration>,
+    /// Wait before the first measurement.
+    pub initial_delay: Option<Duration>,
+    /// Number of measurements.
+    pub count: Option<u32>,
+}
+
+/// The retry delay after an interval in which every query failed (Argo's
+/// `DefaultErrorRetryInterval`), unless the interval is shorter.
+const ERROR_RETRY: Duration = Duration::from_secs(10);
+
+fn now_ms() -> i64 {
+    crate::scrape::now_ms()
+}
+
+fn new_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+impl AnalysisManager {
+    /// A manager over `state`, querying `datasource`.
+    pub fn new(state: Arc<State>, datasource: Datasource) -> AnalysisManager {
+        AnalysisManager {
+            templates: RwLock::new(Arc::new(BTreeMap::new())),
+            datasource: RwLock::new(datasource),
+            state,
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Replaces the templates (config load and reload). Running runs keep
+    /// the template they started with.
+    pub fn set_templates(&self, ts: &[Template]) {
+        let map = ts.iter().map(|t| (t.name.clone(), t.clone())).collect();
+        *self.templates.write() = Arc::new(map);
+    }
+
+    /// Replaces the datasource (reload).
+    pub fn set_datasource(&self, ds: Datasource) {
+        *self.datasource.write() = ds;
+    }
+
+    /// The current templates.
+    pub fn templates(&self) -> Arc<BTreeMap<String, Template>> {
+        self.templates.read().clone()
+    }
+
+    /// Starts a run of `template` with `args`. With a `key`, asking twice
+    /// returns the first run instead of starting another.
+    pub fn create(
+        &self,
+        template: &str,
+        args: &BTreeMap<String, String>,
+        key: Option<String>,
+        overrides: &Overrides,
+        now: i64,
+    ) -> Result<RunRow, AnalysisError> {
+        let mut t = self
+            .templates()
+            .get(template)
+            .cloned()
+            .ok_or_else(|| AnalysisError::UnknownTemplate(template.to_string()))?;
+        if let Some(i) = overrides.interval {
+            if i.is_zero() {
+                return Err(AnalysisError::BadArgs(
+                    "interval: expected a positive duration".into(),
+                ));
+            }
+            t.interval = i;
+        }
+        if let Some(w) = overrides.window {
+            t.window = w;
+        }
+        if let Some(d) = overrides.initial_delay {
+            t.initial_delay = d;
+        }
+        if let Some(c) = overrides.count {
+            if c == 0 {
+                return Err(AnalysisError::BadArgs("count: expected at least 1".into()));
+            }
+            t.count = Some(c);
+        }
+        let args = t.resolve_args(args).map_err(AnalysisError::BadArgs)?;
+        t.track_values(&args).map_err(AnalysisError::BadArgs)?;
+        let row = RunRow {
+            id: new_id(),
+            template: t.name.clone(),
+            args: serde_json::to_string(&args).unwrap_or_default(),
+            key,
+            state: RunState::Running.as_str().into(),
+            message: format!(
+                "started: first measurement after {}",
+                crate::duration::format(t.initial_delay)
+            ),
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+            next_at: Some(now + t.initial_delay.as_millis() as i64),
+            spec: serde_json::to_string(&t).unwrap_or_default(),
+            status: serde_json::to_string(&RunStatus::new(&t)).unwrap_or_default(),
+        };
+        let stored = self.state.insert_run(&row)?;
+        if stored.id == row.id {
+            info!(run = %row.id, template = %t.name, "analysis run started");
+        }
+        self.wake.notify_one();
+        Ok(stored)
+    }
+
+    /// Cancels a run (a no-op for finished ones); None if it does not exist.
+    pub fn cancel(&self, id: &str, now: i64) -> Result<Option<RunRow>, AnalysisError> {
+        let r = self.state.cancel_run(id, now, "cancelled by request")?;
+        Ok(r)
+    }
+
+    /// The scheduler: measures due runs until `token` is cancelled.
+    pub async fn run(self: Arc<Self>, token: CancellationToken) {
+        loop {
+            let now = now_ms();
+            let next = match self.tick(now).await {
+                Ok(next) => next,
+                Err(e) => {
+                    warn!(error = %e, "analysis scheduler cannot read runs");
+                    None
+                }
+            };
+            let wait = next
+                .map(|t| Duration::from_millis((t - now_ms()).clamp(0, 1000) as u64))
+                .unwrap_or(Duration::from_secs(1));
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Measures every run due at `now`; returns the earliest next due time.
+    pub async fn tick(&self, now: i64) -> Result<Option<i64>, AnalysisError> {
+        let running = self.state.runs(Some("running"), 100_000)?;
+        let mut next: Option<i64> = None;
+        for row in running {
+            let due = row.next_at.unwrap_or(now);
+            if due > now {
+                next = Some(next.map_or(due, |n| n.min(due)));
+                continue;
+            }
+            if let Some(n) = self.step(row, now).await {
+                next = Some(next.map_or(n, |x| x.min(n)));
+            }
+        }
+        Ok(next)
+    }
+
+    /// One interval of one run; returns its next due time if still running.
+    async fn step(&self, mut row: RunRow, now: i64) -> Option<i64> {
+        let parsed = (
+            serde_json::from_str::<Template>(&row.spec),
+            serde_json::from_str::<RunStatus>(&row.status),
+            serde_json::from_str::<BTreeMap<String, String>>(&row.args),
+        );
+        let (t, mut status, args) = match parsed {
+            (Ok(t), Ok(s), Ok(a)) => (t, s, a),
+            _ => {
+                // A row this version cannot read: end it visibly.
+                row.state = RunState::Error.as_str().into();
+                row.message = "stored run is unreadable by this version of augur".into();
+                row.finished_at = Some(now);
+                row.next_at = None;
+                row.updated_at = now;
+                if let Err(e) = self.state.record_interval(&row, &[]) {
+                    warn!(run = %row.id, error = %e, "cannot store run");
+                }
+                return None;
+            }
+        };
+        let ds = self.datasource.read().clone();
+        let tracks = t.track_values(&args).unwrap_or_default();
+        let seq = t.sequential_count().max(1) as f64;
+        let level = t.alpha / seq;
+        let look = status.intervals;
+        let mut ms: Vec<Measurement> = Vec::with_capacity(t.metrics.len());
+        for (i, m) in t.metrics.iter().enumerate() {
+            let fetched = fetch(
+                &ds,
+                &t,
+                &m.queries,
+                &args,
+                &tracks,
+                now,
+                m.check_needs_baseline(),
+            )
+            .await;
+            let ev = &mut status.metrics[i].evidence;
+            ms.push(measure(m, fetched, ev, look, level));
+        }
+        let all_error = ms.iter().all(|m| m.phase == Phase::Error);
+        let rows: Vec<MeasurementRow> = ms
+            .iter()
+            .map(|m| MeasurementRow {
+                interval: i64::from(status.intervals + 1),
+                metric: m.metric.clone(),
+                t: now,
+                phase: m.phase.as_str().into(),
+                baseline: m.baseline,
+                canary: m.canary,
+                message: m.message.clone(),
+                detail: m.detail.to_string(),
+            })
+            .collect();
+        let (state, message) = status.record(&t, ms);
+        row.state = state.as_str().into();
+        row.message = message;
+        row.updated_at = now;
+        let mut retry = t.interval;
+        if all_error {
+            retry = retry.min(ERROR_RETRY);
+        }
+        if state == RunState::Running {
+            row.next_at = Some(now + retry.as_millis() as i64);
+            row.finished_at = None;
+        } else {
+            row.next_at = None;
+            row.finished_at = Some(now);
+            info!(run = %row.id, template = %t.name, state = state.as_str(), message = %row.message, "analysis run finished");
+        }
+        row.status = serde_json::to_string(&status).unwrap_or_default();
+        match self.state.record_interval(&row, &rows) {
+            Ok(true) => row.next_at,
+            Ok(false) => None,
+            Err(e) => {
+                warn!(run = %row.id, error = %e, "cannot store the analysis interval; retrying");
+                Some(now + 1000)
+            }
+        }
+    }
+
+    /// A run as the API shows it, with measurements and verdicts.
+    pub fn view(&self, id: &str) -> Result<Option<serde_json::Value>, AnalysisError> {
+        let Some(row) = self.state.run(id)? else {
+            return Ok(None);
+        };
+        let ms = self.state.measurements(id)?;
+        let vs = self.state.verdicts(id)?;
+        let mut v = summary(&row);
+        let status: RunStatus = serde_json::from_str(&row.status).unwrap_or_default();
+        v["metrics"] = json!(status
+            .metrics
+            .iter()
+            .map(|m| json!({
+                "name": m.name,
+                "phase": m.phase.map(|p| p.as_str()).unwrap_or("running"),
+                "message": m.message,
+                "count": m.count,
+                "successful": m.successful,
+                "failed": m.failed,
+                "inconclusive": m.inconclusive,
+                "error": m.error,
+                "consecutive_error": m.consecutive_error,
+                "consecutive_success": m.consecutive_success,
+                "last": m.last.as_ref().map(|l| &l.message),
+            }))
+            .collect::<Vec<_>>());
+        v["measurements"] = json!(ms
+            .iter()
+            .map(|m| json!({
+                "interval": m.interval,
+                "metric": m.metric,
+                "time": m.t as f64 / 1000.0,
+                "phase": m.phase,
+                "baseline": m.baseline,
+                "canary": m.canary,
+                "message": m.message,
+                "detail": serde_json::from_str::<serde_json::Value>(&m.detail).unwrap_or_default(),
+            }))
+            .collect::<Vec<_>>());
+        v["verdicts"] = json!(vs
+            .iter()
+            .map(|x| json!({"time": x.t as f64 / 1000.0, "state": x.state, "message": x.message}))
+            .collect::<Vec<_>>());
+        Ok(Some(v))
+    }
+
+    /// Runs, newest first.
+    pub fn list(
+        &self,
+        state: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>, AnalysisError> {
+        Ok(self.state.runs(state, limit)?.iter().map(summary).collect())
+    }
+}
+
+/// The short form of a run.
+pub fn summary(row: &RunRow) -> serde_json::Value {
+    let status: RunStatus = serde_json::from_str(&row.status).unwrap_or_default();
+    json!({
+        "id": row.id,
+        "template": row.template,
+        "args": serde_json::from_str::<serde_json::Value>(&row.args).unwrap_or_default(),
+        "key": row.key,
+        "state": row.state,
+        "message": row.message,
+        "intervals": status.intervals,
+        "created": row.created_at as f64 / 1000.0,
+        "updated": row.updated_at as f64 / 1000.0,
+        "finished": row.finished_at.map(|t| t as f64 / 1000.0),
+        "next_measurement": row.next_at.map(|t| t as f64 / 1000.0),
+    })
+}
+
+impl super::template::Metric {
+    fn check_needs_baseline(&self) -> bool {
+        !matches!(self.check, super::template::Check::Threshold { .. })
+    }
+}
+
+async fn fetch(
+    ds: &Datasource,
+    t: &Template,
+    q: &Queries,
+    args: &BTreeMap<String, String>,
+    tracks: &(String, String),
+    now: i64,
+    needs_baseline: bool,
+) -> Result<Fetched, String> {
+    let fill = |query: &str, track: &str| {
+        substitute(
+            query,
+            &Vars {
+                args,
+                track,
+                window: t.window,
+                interval: t.interval,
+            },
+        )
+    };
+    let run = |query: String| async move {
+        ds.instant(&query, now)
+            .await
+            .map(|r| r.value)
+            .map_err(|e| format!("query failed: {e}: {query}"))
+    };
+    match q {
+        Queries::Values { baseline, canary } => {
+            let c = run(fill(canary, &tracks.1)?).await?;
+            let b = if needs_baseline && !baseline.is_empty() {
+                Some(run(fill(baseline, &tracks.0)?).await?)
+            } else {
+                None
+            };
+            Ok(Fetched::Values {
+                baseline: b,
+                canary: c,
+            })
+        }
+        Queries::Counts { errors, total } => {
+            let be = run(fill(errors, &tracks.0)?).await?;
+            let bt = run(fill(total, &tracks.0)?).await?;
+            let ce = run(fill(errors, &tracks.1)?).await?;
+            let ct = run(fill(total, &tracks.1)?).await?;
+            Ok(Fetched::Counts {
+                baseline: (be, bt),
+                canary: (ce, ct),
+            })
+        }
+    }
+}
