@@ -115,6 +115,9 @@ struct JudgeArgs {
     /// Values per arm between looks of `sequential-t` and `sequential-band`.
     #[arg(long, default_value_t = 1)]
     batch: usize,
+    /// `sequential-t`: compare log values (use for latency).
+    #[arg(long)]
+    log: bool,
     /// `sequential-counts`: give every interval its own traffic split
     /// (for canary load that drifts) instead of the cumulative split.
     #[arg(long)]
@@ -374,6 +377,7 @@ fn judge(args: &JudgeArgs) -> ExitCode {
         alpha: args.alpha,
         batch: args.batch,
         per_interval: args.per_interval,
+        log: args.log,
     };
     if !(opts.confidence > 0.0 && opts.confidence < 1.0) {
         eprintln!(

@@ -236,6 +236,9 @@ async fn runs_fail_pass_go_inconclusive_and_cancel() {
         (rate["canary"].as_f64().unwrap() - 0.10).abs() < 0.02,
         "{rate}"
     );
+    // errors group: both failed -> 0; latency: p95 and band failed, p99 passed -> 33.3.
+    let score = bad["score"].as_f64().unwrap();
+    assert!(score < 50.0, "{score}");
     let verdicts = bad["verdicts"].as_array().unwrap();
     assert_eq!(verdicts.first().unwrap()["state"], "running");
     assert_eq!(verdicts.last().unwrap()["state"], "failed");
@@ -244,6 +247,7 @@ async fn runs_fail_pass_go_inconclusive_and_cancel() {
     let good = finished(&d, &ids[1], 40).await;
     assert_eq!(good["state"], "passed", "{good:#}");
     assert_eq!(good["intervals"], 4);
+    assert_eq!(good["score"], 100.0);
     let ms = good["measurements"].as_array().unwrap();
     assert_eq!(ms.len(), 4 * 5);
     assert!(ms.iter().all(|m| m["phase"] == "successful"), "{good:#}");
@@ -278,6 +282,7 @@ async fn runs_fail_pass_go_inconclusive_and_cancel() {
     let ms = quiet["measurements"].as_array().unwrap();
     assert!(ms.iter().all(|m| m["phase"] == "inconclusive"), "{quiet:#}");
     assert!(ms[0]["message"].as_str().unwrap().contains("no data"));
+    assert!(quiet["score"].is_null());
 
     // An open-ended run measures until cancelled, then stops.
     let forever = &ids[3];

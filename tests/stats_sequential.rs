@@ -687,3 +687,62 @@ fn judge_cli_sequential_band_and_per_interval_counts() {
         "cs high",
     );
 }
+
+#[test]
+fn judge_cli_sequential_t_on_log_values() {
+    // exp() of the fixture's normal samples: with --log the test sees the
+    // fixture's values again and must give its e-value.
+    let f = fixtures();
+    let c = &f["av_t"][1];
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, v: &Value| {
+        let p = dir.path().join(name);
+        let text: String = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| format!("{:?}\n", x.as_f64().unwrap().exp()))
+            .collect();
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let (b, cn) = (write("b", &c["baseline"]), write("c", &c["canary"]));
+    let n = c["baseline"].as_array().unwrap().len().to_string();
+    let rep = judge_json(&[
+        "--test",
+        "sequential-t",
+        "--log",
+        "--baseline",
+        &b,
+        "--canary",
+        &cn,
+        "--batch",
+        &n,
+        "--alpha",
+        "1e-300",
+    ]);
+    close(
+        rep["ln_e"].as_f64().unwrap(),
+        c["ln_e"].as_f64().unwrap(),
+        1e-9,
+        "log ln_e",
+    );
+    // A value with no logarithm is refused, naming it.
+    std::fs::write(dir.path().join("z"), "1\n0\n2\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_augur"))
+        .args([
+            "judge",
+            "--test",
+            "sequential-t",
+            "--log",
+            "--baseline",
+            &b,
+            "--canary",
+        ])
+        .arg(dir.path().join("z"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("canary sample holds 0; a log-scale test needs values above 0"));
+}

@@ -343,7 +343,11 @@ impl AnalysisManager {
 /// The short form of a run.
 pub fn summary(row: &RunRow) -> serde_json::Value {
     let status: RunStatus = serde_json::from_str(&row.status).unwrap_or_default();
+    let score = serde_json::from_str::<Template>(&row.spec)
+        .ok()
+        .and_then(|t| status.score(&t));
     json!({
+        "score": score,
         "id": row.id,
         "template": row.template,
         "args": serde_json::from_str::<serde_json::Value>(&row.args).unwrap_or_default(),

@@ -438,6 +438,7 @@ fn measure_test(
         alpha,
         batch: 1,
         per_interval: false,
+        log: false,
     };
     match fetched {
         Fetched::Counts { baseline, canary } => {
@@ -943,6 +944,34 @@ impl RunStatus {
                 ),
             ),
         }
+    }
+}
+
+impl RunStatus {
+    /// A 0-100 score from each metric's latest measurement, for consumers
+    /// that want one number (Kayenta-style): per group, the weighted share
+    /// of decisive metrics (successful or failed) that passed; groups count
+    /// equally; metrics without a decisive result are left out, like
+    /// Kayenta's Nodata. None before any decisive measurement.
+    pub fn score(&self, t: &Template) -> Option<f64> {
+        let mut groups: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+        for (st, spec) in self.metrics.iter().zip(&t.metrics) {
+            let Some(last) = &st.last else { continue };
+            let passed = match last.phase {
+                Phase::Successful => 1.0,
+                Phase::Failed => 0.0,
+                _ => continue,
+            };
+            let g = groups.entry(spec.group.as_str()).or_insert((0.0, 0.0));
+            g.0 += spec.weight * passed;
+            g.1 += spec.weight;
+        }
+        let scores: Vec<f64> = groups
+            .values()
+            .filter(|(_, w)| *w > 0.0)
+            .map(|(p, w)| 100.0 * p / w)
+            .collect();
+        (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64)
     }
 }
 

@@ -291,6 +291,9 @@ pub struct Options {
     /// Sequential counts: each interval has its own traffic split (the
     /// drifting-split e-process) instead of one cumulative split.
     pub per_interval: bool,
+    /// `sequential-t`: test log values (latency is closer to log-normal
+    /// than normal, and the t-test's validity rests on normality).
+    pub log: bool,
 }
 
 /// Prefix lengths seen at each look: every `batch` values per arm (at
@@ -408,11 +411,20 @@ fn judge_samples_inner(
             // Look k sees the first k·batch values of each arm (values in
             // arrival order), plus a last look at everything.
             let ends = look_ends(baseline.len(), canary.len(), opts.batch, 2);
+            let logged = |xs: &[f64], which: &'static str| -> Result<Vec<f64>, StatsError> {
+                if !opts.log {
+                    return Ok(xs.to_vec());
+                }
+                match xs.iter().find(|&&x| x <= 0.0) {
+                    Some(&value) => Err(StatsError::NotPositive { which, value }),
+                    None => Ok(xs.iter().map(|x| x.ln()).collect()),
+                }
+            };
+            let (lb, lc) = (logged(baseline, "baseline")?, logged(canary, "canary")?);
             let mut looks = Vec::with_capacity(ends.len());
             let mut stats_at = Vec::with_capacity(ends.len());
             for &(nb, nc) in &ends {
-                let (t, ln_e) =
-                    super::sequential::av_t_ln_e(&baseline[..nb], &canary[..nc], prior)?;
+                let (t, ln_e) = super::sequential::av_t_ln_e(&lb[..nb], &lc[..nc], prior)?;
                 looks.push(ln_e);
                 stats_at.push(t);
             }

@@ -63,6 +63,14 @@ pub enum StatsError {
         /// Values required.
         need: usize,
     },
+    /// A log-scale test got a value that has no logarithm.
+    #[error("{which} sample holds {value}; a log-scale test needs values above 0")]
+    NotPositive {
+        /// `baseline` or `canary`.
+        which: &'static str,
+        /// The offending value.
+        value: f64,
+    },
     /// A sample holds NaN or an infinity.
     #[error("{which} sample holds a non-finite value ({value})")]
     NonFinite {
