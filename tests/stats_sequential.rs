@@ -2,7 +2,8 @@
 //! (`tests/stats/sequential_fixtures.json`, from `tests/stats/gen_sequential.py`).
 
 use augur::stats::sequential::{
-    av_t_ln_e, band_look, count_cs, count_ln_e, sample_cdfs, AnytimeP, CdfBound, DriftingCounts,
+    av_t_cs_t_star, av_t_ln_e, band_look, count_cs, count_ln_e, sample_cdfs, AnytimeP, CdfBound,
+    DriftingCounts,
 };
 use augur::stats::Counts;
 use serde_json::Value;
@@ -745,4 +746,63 @@ fn judge_cli_sequential_t_on_log_values() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("canary sample holds 0; a log-scale test needs values above 0"));
+}
+
+#[test]
+fn av_t_confidence_sequence_matches_reference_and_the_test() {
+    let f = fixtures();
+    for c in f["av_t_cs"].as_array().unwrap() {
+        let got = av_t_cs_t_star(
+            c["n_baseline"].as_f64().unwrap(),
+            c["n_canary"].as_f64().unwrap(),
+            c["phi"].as_f64().unwrap(),
+            c["alpha"].as_f64().unwrap(),
+        );
+        match c["t_star"].as_f64() {
+            Some(t) => close(got, t, 1e-9, &format!("{c}")),
+            None => assert_eq!(got, f64::INFINITY, "{c}"),
+        }
+    }
+    // Through the CLI: 0 leaves the sequence exactly when the test aborts.
+    let dir = tempfile::tempdir().unwrap();
+    for case in f["av_t"].as_array().unwrap() {
+        let write = |name: &str, v: &Value| {
+            let p = dir.path().join(name);
+            let text: String = v
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| format!("{x}\n"))
+                .collect();
+            std::fs::write(&p, text).unwrap();
+            p.to_str().unwrap().to_string()
+        };
+        let (b, c) = (write("b", &case["baseline"]), write("c", &case["canary"]));
+        let n = case["baseline"]
+            .as_array()
+            .unwrap()
+            .len()
+            .max(case["canary"].as_array().unwrap().len());
+        let phi = case["phi"].to_string();
+        let rep = judge_json(&[
+            "--test",
+            "sequential-t",
+            "--baseline",
+            &b,
+            "--canary",
+            &c,
+            "--batch",
+            &n.to_string(),
+            "--prior",
+            &phi,
+        ]);
+        let (lo, hi) = (
+            rep["ci_low"].as_f64().unwrap(),
+            rep["ci_high"].as_f64().unwrap(),
+        );
+        let excludes = lo > 0.0 || hi < 0.0;
+        assert_eq!(excludes, rep["decision"] == "abort", "{rep}");
+        let est = rep["estimate"].as_f64().unwrap();
+        assert!(lo <= est && est <= hi);
+    }
 }

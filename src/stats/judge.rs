@@ -138,10 +138,13 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub df: Option<f64>,
     /// Effect estimate, canary minus baseline: Hodges-Lehmann shift, mean
-    /// difference or error-rate difference; the odds ratio for Fisher.
+    /// difference or error-rate difference; the odds ratio for Fisher, the
+    /// rate ratio for sequential counts, the ratio of geometric means for
+    /// `sequential-t --log`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub estimate: Option<f64>,
-    /// Lower bound of the two-sided confidence interval of the estimate.
+    /// Lower bound of the two-sided confidence interval of the estimate
+    /// (for sequential tests: the confidence sequence at level 1 − alpha).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ci_low: Option<f64>,
     /// Upper bound of the two-sided confidence interval of the estimate.
@@ -438,9 +441,30 @@ fn judge_samples_inner(
             let (nb, nc) = ends[at];
             rep.statistic = stats_at[at];
             rep.estimate = Some(mean(&canary[..nc]) - mean(&baseline[..nb]));
-            rep.center = Some("mean");
-            rep.baseline_value = Some(mean(&baseline[..nb]));
-            rep.canary_value = Some(mean(&canary[..nc]));
+            // The confidence sequence at the same look and level: mean
+            // difference ± t*·se (on log values: the ratio of geometric
+            // means, reported as canary/baseline).
+            let (ma, va) = super::mean_var(&lb[..nb]);
+            let (mb, vb) = super::mean_var(&lc[..nc]);
+            let (fa, fb) = (nb as f64, nc as f64);
+            let pooled = ((fa - 1.0) * va + (fb - 1.0) * vb) / (fa + fb - 2.0);
+            let se = (pooled * (1.0 / fa + 1.0 / fb)).sqrt();
+            let half = super::sequential::av_t_cs_t_star(fa, fb, prior, opts.alpha) * se;
+            let d = mb - ma;
+            if opts.log {
+                rep.estimate = Some(d.exp());
+                rep.ci_low = Some((d - half).exp());
+                rep.ci_high = Some((d + half).exp());
+                rep.center = Some("geometric mean");
+                rep.baseline_value = Some(ma.exp());
+                rep.canary_value = Some(mb.exp());
+            } else {
+                rep.ci_low = Some(d - half);
+                rep.ci_high = Some(d + half);
+                rep.center = Some("mean");
+                rep.baseline_value = Some(mean(&baseline[..nb]));
+                rep.canary_value = Some(mean(&canary[..nc]));
+            }
             rep.n_baseline = nb as u64;
             rep.n_canary = nc as u64;
             rep
@@ -842,6 +866,13 @@ impl Report {
             }
             ("fisher", Some(or)) => out += &format!(", odds ratio {}", sig(or)),
             ("sequential-counts", Some(r)) => out += &format!(", {}x the baseline rate", sig(r)),
+            ("sequential-t", Some(ratio)) if self.center == Some("geometric mean") => {
+                let pct = |x: f64| format!("{}%", signed(sig(100.0 * (x - 1.0))));
+                out += &format!(", {}", pct(ratio));
+                if let Some((l, h)) = interval {
+                    out += &format!(" [{}, {}]", pct(l), pct(h));
+                }
+            }
             (_, Some(est)) => {
                 // Relative to the baseline when it is not zero, else absolute.
                 match self.baseline_value {

@@ -101,6 +101,40 @@ pub fn av_t_ln_e_moments(
     Ok((t, ln_e))
 }
 
+/// The half-width, in t units, of the anytime-valid t-test's confidence
+/// sequence: every shift δ whose e-value is below 1/α, i.e. the t
+/// statistics with ln E(t) < ln(1/α). ln E grows with t², so the set is
+/// mean difference ± t*·se (Lindon, Ham, Tingley and Bojinov 2022, the
+/// duality of their Theorem 1). Infinite when even t → ∞ cannot reach 1/α
+/// (too few observations for this level).
+pub fn av_t_cs_t_star(n_baseline: f64, n_canary: f64, phi: f64, alpha: f64) -> f64 {
+    let nu = n_baseline + n_canary - 2.0;
+    let z2 = n_baseline * n_canary / (n_baseline + n_canary);
+    let r = phi / (phi + z2);
+    let target = (1.0 / alpha).ln();
+    let ln_e = |u: f64| 0.5 * r.ln() + 0.5 * (nu + 1.0) * (u.ln_1p() - (r * u).ln_1p());
+    // As u = t²/ν → ∞, ln E rises to ½·ν·ln(1/r).
+    if !(nu > 0.0) || 0.5 * nu * (1.0 / r).ln() <= target {
+        return f64::INFINITY;
+    }
+    let (mut lo, mut hi) = (0.0, 1.0);
+    while ln_e(hi) < target {
+        hi *= 2.0;
+        if hi > 1e300 {
+            return f64::INFINITY;
+        }
+    }
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if ln_e(mid) < target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    (0.5 * (lo + hi) * nu).sqrt()
+}
+
 /// Running count, mean and sum of squared deviations (Welford), for
 /// [`av_t_ln_e_moments`]; serialisable so evidence survives restarts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]

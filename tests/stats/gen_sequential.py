@@ -103,6 +103,21 @@ def main():
         ln_e = special.logsumexp(w[keep] + log_lr[keep]) - special.logsumexp(w[keep])
         drift.append({"ratio": ratio, "one_sided": one_sided, "intervals": intervals, "ln_e": float(ln_e)})
 
+    # Half-width (t units) of the anytime-valid t confidence sequence:
+    # the t with ln E(t) = ln(1/alpha).
+    t_star = []
+    for n_a, n_b, phi, alpha in [(50, 50, 100, 0.05), (200, 180, 100, 0.05), (1000, 1000, 100, 0.01),
+                                 (30, 45, 10, 0.1), (5, 5, 100, 0.05)]:
+        nu = n_a + n_b - 2
+        r = phi / (phi + n_a * n_b / (n_a + n_b))
+
+        def f(t):
+            return (0.5 * math.log(r) + 0.5 * (nu + 1) * (math.log1p(t * t / nu) - math.log1p(r * t * t / nu))
+                    - math.log(1 / alpha))
+        sup = 0.5 * nu * math.log(1 / r)
+        ts = optimize.brentq(f, 0.0, 1e6, xtol=1e-14, rtol=1e-15) if sup > math.log(1 / alpha) else None
+        t_star.append({"n_baseline": n_a, "n_canary": n_b, "phi": phi, "alpha": alpha, "t_star": ts})
+
     out = pathlib.Path(__file__).with_name("sequential_fixtures.json")
     out.write_text(json.dumps({
         "meta": {"scipy": __import__("scipy").__version__, "numpy": np.__version__},
@@ -112,6 +127,7 @@ def main():
         "av_t": avt,
         "count_cs": cs,
         "drifting": drift,
+        "av_t_cs": t_star,
     }, indent=1) + "\n")
     print(f"wrote {out}")
 
