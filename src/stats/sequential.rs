@@ -114,7 +114,7 @@ pub fn av_t_cs_t_star(n_baseline: f64, n_canary: f64, phi: f64, alpha: f64) -> f
     let target = (1.0 / alpha).ln();
     let ln_e = |u: f64| 0.5 * r.ln() + 0.5 * (nu + 1.0) * (u.ln_1p() - (r * u).ln_1p());
     // As u = t²/ν → ∞, ln E rises to ½·ν·ln(1/r).
-    if !(nu > 0.0) || 0.5 * nu * (1.0 / r).ln() <= target {
+    if nu.is_nan() || nu <= 0.0 || 0.5 * nu * (1.0 / r).ln() <= target {
         return f64::INFINITY;
     }
     let (mut lo, mut hi) = (0.0, 1.0);
