@@ -408,7 +408,15 @@ fn verdict_from_report(m: &Metric, rep: &judge::Report, failed: bool) -> Measure
 
 /// Rounds a counter query's value to a count; negative or NaN is an error.
 fn count_of(v: &Value, what: &str) -> Result<Option<u64>, String> {
-    match one(&values(v, false), what)? {
+    // NaN is not "no requests": it means the query computed nothing
+    // countable (e.g. 0/0), and must not pass as zero errors.
+    let raw = values(v, true);
+    if values(v, false).len() != raw.len() {
+        return Err(format!(
+            "the {what} query returned NaN; expected a count of 0 or more"
+        ));
+    }
+    match one(&raw, what)? {
         None => Ok(None),
         Some(x) if x >= 0.0 && x.is_finite() => Ok(Some(x.round() as u64)),
         Some(x) => Err(format!(

@@ -416,7 +416,12 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
                 file: file.to_path_buf(),
                 line,
                 column,
-                message: e.message().to_string(),
+                message: if e.message().trim().is_empty() {
+                    // The toml crate leaves some lexer errors without a message.
+                    "invalid TOML here (expected a key, a table header or a value)".to_string()
+                } else {
+                    e.message().trim_end().to_string()
+                },
             }]));
         }
     };

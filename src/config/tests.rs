@@ -139,3 +139,16 @@ fn secret_file_is_read_and_trimmed() {
         "Secret(<inline>)"
     );
 }
+
+#[test]
+fn a_stray_carriage_return_gets_a_message() {
+    // The toml crate reports this lexer error without text (proptest find).
+    let e = compile(
+        Path::new("c.toml"),
+        "[server]\n\rlisten = \"127.0.0.1:1\"\n",
+    )
+    .unwrap_err();
+    let s = e.to_string();
+    assert!(s.starts_with("c.toml:2:1: "), "{s}");
+    assert!(s.len() > "c.toml:2:1: ".len(), "{s}");
+}

@@ -426,7 +426,8 @@ pub fn fisher_exact(
     let mut w = vec![0.0f64; len];
     w[(mode - lo) as usize] = 1.0;
     let ratio = |x: u64| -> f64 {
-        ((k - x) as f64 * (n - x) as f64) / ((x + 1) as f64 * (big_n - k - n + x + 1) as f64)
+        // (N - K + x + 1) - n, in an order that cannot underflow: x >= lo.
+        ((k - x) as f64 * (n - x) as f64) / ((x + 1) as f64 * (big_n - k + x + 1 - n) as f64)
     };
     let mut x = mode;
     while x < hi {

@@ -68,7 +68,9 @@ def main():
         cases["ks"].append({"name": name, "baseline": base, "canary": can, "d": float(d),
                             "p": float(stats.kstwobign.sf(math.sqrt(en) * d))})
     counts = [(12, 1000, 25, 1000), (0, 500, 3, 500), (50, 10000, 50, 10000), (200, 100000, 240, 100000),
-              (5000, 5000000, 6000, 5000000), (1, 10, 9, 10), (30, 1000, 10, 1000), (2, 150000, 11, 40000)]
+              (5000, 5000000, 6000, 5000000), (1, 10, 9, 10), (30, 1000, 10, 1000), (2, 150000, 11, 40000),
+              # Tables whose first column fills a row (lo > 0 in the support).
+              (0, 1, 686115, 816864), (5, 8, 30, 30), (1, 1, 900, 1000)]
     for be, bt, ce, ct in counts:
         table = [[ce, ct - ce], [be, bt - be]]
         for alt in alts:
