@@ -25,6 +25,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod datasource;
+pub mod decide;
 pub mod duration;
 pub mod expfmt;
 pub mod fmtfloat;

@@ -8,71 +8,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{bin, config_for, eventually, Daemon, Reply, TestTarget};
+use common::{bin, config_for, eventually, simulated, Arm, Daemon, TestTarget};
 use serde_json::{json, Value};
-
-/// One arm of a simulated service.
-#[derive(Clone, Copy)]
-struct Arm {
-    /// Requests per second.
-    rate: f64,
-    /// Fraction of 5xx answers.
-    errors: f64,
-    /// The latency histogram is the slow one.
-    slow: bool,
-}
-
-const LE: [&str; 6] = ["0.05", "0.1", "0.2", "0.4", "0.8", "+Inf"];
-const FAST: [f64; 6] = [0.2, 0.55, 0.85, 0.97, 0.995, 1.0];
-const SLOW: [f64; 6] = [0.05, 0.2, 0.5, 0.8, 0.95, 1.0];
-
-/// The exposition of every service's arms after `secs` seconds.
-fn exposition(secs: f64, services: &[(&str, Arm, Option<Arm>)]) -> String {
-    let mut s = String::from(
-        "# TYPE http_requests_total counter\n# TYPE http_request_duration_seconds histogram\n",
-    );
-    for (svc, base, canary) in services {
-        for (track, arm) in [("baseline", Some(*base)), ("canary", *canary)] {
-            let Some(a) = arm else { continue };
-            let total = (secs * a.rate).floor();
-            let errors = (total * a.errors).floor();
-            let l = format!("namespace=\"shop\",service=\"{svc}\",track=\"{track}\"");
-            s += &format!(
-                "http_requests_total{{{l},code=\"200\"}} {}\n",
-                total - errors
-            );
-            s += &format!("http_requests_total{{{l},code=\"500\"}} {errors}\n");
-            let cdf = if a.slow { SLOW } else { FAST };
-            for (le, f) in LE.iter().zip(cdf) {
-                s += &format!(
-                    "http_request_duration_seconds_bucket{{{l},le=\"{le}\"}} {}\n",
-                    (total * f).floor()
-                );
-            }
-            s += &format!("http_request_duration_seconds_count{{{l}}} {total}\n");
-        }
-    }
-    s
-}
-
-/// Serves the simulated services, updating the counters every 100 ms.
-async fn simulated(services: Vec<(&'static str, Arm, Option<Arm>)>) -> TestTarget {
-    let t = TestTarget::start(Reply::text(&exposition(0.0, &services))).await;
-    let target = t.inner_handle();
-    let start = Instant::now();
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            let body = exposition(start.elapsed().as_secs_f64(), &services);
-            if !target.set_body(&body) {
-                return;
-            }
-        }
-    });
-    t
-}
 
 fn config(t: &TestTarget) -> String {
     let templates = concat!(env!("CARGO_MANIFEST_DIR"), "/rules/analyses/http.toml");

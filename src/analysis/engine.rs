@@ -156,6 +156,73 @@ impl AnalysisManager {
         Ok(stored)
     }
 
+    /// Opens or closes an operator gate (Flagger confirm/rollback hooks).
+    pub fn set_gate(
+        &self,
+        namespace: &str,
+        name: &str,
+        kind: &str,
+        open: bool,
+        actor: &str,
+        now: i64,
+    ) -> Result<(), AnalysisError> {
+        self.state.set_gate(&crate::state::GateRow {
+            namespace: namespace.into(),
+            name: name.into(),
+            kind: kind.into(),
+            open,
+            updated_at: now,
+            actor: actor.into(),
+        })?;
+        Ok(())
+    }
+
+    /// Whether a gate is open (closed when never set).
+    pub fn gate(&self, namespace: &str, name: &str, kind: &str) -> Result<bool, AnalysisError> {
+        Ok(self.state.gate(namespace, name, kind)?)
+    }
+
+    /// Every gate ever set.
+    pub fn gates(&self) -> Result<Vec<crate::state::GateRow>, AnalysisError> {
+        Ok(self.state.gates()?)
+    }
+
+    /// Appends to the audit log; a failure is logged, never fatal.
+    pub fn audit(
+        &self,
+        now: i64,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        detail: &serde_json::Value,
+    ) {
+        if let Err(e) = self
+            .state
+            .audit(now, actor, action, subject, &detail.to_string())
+        {
+            warn!(error = %e, action, subject, "cannot write the audit log");
+        }
+    }
+
+    /// The newest audit entries.
+    pub fn audit_log(
+        &self,
+        subject: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<crate::state::AuditRow>, AnalysisError> {
+        Ok(self.state.audit_log(subject, limit)?)
+    }
+
+    /// Runs whose key starts with `prefix`, newest first.
+    pub fn runs_with_key_prefix(&self, prefix: &str) -> Result<Vec<RunRow>, AnalysisError> {
+        Ok(self.state.latest_run_with_key_prefix(prefix)?)
+    }
+
+    /// One stored run.
+    pub fn run_row(&self, id: &str) -> Result<Option<RunRow>, AnalysisError> {
+        Ok(self.state.run(id)?)
+    }
+
     /// Cancels a run (a no-op for finished ones); None if it does not exist.
     pub fn cancel(&self, id: &str, now: i64) -> Result<Option<RunRow>, AnalysisError> {
         let r = self.state.cancel_run(id, now, "cancelled by request")?;

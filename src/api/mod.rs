@@ -5,6 +5,7 @@
 //! analysis manager.
 
 mod analysis;
+mod hooks;
 mod query;
 mod rules;
 mod selector;
@@ -73,6 +74,15 @@ pub fn router(state: Arc<ApiState>) -> Router {
             get(analysis::get).delete(analysis::cancel),
         )
         .route("/api/v1/analysis/templates", get(analysis::templates))
+        .route("/flagger/{hook}", axum::routing::post(hooks::flagger))
+        .route("/gate/{op}", axum::routing::post(hooks::confirm_gate))
+        .route("/rollback/{op}", axum::routing::post(hooks::rollback_gate))
+        .route("/api/v1/gates", get(hooks::gates))
+        .route("/api/v1/audit", get(hooks::audit))
+        .route(
+            "/api/v1/argo/{template}",
+            get(hooks::argo).post(hooks::argo),
+        )
         .with_state(state)
 }
 

@@ -1,0 +1,406 @@
+//! Rollout-tool endpoints: Flagger webhooks (`/flagger/{hook}`),
+//! flagger-loadtester-compatible gates (`/gate/*`, `/rollback/*`, but
+//! persisted), and Argo Rollouts' `web` metric (`/api/v1/argo/{template}`).
+//! Answers come from [`crate::decide`]; runs are created or continued
+//! through the analysis manager, keyed per revision, so repeated calls
+//! read the verdict of one background analysis.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::ApiState;
+use crate::analysis::engine::{AnalysisError, Overrides};
+use crate::analysis::run::{RunState, RunStatus};
+use crate::decide::{self, Answer, Hook};
+
+fn now_ms() -> i64 {
+    crate::scrape::now_ms()
+}
+
+fn text(status: u16, body: &str) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{body}\n"),
+    )
+        .into_response()
+}
+
+/// Flagger's `CanaryWebhookPayload`; unknown fields are ignored.
+#[derive(Debug, Deserialize)]
+struct Payload {
+    name: String,
+    namespace: String,
+    #[serde(default)]
+    phase: String,
+    #[serde(default)]
+    checksum: String,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+}
+
+fn payload(body: &[u8]) -> Result<Payload, Response> {
+    serde_json::from_slice(body).map_err(|e| {
+        text(
+            400,
+            &format!("expected Flagger's webhook payload {{\"name\", \"namespace\", \"phase\", \"checksum\", \"metadata\"}}: {e}"),
+        )
+    })
+}
+
+/// Metadata keys that set the schedule instead of template arguments.
+const SCHEDULE_KEYS: [&str; 4] = ["interval", "window", "initial_delay", "count"];
+
+fn overrides(m: &BTreeMap<String, String>) -> Result<Overrides, String> {
+    let mut ov = Overrides::default();
+    let dur = |k: &str| -> Result<Option<std::time::Duration>, String> {
+        m.get(k)
+            .map(|v| crate::duration::parse(v).map_err(|e| format!("{k}: {e}")))
+            .transpose()
+    };
+    ov.interval = dur("interval")?;
+    ov.window = dur("window")?;
+    ov.initial_delay = dur("initial_delay")?;
+    ov.count = m
+        .get("count")
+        .map(|c| {
+            c.parse::<u32>()
+                .map_err(|_| format!("count: expected a positive integer, found {c:?}"))
+        })
+        .transpose()?;
+    Ok(ov)
+}
+
+/// Starts (or continues) the analysis of one revision: the run keyed by
+/// `key` is created on the first call and read on later ones.
+fn ensure_run(
+    st: &ApiState,
+    template: &str,
+    given: &BTreeMap<String, String>,
+    defaults: &[(&str, &str)],
+    key: String,
+    ov: &Overrides,
+) -> Result<crate::state::RunRow, AnalysisError> {
+    let templates = st.analysis.templates();
+    let Some(t) = templates.get(template) else {
+        return Err(AnalysisError::UnknownTemplate(template.to_string()));
+    };
+    // Only the template's own arguments; the payload fills `namespace`
+    // and `name` when the caller did not.
+    let mut args: BTreeMap<String, String> = BTreeMap::new();
+    for a in &t.args {
+        if let Some(v) = given.get(&a.name) {
+            args.insert(a.name.clone(), v.clone());
+        } else if let Some((_, v)) = defaults.iter().find(|(k, _)| *k == a.name) {
+            args.insert(a.name.clone(), (*v).to_string());
+        }
+    }
+    st.analysis.create(template, &args, Some(key), ov, now_ms())
+}
+
+/// `POST /flagger/{hook}`: Flagger's webhooks.
+pub async fn flagger(
+    State(st): State<Arc<ApiState>>,
+    Path(hook): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Some(h) = Hook::parse(&hook) else {
+        return text(
+            404,
+            &format!("unknown Flagger hook {hook:?}; expected confirm-rollout, pre-rollout, rollout, confirm-traffic-increase, confirm-promotion, post-rollout, rollback or event"),
+        );
+    };
+    let p = match payload(&body) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let subject = format!("{}/{}", p.namespace, p.name);
+    let answer = match flagger_answer(&st, h, &p) {
+        Ok(a) => a,
+        Err(a) => a,
+    };
+    st.analysis.audit(
+        now_ms(),
+        "flagger",
+        &format!("flagger.{}", h.as_str()),
+        &subject,
+        &json!({
+            "phase": p.phase, "checksum": p.checksum, "metadata": p.metadata,
+            "status": answer.status, "reason": answer.reason,
+        }),
+    );
+    text(answer.status, &answer.reason)
+}
+
+fn flagger_answer(st: &ApiState, h: Hook, p: &Payload) -> Result<Answer, Answer> {
+    let bad = |status: u16, reason: String| Answer { status, reason };
+    let internal = |e: AnalysisError| bad(403, format!("augur cannot read its state: {e}"));
+    match h {
+        Hook::PreRollout | Hook::Rollout => {
+            let Some(template) = p.metadata.get("template") else {
+                return Err(bad(
+                    400,
+                    "metadata.template: expected the name of an analysis template".into(),
+                ));
+            };
+            let ov = overrides(&p.metadata).map_err(|e| bad(400, format!("metadata.{e}")))?;
+            let given: BTreeMap<String, String> = p
+                .metadata
+                .iter()
+                .filter(|(k, _)| *k != "template" && !SCHEDULE_KEYS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let key = format!(
+                "flagger/{}/{}/{}/{}",
+                p.namespace, p.name, p.checksum, template
+            );
+            let defaults = [
+                ("namespace", p.namespace.as_str()),
+                ("name", p.name.as_str()),
+                ("target", p.name.as_str()),
+            ];
+            let row =
+                ensure_run(st, template, &given, &defaults, key, &ov).map_err(|e| match e {
+                    AnalysisError::State(_) => internal(e),
+                    other => bad(400, other.to_string()),
+                })?;
+            let state = RunState::parse(&row.state).unwrap_or(RunState::Error);
+            Ok(decide::flagger_analysis(state, &row.message))
+        }
+        Hook::Rollback => {
+            let prefix = format!("flagger/{}/{}/{}/", p.namespace, p.name, p.checksum);
+            let runs = st
+                .analysis
+                .runs_with_key_prefix(&prefix)
+                .map_err(internal)?;
+            let failed = runs
+                .iter()
+                .find(|r| r.state == "failed")
+                .map(|r| format!("analysis {} failed: {}", r.template, r.message));
+            let open = st
+                .analysis
+                .gate(&p.namespace, &p.name, "rollback")
+                .map_err(internal)?;
+            Ok(decide::flagger_rollback(failed.as_deref(), open))
+        }
+        Hook::ConfirmRollout | Hook::ConfirmTrafficIncrease | Hook::ConfirmPromotion => {
+            let open = st
+                .analysis
+                .gate(&p.namespace, &p.name, "confirm")
+                .map_err(internal)?;
+            Ok(decide::flagger_gate(h, open))
+        }
+        Hook::PostRollout | Hook::Event => Ok(Answer {
+            status: 200,
+            reason: "recorded".into(),
+        }),
+    }
+}
+
+/// `POST /gate/{open|close|check|approve|halt}` and `/rollback/{open|close|check}`
+/// with `{"name", "namespace"}`, as flagger-loadtester answers them, but
+/// persisted: a restart keeps every gate as it was.
+pub async fn confirm_gate(
+    st: State<Arc<ApiState>>,
+    Path(op): Path<String>,
+    body: Bytes,
+) -> Response {
+    gate(st, "confirm", op, body)
+}
+
+/// `POST /rollback/{open|close|check}`.
+pub async fn rollback_gate(
+    st: State<Arc<ApiState>>,
+    Path(op): Path<String>,
+    body: Bytes,
+) -> Response {
+    gate(st, "rollback", op, body)
+}
+
+fn gate(State(st): State<Arc<ApiState>>, kind: &str, op: String, body: Bytes) -> Response {
+    match op.as_str() {
+        "approve" if kind == "confirm" => return text(200, "OK"),
+        "halt" if kind == "confirm" => return text(403, "Forbidden"),
+        _ => {}
+    }
+    let p = match payload(&body) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match op.as_str() {
+        "open" | "close" => {
+            let open = op == "open";
+            match st
+                .analysis
+                .set_gate(&p.namespace, &p.name, kind, open, "api", now_ms())
+            {
+                Ok(()) => text(202, if open { "Gate opened" } else { "Gate closed" }),
+                Err(e) => text(500, &e.to_string()),
+            }
+        }
+        "check" => match st.analysis.gate(&p.namespace, &p.name, kind) {
+            Ok(true) => text(200, "Approved"),
+            Ok(false) => text(403, "Forbidden"),
+            Err(e) => text(500, &e.to_string()),
+        },
+        _ => text(404, "not found"),
+    }
+}
+
+/// `GET /api/v1/gates`.
+pub async fn gates(State(st): State<Arc<ApiState>>) -> Response {
+    match st.analysis.gates() {
+        Ok(gs) => Json(
+            json!({"status": "success", "data": gs.iter().map(|g| json!({
+            "namespace": g.namespace, "name": g.name, "kind": g.kind, "open": g.open,
+            "updated": g.updated_at as f64 / 1000.0, "actor": g.actor,
+        })).collect::<Vec<_>>()}),
+        )
+        .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"status": "error", "error": e.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /api/v1/audit[?subject=ns/name&limit=N]`: the append-only log.
+pub async fn audit(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
+    let params: Vec<(String, String)> = q
+        .as_deref()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let limit = get("limit").and_then(|l| l.parse().ok()).unwrap_or(100);
+    match st.analysis.audit_log(get("subject").as_deref(), limit) {
+        Ok(rows) => Json(json!({"status": "success", "data": rows.iter().map(|r| json!({
+            "id": r.id, "time": r.t as f64 / 1000.0, "actor": r.actor, "action": r.action,
+            "subject": r.subject, "detail": serde_json::from_str::<Value>(&r.detail).unwrap_or_default(),
+        })).collect::<Vec<_>>()}))
+        .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"status": "error", "error": e.to_string()}))).into_response(),
+    }
+}
+
+/// `GET|POST /api/v1/argo/{template}`: Argo Rollouts' `web` metric. Args
+/// come from the query string and, for POST, a JSON object body; the
+/// answer is always 200 JSON `{"verdict": "pass"|"fail"|"inconclusive",
+/// "state", "score", "reason", "run", "metrics": [...]}` so that
+/// `successCondition: result.verdict == "pass"` and `failureCondition:
+/// result.verdict == "fail"` give Argo all three phases.
+pub async fn argo(
+    State(st): State<Arc<ApiState>>,
+    Path(template): Path<String>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
+    let mut given: BTreeMap<String, String> = q
+        .as_deref()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let verdict =
+        |v: decide::Verdict, state: &str, reason: String, run: Option<&str>, extra: Value| {
+            let mut out = json!({
+                "verdict": v.as_str(), "state": state, "reason": reason, "run": run,
+                "score": Value::Null, "metrics": [],
+            });
+            if let (Some(o), Value::Object(e)) = (out.as_object_mut(), extra) {
+                o.extend(e);
+            }
+            (StatusCode::OK, Json(out)).into_response()
+        };
+    if !body.is_empty() {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(m)) => {
+                for (k, v) in m {
+                    let s = match v {
+                        Value::String(s) => s,
+                        Value::Null => continue,
+                        other => other.to_string(),
+                    };
+                    given.insert(k, s);
+                }
+            }
+            _ => {
+                return verdict(
+                    decide::Verdict::Inconclusive,
+                    "error",
+                    "request body: expected a JSON object of arguments".into(),
+                    None,
+                    json!({}),
+                )
+            }
+        }
+    }
+    let ov = match overrides(&given) {
+        Ok(o) => o,
+        Err(e) => return verdict(decide::Verdict::Inconclusive, "error", e, None, json!({})),
+    };
+    let args: BTreeMap<String, String> = given
+        .iter()
+        .filter(|(k, _)| !SCHEDULE_KEYS.contains(&k.as_str()) && *k != "key")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    // One run per template and argument set (e.g. per canary pod hash),
+    // unless the caller names its own key.
+    let key = given.get("key").cloned().unwrap_or_else(|| {
+        format!(
+            "argo/{template}/{}",
+            serde_json::to_string(&args).unwrap_or_default()
+        )
+    });
+    let row = match ensure_run(&st, &template, &args, &[], key, &ov) {
+        Ok(r) => r,
+        Err(e) => {
+            return verdict(
+                decide::Verdict::Inconclusive,
+                "error",
+                e.to_string(),
+                None,
+                json!({}),
+            )
+        }
+    };
+    let state = RunState::parse(&row.state).unwrap_or(RunState::Error);
+    let status: RunStatus = serde_json::from_str(&row.status).unwrap_or_default();
+    let score = serde_json::from_str::<crate::analysis::template::Template>(&row.spec)
+        .ok()
+        .and_then(|t| status.score(&t));
+    let metrics: Vec<Value> = status
+        .metrics
+        .iter()
+        .map(|m| {
+            json!({
+                "name": m.name,
+                "phase": m.last.as_ref().map(|l| l.phase.as_str()),
+                "message": m.last.as_ref().map(|l| l.message.clone()),
+                "baseline": m.last.as_ref().and_then(|l| l.baseline),
+                "canary": m.last.as_ref().and_then(|l| l.canary),
+            })
+        })
+        .collect();
+    let v = decide::argo_verdict(state);
+    st.analysis.audit(
+        now_ms(),
+        "argo",
+        "argo.measure",
+        &template,
+        &json!({"run": row.id, "args": args, "verdict": v.as_str(), "state": row.state}),
+    );
+    verdict(
+        v,
+        &row.state,
+        row.message.clone(),
+        Some(&row.id),
+        json!({"score": score, "metrics": metrics, "intervals": status.intervals}),
+    )
+}

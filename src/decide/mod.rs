@@ -1,0 +1,199 @@
+//! Pure policy: what augur answers rollout tools, from a run's state and
+//! the operator gates. No I/O, no clock.
+//!
+//! Flagger (`pkg/controller/webhook.go`, `scheduler_hooks.go`): only
+//! 200-202 lets a hook pass; any other status halts (and counts a failed
+//! check for `pre-rollout`/`rollout`); 5xx and 429 are retried by its HTTP
+//! client with the body dropped, so verdicts are never 5xx. A `rollback`
+//! hook answering 2xx rolls the canary back. Argo Rollouts' `web` provider
+//! (`metricproviders/webmetric`) turns non-2xx into Error measurements, so
+//! its endpoint always answers 2xx with a verdict.
+
+use crate::analysis::run::RunState;
+
+/// Flagger's webhook types (`CanaryWebhook.type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    /// Before a new revision starts.
+    ConfirmRollout,
+    /// First analysis tick.
+    PreRollout,
+    /// Every later analysis tick.
+    Rollout,
+    /// Before the canary weight grows.
+    ConfirmTrafficIncrease,
+    /// Before promotion.
+    ConfirmPromotion,
+    /// After success or rollback.
+    PostRollout,
+    /// Every tick: 2xx rolls back.
+    Rollback,
+    /// Every Kubernetes event Flagger records.
+    Event,
+}
+
+impl Hook {
+    /// The URL path segment (Flagger's type name).
+    pub fn parse(s: &str) -> Option<Hook> {
+        Some(match s {
+            "confirm-rollout" => Hook::ConfirmRollout,
+            "pre-rollout" => Hook::PreRollout,
+            "rollout" => Hook::Rollout,
+            "confirm-traffic-increase" => Hook::ConfirmTrafficIncrease,
+            "confirm-promotion" => Hook::ConfirmPromotion,
+            "post-rollout" => Hook::PostRollout,
+            "rollback" => Hook::Rollback,
+            "event" => Hook::Event,
+            _ => return None,
+        })
+    }
+
+    /// Flagger's type name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hook::ConfirmRollout => "confirm-rollout",
+            Hook::PreRollout => "pre-rollout",
+            Hook::Rollout => "rollout",
+            Hook::ConfirmTrafficIncrease => "confirm-traffic-increase",
+            Hook::ConfirmPromotion => "confirm-promotion",
+            Hook::PostRollout => "post-rollout",
+            Hook::Rollback => "rollback",
+            Hook::Event => "event",
+        }
+    }
+
+    /// The gate a confirm hook waits on.
+    pub fn gate(self) -> Option<&'static str> {
+        match self {
+            Hook::ConfirmRollout | Hook::ConfirmTrafficIncrease | Hook::ConfirmPromotion => {
+                Some("confirm")
+            }
+            Hook::Rollback => Some("rollback"),
+            _ => None,
+        }
+    }
+}
+
+/// An HTTP answer to a rollout tool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// 200 to proceed, 403 to halt.
+    pub status: u16,
+    /// One line a person reads in Flagger's events.
+    pub reason: String,
+}
+
+fn answer(status: u16, reason: impl Into<String>) -> Answer {
+    Answer {
+        status,
+        reason: reason.into(),
+    }
+}
+
+/// `pre-rollout`/`rollout`: proceed while the analysis passes or is still
+/// gathering evidence; halt (403) once it failed, erred, was inconclusive
+/// or was cancelled.
+pub fn flagger_analysis(state: RunState, message: &str) -> Answer {
+    match state {
+        RunState::Running => answer(200, format!("analysis running: {message}")),
+        RunState::Passed => answer(200, format!("analysis passed: {message}")),
+        RunState::Failed => answer(403, format!("analysis failed: {message}")),
+        RunState::Error => answer(403, format!("analysis error: {message}")),
+        RunState::Inconclusive => answer(403, format!("analysis inconclusive: {message}")),
+        RunState::Cancelled => answer(403, format!("analysis cancelled: {message}")),
+    }
+}
+
+/// `rollback`: 200 (roll back now) only when an analysis of this revision
+/// failed or an operator opened the rollback gate; otherwise 403.
+pub fn flagger_rollback(failed: Option<&str>, gate_open: bool) -> Answer {
+    match (failed, gate_open) {
+        (_, true) => answer(200, "rollback requested by an operator"),
+        (Some(why), false) => answer(200, format!("rolling back: {why}")),
+        (None, false) => answer(
+            403,
+            "no rollback: no failed analysis and the rollback gate is closed",
+        ),
+    }
+}
+
+/// `confirm-*`: 200 when the operator opened the gate, else 403.
+pub fn flagger_gate(hook: Hook, open: bool) -> Answer {
+    if open {
+        answer(200, format!("{}: gate open", hook.as_str()))
+    } else {
+        answer(
+            403,
+            format!(
+                "{}: gate closed (open it with POST /gate/open)",
+                hook.as_str()
+            ),
+        )
+    }
+}
+
+/// The verdict an Argo Rollouts `web` metric reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Proceed (`successCondition: result.verdict == "pass"`).
+    Pass,
+    /// Abort (`failureCondition: result.verdict == "fail"`).
+    Fail,
+    /// Neither: Argo pauses the rollout for a person.
+    Inconclusive,
+}
+
+impl Verdict {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// The verdict so far: a running analysis without a failure passes (Argo
+/// polls again next interval); an analysis whose queries keep failing is
+/// inconclusive, not a failure: a broken metrics pipeline should pause the
+/// rollout for a person, neither promote nor abort it.
+pub fn argo_verdict(state: RunState) -> Verdict {
+    match state {
+        RunState::Running | RunState::Passed => Verdict::Pass,
+        RunState::Failed => Verdict::Fail,
+        RunState::Error | RunState::Inconclusive | RunState::Cancelled => Verdict::Inconclusive,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flagger_answers() {
+        assert_eq!(flagger_analysis(RunState::Running, "x").status, 200);
+        assert_eq!(flagger_analysis(RunState::Failed, "errors").status, 403);
+        assert_eq!(
+            flagger_analysis(RunState::Failed, "errors").reason,
+            "analysis failed: errors"
+        );
+        assert_eq!(flagger_rollback(None, false).status, 403);
+        assert_eq!(flagger_rollback(Some("e"), false).status, 200);
+        assert_eq!(flagger_rollback(None, true).status, 200);
+        assert_eq!(flagger_gate(Hook::ConfirmPromotion, false).status, 403);
+        for h in [
+            "confirm-rollout",
+            "pre-rollout",
+            "rollout",
+            "confirm-traffic-increase",
+            "confirm-promotion",
+            "post-rollout",
+            "rollback",
+            "event",
+        ] {
+            assert_eq!(Hook::parse(h).unwrap().as_str(), h);
+        }
+        assert_eq!(argo_verdict(RunState::Error), Verdict::Inconclusive);
+    }
+}
