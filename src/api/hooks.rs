@@ -47,12 +47,12 @@ struct Payload {
     metadata: BTreeMap<String, String>,
 }
 
-fn payload(body: &[u8]) -> Result<Payload, Response> {
+fn payload(body: &[u8]) -> Result<Payload, Box<Response>> {
     serde_json::from_slice(body).map_err(|e| {
-        text(
+        Box::new(text(
             400,
             &format!("expected Flagger's webhook payload {{\"name\", \"namespace\", \"phase\", \"checksum\", \"metadata\"}}: {e}"),
-        )
+        ))
     })
 }
 
@@ -120,7 +120,7 @@ pub async fn flagger(
     };
     let p = match payload(&body) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let subject = format!("{}/{}", p.namespace, p.name);
     let answer = match flagger_answer(&st, h, &p) {
@@ -233,7 +233,7 @@ fn gate(State(st): State<Arc<ApiState>>, kind: &str, op: String, body: Bytes) ->
     }
     let p = match payload(&body) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match op.as_str() {
         "open" | "close" => {
