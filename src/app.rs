@@ -150,6 +150,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         datasource,
     ));
     analysis.set_templates(&cfg.analyses);
+    analysis.set_kayenta_configs(&cfg.kayenta_configs);
     tracker.spawn(analysis.clone().run(scrape_token.clone()));
 
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
@@ -283,6 +284,7 @@ fn reload(
             *rules.notify.write() = cfg.notify.clone();
             rules.spawn(&cfg, false);
             analysis.set_templates(&cfg.analyses);
+            analysis.set_kayenta_configs(&cfg.kayenta_configs);
             match crate::datasource::Datasource::new(&cfg.datasource, &cfg.query, store.clone()) {
                 Ok(ds) => analysis.set_datasource(ds),
                 Err(e) => {

@@ -44,3 +44,102 @@ fn readme_analysis_template_compiles() {
     assert_eq!(ts[0].name, "http-canary");
     assert_eq!(ts[0].consecutive_error_limit, 4);
 }
+
+fn shipped_templates() -> Vec<augur::analysis::template::Template> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/rules/analyses");
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            out.extend(augur::analysis::template::load(&p).unwrap());
+        }
+    }
+    out
+}
+
+fn yaml_docs(name: &str) -> Vec<serde_json::Value> {
+    let path = format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_saphyr::from_multiple(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn argo_example_uses_augurs_endpoint_and_template_args() {
+    let docs = yaml_docs("argo-analysistemplate.yaml");
+    let at = docs
+        .iter()
+        .find(|d| d["kind"] == "AnalysisTemplate")
+        .unwrap();
+    let m = &at["spec"]["metrics"][0];
+    assert_eq!(m["successCondition"], "result.verdict == \"pass\"");
+    assert_eq!(m["failureCondition"], "result.verdict == \"fail\"");
+    assert_eq!(m["provider"]["web"]["jsonPath"], "{$}");
+    let url = m["provider"]["web"]["url"].as_str().unwrap();
+    let (path, query) = url.split_once('?').unwrap();
+    let template = path
+        .split("/api/v1/argo/")
+        .nth(1)
+        .expect("augur's Argo endpoint");
+    let t = shipped_templates()
+        .into_iter()
+        .find(|t| t.name == template)
+        .expect("a shipped template");
+    let names: Vec<&str> = query
+        .split('&')
+        .map(|kv| kv.split('=').next().unwrap())
+        .collect();
+    for n in &names {
+        assert!(
+            t.args.iter().any(|a| a.name == *n),
+            "{n} is not an argument of {template}"
+        );
+    }
+    for a in t.args.iter().filter(|a| a.default.is_none()) {
+        assert!(
+            names.contains(&a.name.as_str()),
+            "required argument {} missing",
+            a.name
+        );
+    }
+    // Every {{args.x}} in the URL is declared by the AnalysisTemplate.
+    let declared: Vec<&str> = at["spec"]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    for part in url.split("{{args.").skip(1) {
+        let arg = part.split("}}").next().unwrap();
+        assert!(declared.contains(&arg), "{arg}");
+    }
+}
+
+#[test]
+fn flagger_example_uses_augurs_hooks_and_template_args() {
+    let docs = yaml_docs("flagger-canary.yaml");
+    let hooks = docs[0]["spec"]["analysis"]["webhooks"].as_array().unwrap();
+    let templates = shipped_templates();
+    for h in hooks {
+        let url = h["url"].as_str().unwrap();
+        let kind = url
+            .split("/flagger/")
+            .nth(1)
+            .expect("augur's Flagger endpoint");
+        assert_eq!(
+            kind,
+            h["type"].as_str().unwrap(),
+            "the hook type and the URL agree"
+        );
+        assert!(augur::decide::Hook::parse(kind).is_some());
+        if let Some(t) = h["metadata"]["template"].as_str() {
+            let t = templates
+                .iter()
+                .find(|x| x.name == t)
+                .expect("a shipped template");
+            for a in t.args.iter().filter(|a| a.default.is_none()) {
+                let given = h["metadata"].get(&a.name).is_some()
+                    || ["namespace", "name", "target"].contains(&a.name.as_str());
+                assert!(given, "{} needs {}", t.name, a.name);
+            }
+        }
+    }
+}

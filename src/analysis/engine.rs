@@ -35,6 +35,7 @@ pub enum AnalysisError {
 /// Owns the templates and schedules the runs.
 pub struct AnalysisManager {
     templates: RwLock<Arc<BTreeMap<String, Template>>>,
+    kayenta: RwLock<Arc<Vec<crate::config::KayentaConfigFile>>>,
     datasource: RwLock<Datasource>,
     state: Arc<State>,
     wake: tokio::sync::Notify,
@@ -71,6 +72,7 @@ impl AnalysisManager {
     pub fn new(state: Arc<State>, datasource: Datasource) -> AnalysisManager {
         AnalysisManager {
             templates: RwLock::new(Arc::new(BTreeMap::new())),
+            kayenta: RwLock::new(Arc::new(Vec::new())),
             datasource: RwLock::new(datasource),
             state,
             wake: tokio::sync::Notify::new(),
@@ -82,6 +84,109 @@ impl AnalysisManager {
     pub fn set_templates(&self, ts: &[Template]) {
         let map = ts.iter().map(|t| (t.name.clone(), t.clone())).collect();
         *self.templates.write() = Arc::new(map);
+    }
+
+    /// Replaces the Kayenta canary configs (load and reload).
+    pub fn set_kayenta_configs(&self, cs: &[crate::config::KayentaConfigFile]) {
+        *self.kayenta.write() = Arc::new(cs.to_vec());
+    }
+
+    /// The Kayenta canary configs.
+    pub fn kayenta_configs(&self) -> Arc<Vec<crate::config::KayentaConfigFile>> {
+        self.kayenta.read().clone()
+    }
+
+    /// Runs a Kayenta-API execution to completion (fetch, judge, score) and
+    /// stores its status document; returns the execution id. Fetch or
+    /// judge failures are stored as a terminal execution, as Kayenta does.
+    pub async fn kayenta_execute(
+        &self,
+        config: &crate::config::KayentaConfigFile,
+        request: &serde_json::Value,
+        scopes: &BTreeMap<String, (super::kayenta::Scope, super::kayenta::Scope)>,
+        thresholds: (f64, f64),
+        params: &BTreeMap<String, String>,
+        now: i64,
+    ) -> Result<String, AnalysisError> {
+        use super::kayenta;
+        let id = format!(
+            "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+            rand::random::<u32>(),
+            rand::random::<u16>(),
+            rand::random::<u16>() & 0xfff,
+            rand::random::<u16>() & 0xfff,
+            rand::random::<u64>() & 0xffff_ffff_ffff
+        );
+        let ds = self.datasource.read().clone();
+        let outcome = match kayenta::fetch_pairs(&ds, &config.config, scopes).await {
+            Ok(pairs) => kayenta::judge_pairs(&config.config, &pairs).map(|results| {
+                kayenta::judge_result(&config.config, &pairs, &results, thresholds.0, thresholds.1)
+            }),
+            Err(e) => Err(e),
+        };
+        let end = now_ms();
+        let iso = |ms: i64| crate::timefmt::rfc3339_ms(ms);
+        let durations: Vec<i64> = scopes.values().map(|(c, _)| c.end - c.start).collect();
+        let duration = durations
+            .first()
+            .filter(|d| durations.iter().all(|x| x == *d))
+            .map(|d| iso_duration(*d));
+        let app = params
+            .get("application")
+            .cloned()
+            .unwrap_or_else(|| "ad-hoc".into());
+        let stage = |s: &str| {
+            json!({
+                "setupContext": "succeeded", "fetchControl0": s, "fetchExperiment0": s,
+                "mixMetrics": s, "judge": s,
+            })
+        };
+        let mut body = json!({
+            "application": app,
+            "parentPipelineExecutionId": params.get("parentPipelineExecutionId"),
+            "pipelineId": id,
+            "complete": true,
+            "config": config.raw,
+            "canaryConfigId": config.id,
+            "canaryExecutionRequest": request,
+            "metricSetPairListId": format!("{:016x}", rand::random::<u64>()),
+            "buildTimeMillis": now, "buildTimeIso": iso(now),
+            "startTimeMillis": now, "startTimeIso": iso(now),
+            "endTimeMillis": end, "endTimeIso": iso(end),
+            "storageAccountName": params.get("storageAccountName"),
+            "metricsAccountName": params.get("metricsAccountName"),
+            "configurationAccountName": params.get("configurationAccountName"),
+        });
+        match outcome {
+            Ok(judge) => {
+                body["status"] = json!("succeeded");
+                body["stageStatus"] = stage("succeeded");
+                body["result"] = json!({"judgeResult": judge, "canaryDuration": duration});
+            }
+            Err(e) => {
+                body["status"] = json!("terminal");
+                body["stageStatus"] = stage("terminal");
+                body["exception"] = json!({"details": {"error": e, "errors": [e]}});
+            }
+        }
+        self.state
+            .put_kayenta_execution(&id, &config.id, now, &body.to_string())?;
+        self.audit(
+            now,
+            "kayenta-api",
+            "kayenta.execute",
+            &config.id,
+            &json!({"execution": id, "status": body["status"]}),
+        );
+        Ok(id)
+    }
+
+    /// A stored Kayenta-API execution document.
+    pub fn kayenta_execution(&self, id: &str) -> Result<Option<serde_json::Value>, AnalysisError> {
+        Ok(self
+            .state
+            .kayenta_execution(id)?
+            .and_then(|b| serde_json::from_str(&b).ok()))
     }
 
     /// Replaces the datasource (reload).
@@ -405,6 +510,28 @@ impl AnalysisManager {
     ) -> Result<Vec<serde_json::Value>, AnalysisError> {
         Ok(self.state.runs(state, limit)?.iter().map(summary).collect())
     }
+}
+
+/// Java's `Duration.toString()` for whole milliseconds: `PT1H`, `PT1H30M`,
+/// `PT45S`, `PT0.5S`.
+fn iso_duration(ms: i64) -> String {
+    if ms == 0 {
+        return "PT0S".into();
+    }
+    let (h, rest) = (ms / 3_600_000, ms % 3_600_000);
+    let (m, rest) = (rest / 60_000, rest % 60_000);
+    let mut s = String::from("PT");
+    if h != 0 {
+        s += &format!("{h}H");
+    }
+    if m != 0 {
+        s += &format!("{m}M");
+    }
+    if rest != 0 {
+        let secs = rest as f64 / 1000.0;
+        s += &format!("{}S", crate::fmtfloat::prom_api(secs));
+    }
+    s
 }
 
 /// The short form of a run.

@@ -43,10 +43,133 @@ pub enum KayentaError {
 pub struct CanaryConfig {
     /// Config name.
     pub name: String,
+    /// `id`, when the file sets one.
+    pub id: Option<String>,
+    /// `applications`.
+    pub applications: Vec<String>,
     /// Metrics in config order.
     pub metrics: Vec<MetricConfig>,
+    /// How each metric is fetched (same order as `metrics`).
+    pub queries: Vec<MetricQuery>,
+    /// `templates`: named filter templates.
+    pub templates: BTreeMap<String, String>,
     /// `classifier.groupWeights`.
     pub group_weights: BTreeMap<String, f64>,
+}
+
+/// A metric's Prometheus query config (`PrometheusCanaryMetricSetQueryConfig`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MetricQuery {
+    /// Which request scope it reads (`scopeName`, default `default`).
+    pub scope_name: String,
+    /// `metricName`.
+    pub metric_name: Option<String>,
+    /// `labelBindings`.
+    pub label_bindings: Vec<String>,
+    /// `groupByFields`.
+    pub group_by: Vec<String>,
+    /// `resourceType`.
+    pub resource_type: Option<String>,
+    /// `customInlineTemplate`.
+    pub inline_template: Option<String>,
+    /// `customFilterTemplate` (a key of `templates`).
+    pub filter_template: Option<String>,
+}
+
+/// One side of a request scope (`CanaryScope`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Scope {
+    /// `scope`.
+    pub scope: String,
+    /// `location`.
+    pub location: String,
+    /// Start, ms.
+    pub start: i64,
+    /// End, ms.
+    pub end: i64,
+    /// Step, seconds.
+    pub step: i64,
+    /// `extendedScopeParams`.
+    pub extended: BTreeMap<String, String>,
+}
+
+/// `${name}` substitution as commons-text's StringSubstitutor does it,
+/// with undefined variables an error (Kayenta enables that).
+fn expand(template: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
+    // Kayenta's unescapeTemplate: "$\{" stands for "${" in stored configs.
+    let t = template.replace("$\\{", "${");
+    let mut out = String::new();
+    let mut rest = t.as_str();
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let Some(j) = after.find('}') else {
+            return Err(format!("unclosed ${{ in template {template:?}"));
+        };
+        let name = &after[..j];
+        match vars.get(name) {
+            Some(v) => out.push_str(v),
+            None => return Err(format!(
+                "Problem evaluating custom filter template: {template}: no value for ${{{name}}}"
+            )),
+        }
+        rest = &after[j + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The PromQL Kayenta's Prometheus provider sends for one metric and scope
+/// (`PrometheusMetricsService.buildQuery`): a template starting `PromQL:`
+/// is the whole query; otherwise `avg(metricName{filters}) by (groupBy)`
+/// with the filters from the custom template or the resource type.
+pub fn build_query(cfg: &CanaryConfig, q: &MetricQuery, scope: &Scope) -> Result<String, String> {
+    let mut vars: BTreeMap<String, String> = BTreeMap::new();
+    vars.insert("scope".into(), scope.scope.clone());
+    vars.insert("location".into(), scope.location.clone());
+    if let Some(r) = &q.resource_type {
+        vars.insert("resourceType".into(), r.clone());
+    }
+    vars.extend(scope.extended.clone());
+    let custom = match (&q.inline_template, &q.filter_template) {
+        (Some(t), _) if !t.is_empty() => Some(expand(t, &vars)?),
+        (_, Some(name)) if !name.is_empty() => match cfg.templates.get(name) {
+            Some(t) => Some(expand(t, &vars)?),
+            None => return Err(format!("Custom filter template '{name}' was not found.")),
+        },
+        _ => None,
+    };
+    if let Some(c) = &custom {
+        if let Some(promql) = c.strip_prefix("PromQL:") {
+            return Ok(promql.to_string());
+        }
+    }
+    let Some(metric) = q.metric_name.as_deref().filter(|m| !m.is_empty()) else {
+        return Err("Metric Name is required when query type is Default.".into());
+    };
+    let mut filters: Vec<String> = Vec::new();
+    match (&custom, q.resource_type.as_deref()) {
+        (Some(c), _) if !c.is_empty() => filters.extend(c.split(',').map(str::to_string)),
+        (_, Some("aws_ec2_instance")) => {
+            if scope.location.is_empty() {
+                return Err("Location (i.e. region) is required when resourceType is 'aws_ec2_instance'.".into());
+            }
+            if !scope.scope.is_empty() {
+                filters.push(format!("asg_groupName=\"{}\"", scope.scope));
+            }
+            filters.push(format!("zone=~\"{}.{{1}}\"", scope.location));
+        }
+        (_, Some(other)) if !other.is_empty() => {
+            return Err(format!("There is no explicit support for resourceType '{other}'. You may build whatever query makes sense for your environment via label bindings and custom filter templates."))
+        }
+        _ => return Err("Either a resource type or a custom filter is required.".into()),
+    }
+    filters.extend(q.label_bindings.iter().cloned());
+    let mut out = format!("avg({metric}{{{}}})", filters.join(","));
+    if !q.group_by.is_empty() {
+        out += &format!(" by ({})", q.group_by.join(","));
+    }
+    Ok(out)
 }
 
 /// One metric's data: Kayenta's `MetricSetPair`.
@@ -139,6 +262,7 @@ pub fn parse_canary_config(file: &str, text: &str) -> Result<CanaryConfig, Kayen
         return Err(cx.err("metrics", "expected an array of metric configs"));
     };
     let mut out = Vec::with_capacity(metrics.len());
+    let mut queries = Vec::with_capacity(metrics.len());
     let mut seen = std::collections::HashSet::new();
     for (i, m) in metrics.iter().enumerate() {
         let at = format!("metrics[{i}]");
@@ -197,6 +321,39 @@ pub fn parse_canary_config(file: &str, text: &str) -> Result<CanaryConfig, Kayen
         cfg.critical_increase = cx.number(&ac, &at, &c(&["effectSize", "criticalIncrease"]), d)?;
         cfg.critical_decrease = cx.number(&ac, &at, &c(&["effectSize", "criticalDecrease"]), d)?;
         out.push(cfg);
+        let qv = m.get("query").cloned().unwrap_or(Value::Null);
+        let strs = |k: &str| -> Vec<String> {
+            qv.get(k)
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let opt = |k: &str| qv.get(k).and_then(Value::as_str).map(str::to_string);
+        if let Some(t) = qv.get("type").and_then(Value::as_str) {
+            if t != "prometheus" {
+                return Err(cx.err(
+                    &format!("metrics[{i}].query.type"),
+                    format!("augur fetches only type \"prometheus\" queries, found {t:?}"),
+                ));
+            }
+        }
+        queries.push(MetricQuery {
+            scope_name: m
+                .get("scopeName")
+                .and_then(Value::as_str)
+                .unwrap_or("default")
+                .to_string(),
+            metric_name: opt("metricName"),
+            label_bindings: strs("labelBindings"),
+            group_by: strs("groupByFields"),
+            resource_type: opt("resourceType"),
+            inline_template: opt("customInlineTemplate"),
+            filter_template: opt("customFilterTemplate"),
+        });
     }
     let mut group_weights = BTreeMap::new();
     if let Some(w) = v.pointer("/classifier/groupWeights") {
@@ -216,13 +373,34 @@ pub fn parse_canary_config(file: &str, text: &str) -> Result<CanaryConfig, Kayen
             group_weights.insert(g.clone(), x);
         }
     }
+    let templates = v
+        .get("templates")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, x)| x.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(CanaryConfig {
         name: v
             .get("name")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string(),
+        id: v.get("id").and_then(Value::as_str).map(str::to_string),
+        applications: v
+            .get("applications")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
         metrics: out,
+        queries,
+        templates,
         group_weights,
     })
 }
@@ -363,4 +541,63 @@ pub fn judge_result(
         "groupScores": groups,
         "score": {"score": num(score.score), "classification": class, "classificationReason": score.reason},
     })
+}
+
+/// Fetches every metric's control and experiment series over its scope
+/// (Prometheus range queries at the scope's step, as Kayenta's Prometheus
+/// provider does) into metric set pairs. Steps without a sample are NaN,
+/// as Kayenta's own data has gaps; several series of one query are
+/// concatenated.
+pub async fn fetch_pairs(
+    ds: &crate::datasource::Datasource,
+    cfg: &CanaryConfig,
+    scopes: &BTreeMap<String, (Scope, Scope)>,
+) -> Result<Vec<MetricSetPair>, String> {
+    let mut out = Vec::with_capacity(cfg.metrics.len());
+    for (m, q) in cfg.metrics.iter().zip(&cfg.queries) {
+        let Some((control, experiment)) = scopes.get(&q.scope_name) else {
+            return Err(format!(
+                "metric {:?} reads scope {:?}, which the request does not define",
+                m.name, q.scope_name
+            ));
+        };
+        let mut series = Vec::new();
+        for scope in [control, experiment] {
+            let query = build_query(cfg, q, scope)?;
+            let step = scope.step.max(1) * 1000;
+            if scope.end < scope.start {
+                return Err("scope end is before its start".into());
+            }
+            let v = ds
+                .range(&query, scope.start, scope.end, step)
+                .await
+                .map_err(|e| format!("{}: query failed: {e}: {query}", m.name))?;
+            let crate::promql::Value::Matrix(ss) = v.value else {
+                return Err(format!("{}: expected a range result", m.name));
+            };
+            let steps = ((scope.end - scope.start) / step + 1) as usize;
+            let mut values = Vec::with_capacity(steps * ss.len().max(1));
+            for s in &ss {
+                let mut row = vec![f64::NAN; steps];
+                for &(t, v) in &s.points {
+                    let i = ((t - scope.start) / step) as usize;
+                    if i < steps {
+                        row[i] = v;
+                    }
+                }
+                values.extend(row);
+            }
+            series.push(values);
+        }
+        let experiment_values = series.pop().unwrap_or_default();
+        let control_values = series.pop().unwrap_or_default();
+        out.push(MetricSetPair {
+            name: m.name.clone(),
+            id: Value::String(format!("{:016x}", rand::random::<u64>())),
+            tags: json!({}),
+            control: control_values,
+            experiment: experiment_values,
+        });
+    }
+    Ok(out)
 }

@@ -6,6 +6,7 @@
 
 mod analysis;
 mod hooks;
+mod kayenta;
 mod query;
 mod rules;
 mod selector;
@@ -83,6 +84,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/api/v1/argo/{template}",
             get(hooks::argo).post(hooks::argo),
         )
+        .route("/canaryConfig", get(kayenta::list_configs))
+        .route("/canaryConfig/{id}", get(kayenta::get_config))
+        .route("/canary/{id}", get(kayenta::status).post(kayenta::start))
         .with_state(state)
 }
 

@@ -323,10 +323,27 @@ pub struct Config {
     pub analysis_files: Vec<PathBuf>,
     /// Analysis templates: from `analysis_files`, then inline `[[analysis]]`.
     pub analyses: Vec<crate::analysis::template::Template>,
+    /// Kayenta canary configs (JSON files) served by the Kayenta-compatible API.
+    pub kayenta_configs: Vec<KayentaConfigFile>,
     /// `[notify]`
     pub notify: NotifyConfig,
     /// `[[scrape_configs]]`
     pub scrape_configs: Vec<ScrapeConfig>,
+}
+
+/// One Kayenta canary config file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KayentaConfigFile {
+    /// Config id: the file's `id`, else its file name without `.json`.
+    pub id: String,
+    /// The file.
+    pub path: PathBuf,
+    /// Last modification, ms.
+    pub updated_ms: i64,
+    /// The JSON as written (served by `GET /canaryConfig/{id}`).
+    pub raw: serde_json::Value,
+    /// The parsed config.
+    pub config: crate::analysis::kayenta::CanaryConfig,
 }
 
 /// Reads and compiles a config file.
@@ -625,6 +642,90 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
             message: e.message,
         })),
     }
+    let mut kayenta_configs: Vec<KayentaConfigFile> = Vec::new();
+    for pat in &raw.kayenta_configs {
+        let p = Path::new(pat.get_ref());
+        let full = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        };
+        let paths = match glob::glob(&full.to_string_lossy()) {
+            Ok(paths) => paths.flatten().collect::<Vec<_>>(),
+            Err(e) => {
+                cx.error(
+                    pat.span(),
+                    format!("kayenta_configs: bad pattern {:?}: {e}", pat.get_ref()),
+                );
+                continue;
+            }
+        };
+        for path in paths {
+            let name = path.display().to_string();
+            let loaded = std::fs::read_to_string(&path)
+                .map_err(|e| ConfigError {
+                    file: path.clone(),
+                    line: 0,
+                    column: 0,
+                    message: format!("cannot read Kayenta canary config: {e}"),
+                })
+                .and_then(|text| {
+                    let cfg = crate::analysis::kayenta::parse_canary_config(&name, &text).map_err(
+                        |e| {
+                            let (line, column) = match &e {
+                                crate::analysis::kayenta::KayentaError::Json {
+                                    line,
+                                    column,
+                                    ..
+                                } => (*line, *column),
+                                _ => (0, 0),
+                            };
+                            ConfigError {
+                                file: path.clone(),
+                                line,
+                                column,
+                                message: e
+                                    .to_string()
+                                    .split_once(": ")
+                                    .map_or(e.to_string(), |(_, m)| m.to_string()),
+                            }
+                        },
+                    )?;
+                    let raw: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                    Ok((cfg, raw))
+                });
+            match loaded {
+                Ok((config, raw_json)) => {
+                    let id = config.id.clone().unwrap_or_else(|| {
+                        path.file_stem()
+                            .map(|s| s.to_string_lossy().to_string())
+                            .unwrap_or_default()
+                    });
+                    let updated_ms = std::fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map_or(0, |d| d.as_millis() as i64);
+                    if kayenta_configs.iter().any(|k| k.id == id) {
+                        cx.errors.push(ConfigError {
+                            file: path.clone(),
+                            line: 0,
+                            column: 0,
+                            message: format!("Kayenta canary config id {id:?} is used twice"),
+                        });
+                    }
+                    kayenta_configs.push(KayentaConfigFile {
+                        id,
+                        path,
+                        updated_ms,
+                        raw: raw_json,
+                        config,
+                    });
+                }
+                Err(e) => cx.errors.push(e),
+            }
+        }
+    }
     let mut seen: HashMap<String, String> = HashMap::new();
     for t in &analyses {
         if let Some(first) = seen.insert(t.name.clone(), t.source.clone()) {
@@ -689,6 +790,7 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         rules_config,
         analysis_files,
         analyses,
+        kayenta_configs,
         notify,
         global: GlobalConfig {
             scrape_interval: g_interval,

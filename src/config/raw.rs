@@ -22,6 +22,8 @@ pub struct RawConfig {
     pub analysis_files: Vec<Spanned<String>>,
     #[serde(default)]
     pub analysis: Vec<Spanned<crate::analysis::template::RawTemplate>>,
+    #[serde(default)]
+    pub kayenta_configs: Vec<Spanned<String>>,
     pub notify: Option<RawNotify>,
     #[serde(default)]
     pub scrape_configs: Vec<Spanned<RawScrapeConfig>>,

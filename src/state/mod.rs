@@ -102,6 +102,13 @@ const MIGRATIONS: &[&str] = &[
         subject TEXT NOT NULL,
         detail TEXT NOT NULL
     );",
+    // 4: executions of the Kayenta-compatible API.
+    "CREATE TABLE kayenta_executions (
+        id TEXT PRIMARY KEY,
+        config_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        body TEXT NOT NULL
+    );",
 ];
 
 /// One gate.
@@ -783,6 +790,33 @@ impl State {
         ))?;
         let rows = st.query_map(params![prefix], row_run)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Stores a Kayenta-API execution (its whole `GET /canary/{id}` answer).
+    pub fn put_kayenta_execution(
+        &self,
+        id: &str,
+        config_id: &str,
+        now: i64,
+        body: &str,
+    ) -> Result<(), StateError> {
+        let c = self.conn.lock();
+        c.execute(
+            "INSERT OR REPLACE INTO kayenta_executions (id, config_id, created_at, body) VALUES (?1, ?2, ?3, ?4)",
+            params![id, config_id, now, body],
+        )?;
+        Ok(())
+    }
+
+    /// A stored Kayenta-API execution.
+    pub fn kayenta_execution(&self, id: &str) -> Result<Option<String>, StateError> {
+        let c = self.conn.lock();
+        Ok(c.query_row(
+            "SELECT body FROM kayenta_executions WHERE id = ?1",
+            params![id],
+            |r| r.get(0),
+        )
+        .optional()?)
     }
 
     /// The run stored under `key`.
