@@ -159,6 +159,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     let addr = listener.local_addr().context("no local address")?;
     info!(%addr, "listening");
     let ready = Arc::new(AtomicBool::new(false));
+    let auth = Arc::new(RwLock::new(cfg.server.auth.clone()));
     let query_cfg = Arc::new(RwLock::new(cfg.query.clone()));
     let state = Arc::new(ApiState {
         store: store.clone(),
@@ -169,6 +170,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         rules: rules.manager.clone(),
         state: state.clone(),
         analysis: analysis.clone(),
+        auth: auth.clone(),
     });
     let server = {
         let token = http_token.clone();
@@ -200,6 +202,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         tokio::select! {
             _ = hup.recv() => {
                 reload(&opts, &current, &scrape, &rules, &metrics, &analysis, &store);
+                *auth.write() = current.read().server.auth.clone();
                 *query_cfg.write() = current.read().query.clone();
             }
             _ = term.recv() => { info!("SIGTERM received, shutting down"); break; }

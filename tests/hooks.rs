@@ -294,3 +294,102 @@ async fn argo_web_metric_sees_pass_then_fail() {
         "{v}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_protects_mutating_and_webhook_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "s3cret-token-4f9a";
+    std::fs::write(dir.path().join("token"), format!("{token}\n")).unwrap();
+    std::fs::write(dir.path().join("hmac"), "hmac-key").unwrap();
+    let t = TestTarget::start(common::Reply::text("up 1\n")).await;
+    let cfg = format!(
+        "[server]\nauth_token_file = \"{}\"\nhmac_secret_file = \"{}\"\n{}",
+        dir.path().join("token").display(),
+        dir.path().join("hmac").display(),
+        config_for(&[("x", "", &[t.addr], "")])
+    );
+    let d = Daemon::start(dir.path(), &cfg);
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: &str| http.post(d.url(path)).body(body.to_string());
+
+    // Without credentials: 401 everywhere that changes something.
+    for path in [
+        "/api/v1/analysis/runs",
+        "/flagger/rollout",
+        "/gate/open",
+        "/rollback/open",
+        "/canary/x",
+    ] {
+        let r = post(path, "{}").send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{path}");
+        let body = r.text().await.unwrap();
+        assert!(!body.contains(token), "the token never appears in answers");
+    }
+    let r = http
+        .get(d.url("/api/v1/argo/http-canary?namespace=a"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = http
+        .delete(d.url("/api/v1/analysis/runs/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    // Reading stays open.
+    let r = http
+        .get(d.url("/api/v1/analysis/runs"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
+    // Bearer token in the header, or ?token= for Flagger's webhooks.
+    let r = post("/api/v1/analysis/runs", r#"{"template": "nope"}"#)
+        .header("Authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        404,
+        "authorized, then an unknown template"
+    );
+    let r = post("/api/v1/analysis/runs", r#"{"template": "nope"}"#)
+        .header("Authorization", "Bearer s3cret-token-4f9b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = post(
+        &format!("/flagger/confirm-promotion?token={token}"),
+        r#"{"name":"a","namespace":"b"}"#,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 403, "authorized; the gate is closed");
+
+    // HMAC-SHA256 of the exact body.
+    let body = r#"{"name":"a","namespace":"b"}"#;
+    let sig = augur::notify::sign_webhook(b"hmac-key", body.as_bytes());
+    let r = post("/gate/open", body)
+        .header("X-Augur-Signature", format!("sha256={sig}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let r = post("/gate/open", "{\"name\":\"a\",\"namespace\":\"c\"}")
+        .header("X-Augur-Signature", format!("sha256={sig}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401, "a signature for another body");
+    let r = post(&format!("/flagger/confirm-promotion?token={token}"), body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(!d.log_text().contains(token), "secrets never reach the log");
+}

@@ -109,9 +109,11 @@ fn expand(template: &str, vars: &BTreeMap<String, String>) -> Result<String, Str
         let name = &after[..j];
         match vars.get(name) {
             Some(v) => out.push_str(v),
-            None => return Err(format!(
+            None => {
+                return Err(format!(
                 "Problem evaluating custom filter template: {template}: no value for ${{{name}}}"
-            )),
+            ))
+            }
         }
         rest = &after[j + 1..];
     }

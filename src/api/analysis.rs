@@ -46,7 +46,15 @@ fn now_ms() -> i64 {
 }
 
 /// `POST /api/v1/analysis/runs` with `{"template": …, "args": {…}, "key": …}`.
-pub async fn create(State(st): State<Arc<ApiState>>, body: Bytes) -> Response {
+pub async fn create(
+    State(st): State<Arc<ApiState>>,
+    headers: axum::http::HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = super::check_auth(&st, &headers, q.as_deref(), &body) {
+        return *r;
+    }
     let v: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
@@ -197,7 +205,15 @@ pub async fn get(State(st): State<Arc<ApiState>>, Path(id): Path<String>) -> Res
 }
 
 /// `DELETE /api/v1/analysis/runs/{id}`: cancels a running run.
-pub async fn cancel(State(st): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
+pub async fn cancel(
+    State(st): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    if let Err(r) = super::check_auth(&st, &headers, q.as_deref(), b"") {
+        return *r;
+    }
     match st.analysis.cancel(&id, now_ms()) {
         Ok(Some(row)) => success(StatusCode::OK, summary(&row)),
         Ok(None) => error(

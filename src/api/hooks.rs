@@ -110,8 +110,13 @@ fn ensure_run(
 pub async fn flagger(
     State(st): State<Arc<ApiState>>,
     Path(hook): Path<String>,
+    headers: axum::http::HeaderMap,
+    RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
+    if let Err(r) = super::check_auth(&st, &headers, q.as_deref(), &body) {
+        return *r;
+    }
     let Some(h) = Hook::parse(&hook) else {
         return text(
             404,
@@ -211,8 +216,13 @@ fn flagger_answer(st: &ApiState, h: Hook, p: &Payload) -> Result<Answer, Answer>
 pub async fn confirm_gate(
     st: State<Arc<ApiState>>,
     Path(op): Path<String>,
+    headers: axum::http::HeaderMap,
+    RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
+    if let Err(r) = super::check_auth(&st, &headers, q.as_deref(), &body) {
+        return *r;
+    }
     gate(st, "confirm", op, body)
 }
 
@@ -220,8 +230,13 @@ pub async fn confirm_gate(
 pub async fn rollback_gate(
     st: State<Arc<ApiState>>,
     Path(op): Path<String>,
+    headers: axum::http::HeaderMap,
+    RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
+    if let Err(r) = super::check_auth(&st, &headers, q.as_deref(), &body) {
+        return *r;
+    }
     gate(st, "rollback", op, body)
 }
 
@@ -300,9 +315,13 @@ pub async fn audit(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Re
 pub async fn argo(
     State(st): State<Arc<ApiState>>,
     Path(template): Path<String>,
+    headers: axum::http::HeaderMap,
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
+    if let Err(r) = super::check_auth(&st, &headers, q.as_deref(), &body) {
+        return *r;
+    }
     let mut given: BTreeMap<String, String> = q
         .as_deref()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
@@ -347,7 +366,7 @@ pub async fn argo(
     };
     let args: BTreeMap<String, String> = given
         .iter()
-        .filter(|(k, _)| !SCHEDULE_KEYS.contains(&k.as_str()) && *k != "key")
+        .filter(|(k, _)| !SCHEDULE_KEYS.contains(&k.as_str()) && *k != "key" && *k != "token")
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     // One run per template and argument set (e.g. per canary pod hash),

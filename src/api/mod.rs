@@ -48,6 +48,88 @@ pub struct ApiState {
     pub state: Arc<crate::state::State>,
     /// analysis templates and runs
     pub analysis: Arc<crate::analysis::engine::AnalysisManager>,
+    /// who may call mutating and webhook endpoints (updated on reload)
+    pub auth: Arc<parking_lot::RwLock<crate::config::ApiAuth>>,
+}
+
+/// Checks a mutating or webhook request against `[server]` auth: a bearer
+/// token (header, or `token` query parameter for clients such as Flagger
+/// that cannot set headers) or an HMAC-SHA256 signature of the body in
+/// `X-Augur-Signature: sha256=<hex>`. Without either file configured every
+/// request passes (the listen address defaults to loopback). Secrets are
+/// never echoed or logged.
+pub(crate) fn check_auth(
+    st: &ApiState,
+    headers: &axum::http::HeaderMap,
+    query: Option<&str>,
+    body: &[u8],
+) -> Result<(), Box<Response>> {
+    let auth = st.auth.read().clone();
+    if auth.token_file.is_none() && auth.hmac_secret_file.is_none() {
+        return Ok(());
+    }
+    let deny = |why: &str| {
+        Box::new(
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                format!("{why}\n"),
+            )
+                .into_response(),
+        )
+    };
+    let read = |p: &std::path::Path| match std::fs::read(p) {
+        Ok(b) => Some(String::from_utf8_lossy(&b).trim().to_string()),
+        Err(e) => {
+            tracing::warn!(file = %p.display(), error = %e, "cannot read an auth secret file");
+            None
+        }
+    };
+    if let Some(token) = auth
+        .token_file
+        .as_deref()
+        .and_then(read)
+        .filter(|t| !t.is_empty())
+    {
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let from_query = query.and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "token")
+                .map(|(_, v)| v.into_owned())
+        });
+        if bearer.is_some_and(|b| same(b.as_bytes(), token.as_bytes()))
+            || from_query.is_some_and(|q| same(q.as_bytes(), token.as_bytes()))
+        {
+            return Ok(());
+        }
+    }
+    if let Some(secret) = auth
+        .hmac_secret_file
+        .as_deref()
+        .and_then(read)
+        .filter(|t| !t.is_empty())
+    {
+        let want = crate::notify::sign_webhook(secret.as_bytes(), body);
+        let got = headers
+            .get("x-augur-signature")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("sha256="));
+        if got.is_some_and(|g| same(g.to_ascii_lowercase().as_bytes(), want.as_bytes())) {
+            return Ok(());
+        }
+    }
+    Err(deny(
+        "unauthorized: send Authorization: Bearer <token> (or ?token=) or X-Augur-Signature: sha256=<HMAC of the body>",
+    ))
+}
+
+/// Constant-time comparison, so a wrong token's prefix length does not leak.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// All routes.

@@ -81,6 +81,21 @@ pub struct ServerConfig {
     pub external_url: String,
     /// Where snapshots and (later) SQLite state live.
     pub state_dir: PathBuf,
+    /// Who may call mutating and webhook endpoints.
+    pub auth: ApiAuth,
+}
+
+/// `[server]` auth: with either file set, mutating and webhook endpoints
+/// need `Authorization: Bearer <token>` (or `?token=` for clients that
+/// cannot set headers, like Flagger's webhooks) or an
+/// `X-Augur-Signature: sha256=<HMAC-SHA256 of the body>` header. The files
+/// are read at each request, so rotating them needs no reload.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ApiAuth {
+    /// File holding the bearer token.
+    pub token_file: Option<PathBuf>,
+    /// File holding the HMAC secret.
+    pub hmac_secret_file: Option<PathBuf>,
 }
 
 /// `[storage]`
@@ -481,6 +496,25 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         }
     };
 
+    let auth = ApiAuth {
+        token_file: rs
+            .auth_token_file
+            .as_ref()
+            .map(|f| PathBuf::from(f.get_ref())),
+        hmac_secret_file: rs
+            .hmac_secret_file
+            .as_ref()
+            .map(|f| PathBuf::from(f.get_ref())),
+    };
+    for f in [&rs.auth_token_file, &rs.hmac_secret_file]
+        .into_iter()
+        .flatten()
+    {
+        if f.get_ref().is_empty() {
+            cx.error(f.span(), "server: a secret file path must not be empty");
+        }
+    }
+
     let rst = raw.storage.unwrap_or_default();
     let retention = cx.duration(
         &rst.retention,
@@ -778,6 +812,7 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
             listen,
             external_url,
             state_dir,
+            auth,
         },
         storage: StorageConfig {
             retention,

@@ -56,6 +56,8 @@ pub struct RawDatasource {
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub listen: Option<Spanned<String>>,
+    pub auth_token_file: Option<Spanned<String>>,
+    pub hmac_secret_file: Option<Spanned<String>>,
     pub state_dir: Option<Spanned<String>>,
     pub external_url: Option<Spanned<String>>,
 }
