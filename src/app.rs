@@ -152,6 +152,13 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     analysis.set_templates(&cfg.analyses);
     analysis.set_kayenta_configs(&cfg.kayenta_configs);
     tracker.spawn(analysis.clone().run(scrape_token.clone()));
+    let actions_cfg = Arc::new(RwLock::new(cfg.actions.clone()));
+    let act = Arc::new(crate::act::Dispatcher::new(
+        state.clone(),
+        actions_cfg.clone(),
+    ));
+    tracker.spawn(act.clone().run(scrape_token.clone()));
+    tracker.spawn(act.clone().settle_loop(scrape_token.clone()));
 
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
@@ -171,6 +178,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         state: state.clone(),
         analysis: analysis.clone(),
         auth: auth.clone(),
+        act: act.clone(),
     });
     let server = {
         let token = http_token.clone();
@@ -203,6 +211,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
             _ = hup.recv() => {
                 reload(&opts, &current, &scrape, &rules, &metrics, &analysis, &store);
                 *auth.write() = current.read().server.auth.clone();
+                *actions_cfg.write() = current.read().actions.clone();
                 *query_cfg.write() = current.read().query.clone();
             }
             _ = term.recv() => { info!("SIGTERM received, shutting down"); break; }

@@ -20,6 +20,7 @@
 //!   sequential e-values and Kayenta's classifier and scorer.
 //! - [`analysis`]: canary analysis around the statistics (Kayenta formats so far).
 
+pub mod act;
 pub mod analysis;
 pub mod api;
 pub mod app;

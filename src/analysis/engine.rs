@@ -53,6 +53,10 @@ pub struct Overrides {
     pub initial_delay: Option<Duration>,
     /// Number of measurements.
     pub count: Option<u32>,
+    /// The rollout this run decides about: `{namespace, name, revision,
+    /// promote_on_pass}`; when it finishes, the decision policy turns its
+    /// verdict into an action.
+    pub rollout: Option<serde_json::Value>,
 }
 
 /// The retry delay after an interval in which every query failed (Argo's
@@ -252,6 +256,7 @@ impl AnalysisManager {
             next_at: Some(now + t.initial_delay.as_millis() as i64),
             spec: serde_json::to_string(&t).unwrap_or_default(),
             status: serde_json::to_string(&RunStatus::new(&t)).unwrap_or_default(),
+            rollout: overrides.rollout.as_ref().map(|r| r.to_string()),
         };
         let stored = self.state.insert_run(&row)?;
         if stored.id == row.id {
@@ -541,6 +546,7 @@ pub fn summary(row: &RunRow) -> serde_json::Value {
         .ok()
         .and_then(|t| status.score(&t));
     json!({
+        "rollout": row.rollout.as_deref().and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok()),
         "score": score,
         "id": row.id,
         "template": row.template,

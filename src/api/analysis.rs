@@ -151,6 +151,19 @@ pub async fn create(
             }
         },
     }
+    match v.get("rollout") {
+        None | Some(Value::Null) => {}
+        Some(r) => {
+            if crate::act::binding(r).is_none() {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_data",
+                    "rollout: expected {\"namespace\": …, \"name\": …, \"revision\": …, \"promote_on_pass\": false}",
+                );
+            }
+            ov.rollout = Some(r.clone());
+        }
+    }
     match st.analysis.create(template, &args, key, &ov, now_ms()) {
         Ok(row) => success(StatusCode::CREATED, summary(&row)),
         Err(e) => analysis_error(e),

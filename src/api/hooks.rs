@@ -423,3 +423,80 @@ pub async fn argo(
         json!({"score": score, "metrics": metrics, "intervals": status.intervals}),
     )
 }
+
+/// `POST /api/v1/rollouts/{namespace}/{name}/{promote|abort|pause|resume}`
+/// with optional `{"revision": …, "reason": …}`: an operator's decision,
+/// carried out by the same dispatcher as automatic ones. 202 when new, 200
+/// when this decision for this revision was already taken (nothing is sent
+/// twice).
+pub async fn operator_decision(
+    State(st): State<Arc<ApiState>>,
+    Path((namespace, name, decision)): Path<(String, String, String)>,
+    headers: axum::http::HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = super::check_auth(&st, &headers, q.as_deref(), &body) {
+        return *r;
+    }
+    if !crate::config::DECISIONS.contains(&decision.as_str()) {
+        return text(
+            404,
+            &format!("unknown decision {decision:?}; expected promote, abort, pause or resume"),
+        );
+    }
+    let v: Value = if body.is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => {
+                return text(
+                    400,
+                    "request body: expected a JSON object {\"revision\", \"reason\"}",
+                )
+            }
+        }
+    };
+    let d = crate::act::Decision {
+        namespace,
+        name,
+        revision: v["revision"].as_str().unwrap_or("").to_string(),
+        decision,
+        actor: "api".into(),
+        reason: v["reason"]
+            .as_str()
+            .unwrap_or("operator request")
+            .to_string(),
+        detail: json!({"request": v}),
+    };
+    match st.act.submit(&d, now_ms()) {
+        Ok((row, new)) => (
+            if new {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            },
+            Json(json!({"status": "success", "data": {"id": row.id, "key": row.key, "new": new}})),
+        )
+            .into_response(),
+        Err(e) => text(500, &e.to_string()),
+    }
+}
+
+/// `GET /api/v1/decisions[?limit=N]`: decisions with every action's
+/// status, request (without secrets) and response.
+pub async fn decisions(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
+    let limit = q
+        .as_deref()
+        .and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "limit")
+                .and_then(|(_, v)| v.parse().ok())
+        })
+        .unwrap_or(100);
+    match st.act.list(limit) {
+        Ok(v) => Json(json!({"status": "success", "data": v})).into_response(),
+        Err(e) => text(500, &e.to_string()),
+    }
+}

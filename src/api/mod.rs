@@ -50,6 +50,8 @@ pub struct ApiState {
     pub analysis: Arc<crate::analysis::engine::AnalysisManager>,
     /// who may call mutating and webhook endpoints (updated on reload)
     pub auth: Arc<parking_lot::RwLock<crate::config::ApiAuth>>,
+    /// decisions and their actions
+    pub act: Arc<crate::act::Dispatcher>,
 }
 
 /// Checks a mutating or webhook request against `[server]` auth: a bearer
@@ -166,6 +168,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/api/v1/argo/{template}",
             get(hooks::argo).post(hooks::argo),
         )
+        .route(
+            "/api/v1/rollouts/{namespace}/{name}/{decision}",
+            axum::routing::post(hooks::operator_decision),
+        )
+        .route("/api/v1/decisions", get(hooks::decisions))
         .route("/canaryConfig", get(kayenta::list_configs))
         .route("/canaryConfig/{id}", get(kayenta::get_config))
         .route("/canary/{id}", get(kayenta::status).post(kayenta::start))

@@ -9,7 +9,7 @@
 
 mod raw;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -313,6 +313,44 @@ pub struct NotifyConfig {
     pub receivers: Vec<Receiver>,
 }
 
+/// `[actions]`: how decisions are carried out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionsConfig {
+    /// Record what would be sent instead of sending it.
+    pub dry_run: bool,
+    /// Attempts before an action is dead-lettered.
+    pub max_attempts: u32,
+    /// Longest wait between attempts.
+    pub max_backoff: Duration,
+    /// Actions per rollout per minute (0 = unlimited).
+    pub rate_limit_per_minute: u32,
+    /// Webhook sinks.
+    pub webhooks: Vec<ActionWebhook>,
+}
+
+/// A webhook that receives decisions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionWebhook {
+    /// Sink name (unique).
+    pub name: String,
+    /// URL.
+    pub url: String,
+    /// HTTP method.
+    pub method: String,
+    /// Extra headers.
+    pub headers: BTreeMap<String, String>,
+    /// Body template; `{{ decision }}`, `{{ namespace }}`, `{{ name }}`,
+    /// `{{ revision }}`, `{{ reason }}`, `{{ actor }}`, `{{ key }}` are
+    /// replaced (JSON-string-escaped). None = augur's JSON document.
+    pub body: Option<String>,
+    /// HMAC-SHA256 signature secret (X-Augur-Signature header).
+    pub hmac_secret_file: Option<PathBuf>,
+    /// Per-attempt timeout.
+    pub timeout: Duration,
+    /// Decisions it receives (default: all).
+    pub decisions: Vec<String>,
+}
+
 /// A validated config.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -342,6 +380,8 @@ pub struct Config {
     pub kayenta_configs: Vec<KayentaConfigFile>,
     /// `[notify]`
     pub notify: NotifyConfig,
+    /// `[actions]`
+    pub actions: ActionsConfig,
     /// `[[scrape_configs]]`
     pub scrape_configs: Vec<ScrapeConfig>,
 }
@@ -794,6 +834,7 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         ),
     };
     let notify = compile_notify(&mut cx, raw.notify.unwrap_or_default());
+    let actions = compile_actions(&mut cx, raw.actions.unwrap_or_default());
 
     let mut jobs = HashSet::new();
     let scrape_configs = raw
@@ -827,6 +868,7 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         analyses,
         kayenta_configs,
         notify,
+        actions,
         global: GlobalConfig {
             scrape_interval: g_interval,
             scrape_timeout: g_timeout,
@@ -1016,6 +1058,71 @@ struct AuthFields<'a> {
     bearer_token_file: &'a Option<Spanned<String>>,
     authorization: &'a Option<Spanned<raw::RawAuthorization>>,
     basic_auth: &'a Option<Spanned<raw::RawBasicAuth>>,
+}
+
+/// The decisions actions know.
+pub const DECISIONS: [&str; 4] = ["promote", "abort", "pause", "resume"];
+
+fn compile_actions(cx: &mut Ctx<'_>, a: raw::RawActions) -> ActionsConfig {
+    let mut names = HashSet::new();
+    let webhooks = a
+        .webhook
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let v = w.get_ref();
+            if reqwest::Url::parse(v.url.get_ref()).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
+                cx.error(v.url.span(), format!("actions.webhook: url {:?} is not an http(s) URL", v.url.get_ref()));
+            }
+            let name = v.name.clone().unwrap_or_else(|| format!("webhook-{i}"));
+            if !names.insert(name.clone()) {
+                cx.error(w.span(), format!("actions.webhook: name {name:?} is used twice"));
+            }
+            let method = match &v.method {
+                None => "POST".to_string(),
+                Some(m) => {
+                    let up = m.get_ref().to_ascii_uppercase();
+                    if !["POST", "PUT", "PATCH", "GET", "DELETE"].contains(&up.as_str()) {
+                        cx.error(m.span(), format!("actions.webhook.method: expected POST, PUT, PATCH, GET or DELETE, found {:?}", m.get_ref()));
+                    }
+                    up
+                }
+            };
+            let decisions = match &v.decisions {
+                None => DECISIONS.iter().map(|d| d.to_string()).collect(),
+                Some(ds) => ds
+                    .iter()
+                    .map(|d| {
+                        if !DECISIONS.contains(&d.get_ref().as_str()) {
+                            cx.error(d.span(), format!("actions.webhook.decisions: expected promote, abort, pause or resume, found {:?}", d.get_ref()));
+                        }
+                        d.get_ref().clone()
+                    })
+                    .collect(),
+            };
+            ActionWebhook {
+                name,
+                url: v.url.get_ref().clone(),
+                method,
+                headers: v.headers.clone(),
+                body: v.body.clone(),
+                hmac_secret_file: v.hmac_secret_file.as_ref().map(PathBuf::from),
+                timeout: cx.duration(&v.timeout, "actions.webhook.timeout", Duration::from_secs(10)),
+                decisions,
+            }
+        })
+        .collect();
+    ActionsConfig {
+        dry_run: a.dry_run.unwrap_or(false),
+        max_attempts: a.max_attempts.unwrap_or(10).max(1),
+        max_backoff: cx.duration(
+            &a.max_backoff,
+            "actions.max_backoff",
+            Duration::from_secs(300),
+        ),
+        rate_limit_per_minute: a.rate_limit_per_minute.unwrap_or(6),
+        webhooks,
+    }
 }
 
 fn compile_notify(cx: &mut Ctx<'_>, n: raw::RawNotify) -> NotifyConfig {

@@ -25,6 +25,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub kayenta_configs: Vec<Spanned<String>>,
     pub notify: Option<RawNotify>,
+    pub actions: Option<RawActions>,
     #[serde(default)]
     pub scrape_configs: Vec<Spanned<RawScrapeConfig>>,
 }
@@ -187,4 +188,31 @@ pub struct RawEmail {
     pub body: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
     pub rate_limit_per_minute: Option<u32>,
+}
+
+/// `[actions]`: where promote/abort decisions go.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawActions {
+    pub dry_run: Option<bool>,
+    pub max_attempts: Option<u32>,
+    pub max_backoff: Option<Spanned<String>>,
+    pub rate_limit_per_minute: Option<u32>,
+    #[serde(default)]
+    pub webhook: Vec<Spanned<RawActionWebhook>>,
+}
+
+/// One `[[actions.webhook]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawActionWebhook {
+    pub name: Option<String>,
+    pub url: Spanned<String>,
+    pub method: Option<Spanned<String>>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<String>,
+    pub hmac_secret_file: Option<String>,
+    pub timeout: Option<Spanned<String>>,
+    pub decisions: Option<Vec<Spanned<String>>>,
 }

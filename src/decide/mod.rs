@@ -166,6 +166,19 @@ pub fn argo_verdict(state: RunState) -> Verdict {
     }
 }
 
+/// What a finished analysis bound to a rollout decides: a failure aborts;
+/// an inconclusive or erring analysis pauses the rollout for a person; a
+/// pass promotes only when asked to (otherwise the rollout tool moves on
+/// by itself); a cancelled run decides nothing.
+pub fn on_run_finished(state: RunState, promote_on_pass: bool) -> Option<&'static str> {
+    match state {
+        RunState::Failed => Some("abort"),
+        RunState::Inconclusive | RunState::Error => Some("pause"),
+        RunState::Passed if promote_on_pass => Some("promote"),
+        RunState::Passed | RunState::Cancelled | RunState::Running => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

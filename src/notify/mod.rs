@@ -8,6 +8,8 @@ mod email;
 mod slack;
 mod webhook;
 
+pub use webhook::SIGNATURE_HEADER;
+
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
 use std::sync::Arc;

@@ -109,7 +109,89 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         body TEXT NOT NULL
     );",
+    // 5: decisions and the actions carrying them out (idempotent by key).
+    "CREATE TABLE decisions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL UNIQUE,
+        t INTEGER NOT NULL,
+        namespace TEXT NOT NULL,
+        name TEXT NOT NULL,
+        revision TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE TABLE actions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        decision_id INTEGER NOT NULL,
+        key TEXT NOT NULL UNIQUE,
+        sink TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        last_error TEXT,
+        request TEXT NOT NULL,
+        response TEXT,
+        done_at INTEGER
+    );
+    CREATE INDEX actions_due ON actions (status, next_attempt_at);",
+    // 6: runs bound to a rollout, decided once when they finish.
+    "ALTER TABLE analysis_runs ADD COLUMN rollout TEXT;
+    ALTER TABLE analysis_runs ADD COLUMN decided INTEGER NOT NULL DEFAULT 0;",
 ];
+
+/// A decision (promote, abort, pause, resume) about one rollout revision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionRow {
+    /// Row id.
+    pub id: i64,
+    /// Idempotency key: namespace/name/revision/decision.
+    pub key: String,
+    /// ms
+    pub t: i64,
+    /// Rollout namespace.
+    pub namespace: String,
+    /// Rollout name.
+    pub name: String,
+    /// Revision (pod hash, Flagger checksum, or "").
+    pub revision: String,
+    /// promote, abort, pause or resume.
+    pub decision: String,
+    /// Who decided (`api`, `analysis:<run id>`).
+    pub actor: String,
+    /// Why.
+    pub reason: String,
+    /// JSON: the verdicts and numbers behind it.
+    pub detail: String,
+}
+
+/// One sink's delivery of a decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionRow {
+    /// Row id.
+    pub id: i64,
+    /// The decision.
+    pub decision_id: i64,
+    /// Idempotency key (decision key + sink).
+    pub key: String,
+    /// Sink name.
+    pub sink: String,
+    /// pending, done, dead or dry-run.
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// ms
+    pub next_attempt_at: i64,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// The request (JSON: method, url, headers without secrets, body).
+    pub request: String,
+    /// The last response (status and body), if any.
+    pub response: Option<String>,
+    /// ms, once done, dead or dry-run.
+    pub done_at: Option<i64>,
+}
 
 /// One gate.
 #[derive(Debug, Clone, PartialEq)]
@@ -173,6 +255,9 @@ pub struct RunRow {
     pub spec: String,
     /// Counters and sequential evidence (JSON).
     pub status: String,
+    /// The rollout the run decides about (JSON `{namespace, name,
+    /// revision, promote_on_pass}`), if any.
+    pub rollout: Option<String>,
 }
 
 /// One stored measurement.
@@ -500,7 +585,7 @@ impl State {
     }
 }
 
-const RUN_COLUMNS: &str = "id, template, args, run_key, state, message, created_at, updated_at, finished_at, next_at, spec, status";
+const RUN_COLUMNS: &str = "id, template, args, run_key, state, message, created_at, updated_at, finished_at, next_at, spec, status, rollout";
 
 fn row_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
@@ -516,6 +601,7 @@ fn row_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         next_at: r.get(9)?,
         spec: r.get(10)?,
         status: r.get(11)?,
+        rollout: r.get(12)?,
     })
 }
 
@@ -538,9 +624,9 @@ impl State {
             }
         }
         tx.execute(
-            "INSERT INTO analysis_runs (id, template, args, run_key, state, message, created_at, updated_at, finished_at, next_at, spec, status)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            params![run.id, run.template, run.args, run.key, run.state, run.message, run.created_at, run.updated_at, run.finished_at, run.next_at, run.spec, run.status],
+            "INSERT INTO analysis_runs (id, template, args, run_key, state, message, created_at, updated_at, finished_at, next_at, spec, status, rollout)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            params![run.id, run.template, run.args, run.key, run.state, run.message, run.created_at, run.updated_at, run.finished_at, run.next_at, run.spec, run.status, run.rollout],
         )?;
         tx.execute(
             "INSERT INTO analysis_verdicts (run_id, seq, t, state, message) VALUES (?1, 0, ?2, ?3, ?4)",
@@ -819,6 +905,167 @@ impl State {
         .optional()?)
     }
 
+    /// Records a decision and one pending action per sink in one
+    /// transaction. A decision whose key exists is not recorded again: the
+    /// stored one is returned with `false`.
+    pub fn decide(
+        &self,
+        d: &DecisionRow,
+        actions: &[(String, String)],
+        now: i64,
+    ) -> Result<(DecisionRow, bool), StateError> {
+        let mut c = self.conn.lock();
+        let tx = c.transaction()?;
+        let existing = tx
+            .query_row(
+                "SELECT id, key, t, namespace, name, revision, decision, actor, reason, detail FROM decisions WHERE key = ?1",
+                params![d.key],
+                row_decision,
+            )
+            .optional()?;
+        if let Some(e) = existing {
+            return Ok((e, false));
+        }
+        tx.execute(
+            "INSERT INTO decisions (key, t, namespace, name, revision, decision, actor, reason, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![d.key, d.t, d.namespace, d.name, d.revision, d.decision, d.actor, d.reason, d.detail],
+        )?;
+        let id = tx.last_insert_rowid();
+        for (sink, request) in actions {
+            tx.execute(
+                "INSERT INTO actions (decision_id, key, sink, status, next_attempt_at, request) VALUES (?1, ?2, ?3, 'pending', ?4, ?5)",
+                params![id, format!("{}/{sink}", d.key), sink, now, request],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO audit (t, actor, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                now,
+                d.actor,
+                format!("decision.{}", d.decision),
+                format!("{}/{}", d.namespace, d.name),
+                d.detail
+            ],
+        )?;
+        tx.commit()?;
+        let mut out = d.clone();
+        out.id = id;
+        Ok((out, true))
+    }
+
+    /// Pending actions due at `now`.
+    pub fn due_actions(&self, now: i64, limit: usize) -> Result<Vec<ActionRow>, StateError> {
+        let c = self.conn.lock();
+        let mut st = c.prepare_cached(&format!(
+            "SELECT {ACTION_COLUMNS} FROM actions WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2"
+        ))?;
+        let rows = st.query_map(params![now, limit as i64], row_action)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Records an attempt's outcome: `status` done, dead or dry-run (final)
+    /// or pending with `retry_at`; the audit log gets the response.
+    #[allow(clippy::too_many_arguments)]
+    pub fn action_attempt(
+        &self,
+        a: &ActionRow,
+        status: &str,
+        retry_at: Option<i64>,
+        error: Option<&str>,
+        response: Option<&str>,
+        now: i64,
+        subject: &str,
+    ) -> Result<(), StateError> {
+        let mut c = self.conn.lock();
+        let tx = c.transaction()?;
+        let counts = status != "dry-run";
+        tx.execute(
+            "UPDATE actions SET status = ?2, attempts = attempts + ?3, next_attempt_at = COALESCE(?4, next_attempt_at),
+             last_error = ?5, response = COALESCE(?6, response), done_at = CASE WHEN ?2 = 'pending' THEN NULL ELSE ?7 END
+             WHERE id = ?1",
+            params![a.id, status, i64::from(counts), retry_at, error, response, now],
+        )?;
+        tx.execute(
+            "INSERT INTO audit (t, actor, action, subject, detail) VALUES (?1, 'augur', ?2, ?3, ?4)",
+            params![
+                now,
+                format!("action.{status}"),
+                subject,
+                serde_json::json!({"sink": a.sink, "key": a.key, "attempt": a.attempts + 1, "error": error,
+                                   "request": serde_json::from_str::<serde_json::Value>(&a.request).unwrap_or_default(),
+                                   "response": response}).to_string()
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Finished runs bound to a rollout that have not been decided yet.
+    pub fn undecided_runs(&self) -> Result<Vec<RunRow>, StateError> {
+        let c = self.conn.lock();
+        let mut st = c.prepare_cached(&format!(
+            "SELECT {RUN_COLUMNS} FROM analysis_runs WHERE rollout IS NOT NULL AND decided = 0 AND state != 'running' ORDER BY finished_at"
+        ))?;
+        let rows = st.query_map([], row_run)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Marks a run decided (its decision, if any, is recorded).
+    pub fn mark_decided(&self, id: &str) -> Result<(), StateError> {
+        let c = self.conn.lock();
+        c.execute(
+            "UPDATE analysis_runs SET decided = 1 WHERE id = ?1",
+            params![id],
+        )?;
+        Ok(())
+    }
+
+    /// Moves a pending action's next attempt without counting one.
+    pub fn postpone_action(&self, id: i64, at: i64) -> Result<(), StateError> {
+        let c = self.conn.lock();
+        c.execute(
+            "UPDATE actions SET next_attempt_at = ?2 WHERE id = ?1 AND status = 'pending'",
+            params![id, at],
+        )?;
+        Ok(())
+    }
+
+    /// Decisions, newest first, each with its actions.
+    pub fn decisions(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(DecisionRow, Vec<ActionRow>)>, StateError> {
+        let c = self.conn.lock();
+        let mut st = c.prepare_cached(
+            "SELECT id, key, t, namespace, name, revision, decision, actor, reason, detail FROM decisions ORDER BY id DESC LIMIT ?1",
+        )?;
+        let ds: Vec<DecisionRow> = st
+            .query_map(params![limit as i64], row_decision)?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::with_capacity(ds.len());
+        let mut st = c.prepare_cached(&format!(
+            "SELECT {ACTION_COLUMNS} FROM actions WHERE decision_id = ?1 ORDER BY id"
+        ))?;
+        for d in ds {
+            let acts = st
+                .query_map(params![d.id], row_action)?
+                .collect::<Result<Vec<_>, _>>()?;
+            out.push((d, acts));
+        }
+        Ok(out)
+    }
+
+    /// A decision by id.
+    pub fn decision(&self, id: i64) -> Result<Option<DecisionRow>, StateError> {
+        let c = self.conn.lock();
+        Ok(c.query_row(
+            "SELECT id, key, t, namespace, name, revision, decision, actor, reason, detail FROM decisions WHERE id = ?1",
+            params![id],
+            row_decision,
+        )
+        .optional()?)
+    }
+
     /// The run stored under `key`.
     pub fn run_by_key(&self, key: &str) -> Result<Option<RunRow>, StateError> {
         let c = self.conn.lock();
@@ -829,6 +1076,40 @@ impl State {
         )
         .optional()?)
     }
+}
+
+const ACTION_COLUMNS: &str =
+    "id, decision_id, key, sink, status, attempts, next_attempt_at, last_error, request, response, done_at";
+
+fn row_action(r: &rusqlite::Row<'_>) -> rusqlite::Result<ActionRow> {
+    Ok(ActionRow {
+        id: r.get(0)?,
+        decision_id: r.get(1)?,
+        key: r.get(2)?,
+        sink: r.get(3)?,
+        status: r.get(4)?,
+        attempts: r.get(5)?,
+        next_attempt_at: r.get(6)?,
+        last_error: r.get(7)?,
+        request: r.get(8)?,
+        response: r.get(9)?,
+        done_at: r.get(10)?,
+    })
+}
+
+fn row_decision(r: &rusqlite::Row<'_>) -> rusqlite::Result<DecisionRow> {
+    Ok(DecisionRow {
+        id: r.get(0)?,
+        key: r.get(1)?,
+        t: r.get(2)?,
+        namespace: r.get(3)?,
+        name: r.get(4)?,
+        revision: r.get(5)?,
+        decision: r.get(6)?,
+        actor: r.get(7)?,
+        reason: r.get(8)?,
+        detail: r.get(9)?,
+    })
 }
 
 fn row_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxEntry> {

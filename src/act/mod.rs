@@ -1,0 +1,369 @@
+//! Carries decisions out, exactly once in effect: a decision and one action
+//! per sink are written to SQLite before anything is sent, keyed by
+//! (namespace, name, revision, decision) so the same decision is never
+//! recorded twice; a delivery loop sends due actions with an
+//! `Idempotency-Key` header, retries transport errors, 408, 429 and 5xx
+//! with exponential backoff and jitter, rate-limits per rollout
+//! (`governor`), dead-letters after `max_attempts`, and resumes after a
+//! crash from the table. Every attempt lands in the audit log. With
+//! `dry_run`, the request is recorded instead of sent.
+//!
+//! Sinks so far: generic webhooks. (Kubernetes actions come next.)
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use parking_lot::RwLock;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::{ActionWebhook, ActionsConfig};
+use crate::state::{ActionRow, DecisionRow, State, StateError};
+
+/// A decision to carry out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    /// Rollout namespace.
+    pub namespace: String,
+    /// Rollout (or Canary, Deployment) name.
+    pub name: String,
+    /// Revision: pod-template hash, Flagger checksum, or empty.
+    pub revision: String,
+    /// promote, abort, pause or resume.
+    pub decision: String,
+    /// Who decided.
+    pub actor: String,
+    /// Why, in one line.
+    pub reason: String,
+    /// The verdicts and numbers behind it.
+    pub detail: Value,
+}
+
+impl Decision {
+    /// The idempotency key: one effect per rollout revision and decision.
+    pub fn key(&self) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            self.namespace, self.name, self.revision, self.decision
+        )
+    }
+}
+
+fn escape_json(s: &str) -> String {
+    let q = serde_json::to_string(s).unwrap_or_default();
+    q[1..q.len() - 1].to_string()
+}
+
+/// The body a webhook sink gets: its template with placeholders filled,
+/// or augur's JSON document.
+pub fn webhook_body(w: &ActionWebhook, d: &Decision) -> String {
+    match &w.body {
+        None => json!({
+            "decision": d.decision, "namespace": d.namespace, "name": d.name,
+            "revision": d.revision, "reason": d.reason, "actor": d.actor,
+            "key": d.key(), "detail": d.detail,
+        })
+        .to_string(),
+        Some(t) => {
+            let mut out = t.clone();
+            for (k, v) in [
+                ("decision", d.decision.as_str()),
+                ("namespace", &d.namespace),
+                ("name", &d.name),
+                ("revision", &d.revision),
+                ("reason", &d.reason),
+                ("actor", &d.actor),
+                ("key", &d.key()),
+            ] {
+                for form in [format!("{{{{ {k} }}}}"), format!("{{{{{k}}}}}")] {
+                    out = out.replace(&form, &escape_json(v));
+                }
+            }
+            out
+        }
+    }
+}
+
+/// Owns the action table's delivery.
+pub struct Dispatcher {
+    state: Arc<State>,
+    cfg: Arc<RwLock<ActionsConfig>>,
+    http: reqwest::Client,
+    limiter: RwLock<Option<(u32, Arc<DefaultKeyedRateLimiter<String>>)>>,
+    wake: tokio::sync::Notify,
+}
+
+impl Dispatcher {
+    /// A dispatcher over `state` with `cfg` (shared, updated on reload).
+    pub fn new(state: Arc<State>, cfg: Arc<RwLock<ActionsConfig>>) -> Dispatcher {
+        Dispatcher {
+            state,
+            cfg,
+            http: reqwest::Client::new(),
+            limiter: RwLock::new(None),
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Records a decision and its actions (durable once this returns).
+    /// Returns the stored decision and whether it is new; a repeated
+    /// decision sends nothing again.
+    pub fn submit(&self, d: &Decision, now: i64) -> Result<(DecisionRow, bool), StateError> {
+        let cfg = self.cfg.read().clone();
+        let actions: Vec<(String, String)> = cfg
+            .webhooks
+            .iter()
+            .filter(|w| w.decisions.contains(&d.decision))
+            .map(|w| {
+                // Configured header values may be secrets: only names are
+                // stored; values are read from the config at send time.
+                let req = json!({
+                    "method": w.method, "url": w.url, "body": webhook_body(w, d),
+                    "headers": w.headers.keys().collect::<Vec<_>>(),
+                });
+                (w.name.clone(), req.to_string())
+            })
+            .collect();
+        let row = DecisionRow {
+            id: 0,
+            key: d.key(),
+            t: now,
+            namespace: d.namespace.clone(),
+            name: d.name.clone(),
+            revision: d.revision.clone(),
+            decision: d.decision.clone(),
+            actor: d.actor.clone(),
+            reason: d.reason.clone(),
+            detail: d.detail.to_string(),
+        };
+        let out = self.state.decide(&row, &actions, now)?;
+        if out.1 {
+            info!(key = %row.key, actor = %row.actor, reason = %row.reason, sinks = actions.len(), "decision recorded");
+            self.wake.notify_one();
+        }
+        Ok(out)
+    }
+
+    fn allowed(&self, subject: &str, per_min: u32) -> bool {
+        let Some(n) = NonZeroU32::new(per_min) else {
+            return true;
+        };
+        let mut l = self.limiter.write();
+        if l.as_ref().is_none_or(|(m, _)| *m != per_min) {
+            *l = Some((per_min, Arc::new(RateLimiter::keyed(Quota::per_minute(n)))));
+        }
+        l.as_ref()
+            .is_none_or(|(_, lim)| lim.check_key(&subject.to_string()).is_ok())
+    }
+
+    /// Delivers due actions until `token` is cancelled.
+    pub async fn run(self: Arc<Self>, token: CancellationToken) {
+        loop {
+            let now = crate::scrape::now_ms();
+            match self.state.due_actions(now, 64) {
+                Ok(due) => {
+                    for a in due {
+                        self.deliver(a).await;
+                    }
+                }
+                Err(e) => warn!(error = %e, "cannot read due actions"),
+            }
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+        }
+    }
+
+    async fn deliver(&self, a: ActionRow) {
+        let cfg = self.cfg.read().clone();
+        let now = crate::scrape::now_ms();
+        let subject = match self.state.decision(a.decision_id) {
+            Ok(Some(d)) => format!("{}/{}", d.namespace, d.name),
+            _ => String::new(),
+        };
+        let record = |status: &str, retry: Option<i64>, err: Option<&str>, resp: Option<&str>| {
+            if let Err(e) = self.state.action_attempt(
+                &a,
+                status,
+                retry,
+                err,
+                resp,
+                crate::scrape::now_ms(),
+                &subject,
+            ) {
+                warn!(key = %a.key, error = %e, "cannot record an action attempt");
+            }
+        };
+        if cfg.dry_run {
+            info!(key = %a.key, request = %a.request, "dry run: action recorded, not sent");
+            record("dry-run", None, None, None);
+            return;
+        }
+        let Some(sink) = cfg.webhooks.iter().find(|w| w.name == a.sink) else {
+            record("dead", None, Some("the sink is no longer configured"), None);
+            return;
+        };
+        if !self.allowed(&subject, cfg.rate_limit_per_minute) {
+            // Over the per-rollout rate: try again shortly, no attempt used.
+            if let Err(e) = self.state.postpone_action(a.id, now + 1000) {
+                warn!(key = %a.key, error = %e, "cannot postpone an action");
+            }
+            return;
+        }
+        let req: Value = serde_json::from_str(&a.request).unwrap_or_default();
+        let body = req["body"].as_str().unwrap_or("").to_string();
+        let method =
+            reqwest::Method::from_bytes(sink.method.as_bytes()).unwrap_or(reqwest::Method::POST);
+        let mut r = self
+            .http
+            .request(method, &sink.url)
+            .timeout(sink.timeout)
+            .header("Content-Type", "application/json")
+            .header("Idempotency-Key", &a.key);
+        for (k, v) in &sink.headers {
+            r = r.header(k, v);
+        }
+        if let Some(f) = &sink.hmac_secret_file {
+            match std::fs::read(f) {
+                Ok(secret) => {
+                    let secret = String::from_utf8_lossy(&secret).trim().to_string();
+                    r = r.header(
+                        crate::notify::SIGNATURE_HEADER,
+                        format!(
+                            "sha256={}",
+                            crate::notify::sign_webhook(secret.as_bytes(), body.as_bytes())
+                        ),
+                    );
+                }
+                Err(e) => {
+                    let why = format!("cannot read the HMAC secret file {}: {e}", f.display());
+                    let retry = now
+                        + crate::notify::backoff(a.attempts, cfg.max_backoff).as_millis() as i64;
+                    record("pending", Some(retry), Some(&why), None);
+                    return;
+                }
+            }
+        }
+        let outcome = r.body(body).send().await;
+        let (retryable, err, resp) = match outcome {
+            Ok(resp) => {
+                let code = resp.status().as_u16();
+                let text = resp.text().await.unwrap_or_default();
+                let short: String = text.chars().take(2048).collect();
+                let summary = json!({"status": code, "body": short}).to_string();
+                if (200..300).contains(&code) {
+                    info!(key = %a.key, sink = %a.sink, status = code, "action delivered");
+                    record("done", None, None, Some(&summary));
+                    return;
+                }
+                let retryable = code >= 500 || code == 408 || code == 429;
+                (retryable, format!("HTTP {code}"), Some(summary))
+            }
+            Err(e) => (true, format!("request failed: {e}"), None),
+        };
+        if retryable && (a.attempts + 1) < i64::from(cfg.max_attempts) {
+            let retry =
+                now + crate::notify::backoff(a.attempts, cfg.max_backoff).as_millis() as i64;
+            warn!(key = %a.key, sink = %a.sink, error = %err, "action failed; retrying");
+            record("pending", Some(retry), Some(&err), resp.as_deref());
+        } else {
+            warn!(key = %a.key, sink = %a.sink, error = %err, "action failed for good");
+            record("dead", None, Some(&err), resp.as_deref());
+        }
+    }
+
+    /// Turns finished analysis runs bound to a rollout into decisions
+    /// (through [`crate::decide::on_run_finished`]); safe to repeat after a
+    /// crash because decisions are idempotent by key.
+    pub fn settle_runs(&self, now: i64) -> Result<usize, StateError> {
+        let mut n = 0;
+        for run in self.state.undecided_runs()? {
+            let Some((namespace, name, revision, promote)) = run
+                .rollout
+                .as_deref()
+                .and_then(|r| serde_json::from_str::<Value>(r).ok())
+                .as_ref()
+                .and_then(binding)
+            else {
+                self.state.mark_decided(&run.id)?;
+                continue;
+            };
+            let state = crate::analysis::run::RunState::parse(&run.state)
+                .unwrap_or(crate::analysis::run::RunState::Error);
+            if let Some(decision) = crate::decide::on_run_finished(state, promote) {
+                let d = Decision {
+                    namespace,
+                    name,
+                    revision,
+                    decision: decision.to_string(),
+                    actor: format!("analysis:{}", run.id),
+                    reason: format!("analysis {} {}: {}", run.template, run.state, run.message),
+                    detail: json!({"run": run.id, "template": run.template, "state": run.state,
+                                   "status": serde_json::from_str::<Value>(&run.status).unwrap_or_default()}),
+                };
+                self.submit(&d, now)?;
+                n += 1;
+            }
+            self.state.mark_decided(&run.id)?;
+        }
+        Ok(n)
+    }
+
+    /// Settles finished runs every 250 ms until `token` is cancelled.
+    pub async fn settle_loop(self: Arc<Self>, token: CancellationToken) {
+        loop {
+            if let Err(e) = self.settle_runs(crate::scrape::now_ms()) {
+                warn!(error = %e, "cannot turn finished analyses into decisions");
+            }
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+        }
+    }
+
+    /// Decisions with their actions, for the API.
+    pub fn list(&self, limit: usize) -> Result<Vec<Value>, StateError> {
+        Ok(self
+            .state
+            .decisions(limit)?
+            .into_iter()
+            .map(|(d, acts)| {
+                json!({
+                    "id": d.id, "key": d.key, "time": d.t as f64 / 1000.0,
+                    "namespace": d.namespace, "name": d.name, "revision": d.revision,
+                    "decision": d.decision, "actor": d.actor, "reason": d.reason,
+                    "detail": serde_json::from_str::<Value>(&d.detail).unwrap_or_default(),
+                    "actions": acts.iter().map(|a| json!({
+                        "sink": a.sink, "key": a.key, "status": a.status, "attempts": a.attempts,
+                        "last_error": a.last_error,
+                        "request": serde_json::from_str::<Value>(&a.request).unwrap_or_default(),
+                        "response": a.response.as_deref().and_then(|r| serde_json::from_str::<Value>(r).ok()),
+                        "done": a.done_at.map(|t| t as f64 / 1000.0),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect())
+    }
+}
+
+/// Helper for decisions coming from finished analysis runs: which rollout
+/// a run is bound to (the `rollout` object given at creation).
+pub fn binding(v: &Value) -> Option<(String, String, String, bool)> {
+    Some((
+        v.get("namespace")?.as_str()?.to_string(),
+        v.get("name")?.as_str()?.to_string(),
+        v.get("revision")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        v.get("promote_on_pass")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    ))
+}
