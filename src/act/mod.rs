@@ -8,7 +8,9 @@
 //! crash from the table. Every attempt lands in the audit log. With
 //! `dry_run`, the request is recorded instead of sent.
 //!
-//! Sinks so far: generic webhooks. (Kubernetes actions come next.)
+//! Sinks: generic webhooks and Kubernetes ([`kubernetes`]).
+
+pub mod kubernetes;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -127,6 +129,18 @@ impl Dispatcher {
                 (w.name.clone(), req.to_string())
             })
             .collect();
+        let mut actions = actions;
+        for k in cfg
+            .kubernetes
+            .iter()
+            .filter(|k| k.decisions.contains(&d.decision))
+        {
+            let req = json!({
+                "kind": "kubernetes", "target": k.target, "namespace": d.namespace,
+                "name": d.name, "decision": d.decision,
+            });
+            actions.push((k.name.clone(), req.to_string()));
+        }
         let row = DecisionRow {
             id: 0,
             key: d.key(),
@@ -204,10 +218,6 @@ impl Dispatcher {
             record("dry-run", None, None, None);
             return;
         }
-        let Some(sink) = cfg.webhooks.iter().find(|w| w.name == a.sink) else {
-            record("dead", None, Some("the sink is no longer configured"), None);
-            return;
-        };
         if !self.allowed(&subject, cfg.rate_limit_per_minute) {
             // Over the per-rollout rate: try again shortly, no attempt used.
             if let Err(e) = self.state.postpone_action(a.id, now + 1000) {
@@ -215,6 +225,69 @@ impl Dispatcher {
             }
             return;
         }
+        if let Some(k) = cfg.kubernetes.iter().find(|k| k.name == a.sink) {
+            let req: Value = serde_json::from_str(&a.request).unwrap_or_default();
+            let (ns, name, decision) = (
+                req["namespace"].as_str().unwrap_or(""),
+                req["name"].as_str().unwrap_or(""),
+                req["decision"].as_str().unwrap_or(""),
+            );
+            if k.target == "flagger-canary" && decision == "abort" {
+                // Flagger has no abort field: its `rollback` webhook answers
+                // 200 once this gate is open.
+                let r = self.state.set_gate(&crate::state::GateRow {
+                    namespace: ns.into(),
+                    name: name.into(),
+                    kind: "rollback".into(),
+                    open: true,
+                    updated_at: now,
+                    actor: format!("decision:{}", a.key),
+                });
+                match r {
+                    Ok(()) => record(
+                        "done",
+                        None,
+                        None,
+                        Some(&json!({"rollback_gate": "open"}).to_string()),
+                    ),
+                    Err(e) => record("pending", Some(now + 1000), Some(&e.to_string()), None),
+                }
+                return;
+            }
+            let outcome = match kubernetes::client(k).await {
+                Ok(c) => kubernetes::act(&c, &k.target, ns, name, decision).await,
+                Err(f) => Err((Vec::new(), f)),
+            };
+            match outcome {
+                Ok(calls) => {
+                    info!(key = %a.key, sink = %a.sink, "Kubernetes action done");
+                    record(
+                        "done",
+                        None,
+                        None,
+                        Some(&json!({"calls": kubernetes::calls_json(&calls)}).to_string()),
+                    );
+                }
+                Err((calls, f)) => {
+                    let resp = json!({"calls": kubernetes::calls_json(&calls)}).to_string();
+                    if f.retryable && (a.attempts + 1) < i64::from(cfg.max_attempts) {
+                        let retry = now
+                            + crate::notify::backoff(a.attempts, cfg.max_backoff).as_millis()
+                                as i64;
+                        warn!(key = %a.key, error = %f.message, "Kubernetes action failed; retrying");
+                        record("pending", Some(retry), Some(&f.message), Some(&resp));
+                    } else {
+                        warn!(key = %a.key, error = %f.message, "Kubernetes action failed for good");
+                        record("dead", None, Some(&f.message), Some(&resp));
+                    }
+                }
+            }
+            return;
+        }
+        let Some(sink) = cfg.webhooks.iter().find(|w| w.name == a.sink) else {
+            record("dead", None, Some("the sink is no longer configured"), None);
+            return;
+        };
         let req: Value = serde_json::from_str(&a.request).unwrap_or_default();
         let body = req["body"].as_str().unwrap_or("").to_string();
         let method =

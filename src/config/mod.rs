@@ -326,6 +326,25 @@ pub struct ActionsConfig {
     pub rate_limit_per_minute: u32,
     /// Webhook sinks.
     pub webhooks: Vec<ActionWebhook>,
+    /// Kubernetes sinks.
+    pub kubernetes: Vec<KubernetesSink>,
+}
+
+/// A Kubernetes API that receives decisions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KubernetesSink {
+    /// Sink name (unique among all sinks).
+    pub name: String,
+    /// `argo-rollout`, `flagger-canary` or `deployment`.
+    pub target: String,
+    /// API server URL; none = kubeconfig or in-cluster service account.
+    pub api_server: Option<String>,
+    /// Bearer token file for `api_server`.
+    pub token_file: Option<PathBuf>,
+    /// Skip TLS verification (test clusters only).
+    pub insecure: bool,
+    /// Decisions it carries out (default: all).
+    pub decisions: Vec<String>,
 }
 
 /// A webhook that receives decisions.
@@ -1112,7 +1131,49 @@ fn compile_actions(cx: &mut Ctx<'_>, a: raw::RawActions) -> ActionsConfig {
             }
         })
         .collect();
+    let kubernetes = a
+        .kubernetes
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let v = k.get_ref();
+            let target = v.target.get_ref().clone();
+            if !["argo-rollout", "flagger-canary", "deployment"].contains(&target.as_str()) {
+                cx.error(v.target.span(), format!("actions.kubernetes.target: expected \"argo-rollout\", \"flagger-canary\" or \"deployment\", found {target:?}"));
+            }
+            if let Some(u) = &v.api_server {
+                if reqwest::Url::parse(u.get_ref()).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
+                    cx.error(u.span(), format!("actions.kubernetes.api_server: {:?} is not an http(s) URL", u.get_ref()));
+                }
+            }
+            let name = v.name.clone().unwrap_or_else(|| format!("kubernetes-{i}"));
+            if !names.insert(name.clone()) {
+                cx.error(k.span(), format!("actions: sink name {name:?} is used twice"));
+            }
+            let decisions = match &v.decisions {
+                None => DECISIONS.iter().map(|d| d.to_string()).collect(),
+                Some(ds) => ds
+                    .iter()
+                    .map(|d| {
+                        if !DECISIONS.contains(&d.get_ref().as_str()) {
+                            cx.error(d.span(), format!("actions.kubernetes.decisions: expected promote, abort, pause or resume, found {:?}", d.get_ref()));
+                        }
+                        d.get_ref().clone()
+                    })
+                    .collect(),
+            };
+            KubernetesSink {
+                name,
+                target,
+                api_server: v.api_server.as_ref().map(|u| u.get_ref().clone()),
+                token_file: v.token_file.as_ref().map(PathBuf::from),
+                insecure: v.insecure.unwrap_or(false),
+                decisions,
+            }
+        })
+        .collect();
     ActionsConfig {
+        kubernetes,
         dry_run: a.dry_run.unwrap_or(false),
         max_attempts: a.max_attempts.unwrap_or(10).max(1),
         max_backoff: cx.duration(

@@ -200,6 +200,20 @@ pub struct RawActions {
     pub rate_limit_per_minute: Option<u32>,
     #[serde(default)]
     pub webhook: Vec<Spanned<RawActionWebhook>>,
+    #[serde(default)]
+    pub kubernetes: Vec<Spanned<RawKubernetesSink>>,
+}
+
+/// One `[[actions.kubernetes]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKubernetesSink {
+    pub name: Option<String>,
+    pub target: Spanned<String>,
+    pub api_server: Option<Spanned<String>>,
+    pub token_file: Option<String>,
+    pub insecure: Option<bool>,
+    pub decisions: Option<Vec<Spanned<String>>>,
 }
 
 /// One `[[actions.webhook]]`.
