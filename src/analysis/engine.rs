@@ -35,6 +35,9 @@ pub enum AnalysisError {
 /// Owns the templates and schedules the runs.
 pub struct AnalysisManager {
     templates: RwLock<Arc<BTreeMap<String, Template>>>,
+    /// The last answer per (actor, action, subject), so repeated webhook
+    /// ticks with the same answer do not flood the audit log.
+    last_answers: parking_lot::Mutex<std::collections::HashMap<(String, String, String), String>>,
     kayenta: RwLock<Arc<Vec<crate::config::KayentaConfigFile>>>,
     datasource: RwLock<Datasource>,
     state: Arc<State>,
@@ -76,6 +79,7 @@ impl AnalysisManager {
     pub fn new(state: Arc<State>, datasource: Datasource) -> AnalysisManager {
         AnalysisManager {
             templates: RwLock::new(Arc::new(BTreeMap::new())),
+            last_answers: parking_lot::Mutex::new(std::collections::HashMap::new()),
             kayenta: RwLock::new(Arc::new(Vec::new())),
             datasource: RwLock::new(datasource),
             state,
@@ -213,6 +217,13 @@ impl AnalysisManager {
         overrides: &Overrides,
         now: i64,
     ) -> Result<RunRow, AnalysisError> {
+        // Webhooks call this on every tick: an existing run is a plain read,
+        // no write transaction.
+        if let Some(k) = &key {
+            if let Some(existing) = self.state.run_by_key(k)? {
+                return Ok(existing);
+            }
+        }
         let mut t = self
             .templates()
             .get(template)
@@ -312,6 +323,28 @@ impl AnalysisManager {
         {
             warn!(error = %e, action, subject, "cannot write the audit log");
         }
+    }
+
+    /// Appends to the audit log only when `answer` differs from the last
+    /// one recorded for this actor, action and subject (webhook ticks).
+    pub fn audit_change(
+        &self,
+        now: i64,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        answer: &str,
+        detail: &serde_json::Value,
+    ) {
+        let key = (actor.to_string(), action.to_string(), subject.to_string());
+        {
+            let mut last = self.last_answers.lock();
+            if last.get(&key).is_some_and(|a| a == answer) {
+                return;
+            }
+            last.insert(key, answer.to_string());
+        }
+        self.audit(now, actor, action, subject, detail);
     }
 
     /// The newest audit entries.

@@ -132,16 +132,20 @@ pub async fn flagger(
         Ok(a) => a,
         Err(a) => a,
     };
-    st.analysis.audit(
-        now_ms(),
-        "flagger",
-        &format!("flagger.{}", h.as_str()),
-        &subject,
-        &json!({
-            "phase": p.phase, "checksum": p.checksum, "metadata": p.metadata,
-            "status": answer.status, "reason": answer.reason,
-        }),
-    );
+    let detail = json!({
+        "phase": p.phase, "checksum": p.checksum, "metadata": p.metadata,
+        "status": answer.status, "reason": answer.reason,
+    });
+    let action = format!("flagger.{}", h.as_str());
+    if matches!(h, Hook::Event | Hook::PostRollout) {
+        st.analysis
+            .audit(now_ms(), "flagger", &action, &subject, &detail);
+    } else {
+        // Ticks repeat every interval: record answers when they change.
+        let answer_key = format!("{}|{}|{}", p.checksum, answer.status, answer.reason);
+        st.analysis
+            .audit_change(now_ms(), "flagger", &action, &subject, &answer_key, &detail);
+    }
     text(answer.status, &answer.reason)
 }
 
@@ -408,11 +412,12 @@ pub async fn argo(
         })
         .collect();
     let v = decide::argo_verdict(state);
-    st.analysis.audit(
+    st.analysis.audit_change(
         now_ms(),
         "argo",
         "argo.measure",
         &template,
+        &format!("{}|{}|{}", row.id, v.as_str(), row.state),
         &json!({"run": row.id, "args": args, "verdict": v.as_str(), "state": row.state}),
     );
     verdict(
