@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use toml::Spanned;
 
+use crate::config::line_col;
 use crate::duration;
 use crate::stats::judge::TestKind;
 
@@ -329,14 +330,6 @@ impl Cx<'_> {
             },
         }
     }
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let start = before.rfind('\n').map_or(0, |p| p + 1);
-    (line, before[start..].chars().count() + 1)
 }
 
 /// Test names a `check = "test"` metric may use.

@@ -217,8 +217,9 @@ fn flagger_answer(st: &ApiState, h: Hook, p: &Payload) -> Result<Answer, Answer>
 /// `POST /gate/{open|close|check|approve|halt}` and `/rollback/{open|close|check}`
 /// with `{"name", "namespace"}`, as flagger-loadtester answers them, but
 /// persisted: a restart keeps every gate as it was.
-pub async fn confirm_gate(
-    st: State<Arc<ApiState>>,
+pub async fn gate(
+    State(st): State<Arc<ApiState>>,
+    uri: axum::http::Uri,
     Path(op): Path<String>,
     headers: axum::http::HeaderMap,
     RawQuery(q): RawQuery,
@@ -227,24 +228,15 @@ pub async fn confirm_gate(
     if let Err(r) = super::check_auth(&st, &headers, q.as_deref(), &body) {
         return *r;
     }
-    gate(st, "confirm", op, body)
+    let kind = if uri.path().starts_with("/rollback/") {
+        "rollback"
+    } else {
+        "confirm"
+    };
+    gate_op(&st, kind, op, body)
 }
 
-/// `POST /rollback/{open|close|check}`.
-pub async fn rollback_gate(
-    st: State<Arc<ApiState>>,
-    Path(op): Path<String>,
-    headers: axum::http::HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Response {
-    if let Err(r) = super::check_auth(&st, &headers, q.as_deref(), &body) {
-        return *r;
-    }
-    gate(st, "rollback", op, body)
-}
-
-fn gate(State(st): State<Arc<ApiState>>, kind: &str, op: String, body: Bytes) -> Response {
+fn gate_op(st: &ApiState, kind: &str, op: String, body: Bytes) -> Response {
     match op.as_str() {
         "approve" if kind == "confirm" => return text(200, "OK"),
         "halt" if kind == "confirm" => return text(403, "Forbidden"),

@@ -160,8 +160,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/api/v1/analysis/templates", get(analysis::templates))
         .route("/flagger/{hook}", axum::routing::post(hooks::flagger))
-        .route("/gate/{op}", axum::routing::post(hooks::confirm_gate))
-        .route("/rollback/{op}", axum::routing::post(hooks::rollback_gate))
+        .route("/gate/{op}", axum::routing::post(hooks::gate))
+        .route("/rollback/{op}", axum::routing::post(hooks::gate))
         .route("/api/v1/gates", get(hooks::gates))
         .route("/api/v1/audit", get(hooks::audit))
         .route(

@@ -482,7 +482,8 @@ impl Ctx<'_> {
     }
 }
 
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
+/// 1-based line and column (characters) of a byte offset.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
@@ -1082,6 +1083,32 @@ struct AuthFields<'a> {
 /// The decisions actions know.
 pub const DECISIONS: [&str; 4] = ["promote", "abort", "pause", "resume"];
 
+/// A sink's `decisions` list (default: all), each checked.
+fn compile_decisions(
+    cx: &mut Ctx<'_>,
+    list: &Option<Vec<Spanned<String>>>,
+    key: &str,
+) -> Vec<String> {
+    match list {
+        None => DECISIONS.iter().map(|d| d.to_string()).collect(),
+        Some(ds) => ds
+            .iter()
+            .map(|d| {
+                if !DECISIONS.contains(&d.get_ref().as_str()) {
+                    cx.error(
+                        d.span(),
+                        format!(
+                            "{key}: expected promote, abort, pause or resume, found {:?}",
+                            d.get_ref()
+                        ),
+                    );
+                }
+                d.get_ref().clone()
+            })
+            .collect(),
+    }
+}
+
 fn compile_actions(cx: &mut Ctx<'_>, a: raw::RawActions) -> ActionsConfig {
     let mut names = HashSet::new();
     let webhooks = a
@@ -1107,18 +1134,7 @@ fn compile_actions(cx: &mut Ctx<'_>, a: raw::RawActions) -> ActionsConfig {
                     up
                 }
             };
-            let decisions = match &v.decisions {
-                None => DECISIONS.iter().map(|d| d.to_string()).collect(),
-                Some(ds) => ds
-                    .iter()
-                    .map(|d| {
-                        if !DECISIONS.contains(&d.get_ref().as_str()) {
-                            cx.error(d.span(), format!("actions.webhook.decisions: expected promote, abort, pause or resume, found {:?}", d.get_ref()));
-                        }
-                        d.get_ref().clone()
-                    })
-                    .collect(),
-            };
+            let decisions = compile_decisions(cx, &v.decisions, "actions.webhook.decisions");
             ActionWebhook {
                 name,
                 url: v.url.get_ref().clone(),
@@ -1150,18 +1166,7 @@ fn compile_actions(cx: &mut Ctx<'_>, a: raw::RawActions) -> ActionsConfig {
             if !names.insert(name.clone()) {
                 cx.error(k.span(), format!("actions: sink name {name:?} is used twice"));
             }
-            let decisions = match &v.decisions {
-                None => DECISIONS.iter().map(|d| d.to_string()).collect(),
-                Some(ds) => ds
-                    .iter()
-                    .map(|d| {
-                        if !DECISIONS.contains(&d.get_ref().as_str()) {
-                            cx.error(d.span(), format!("actions.kubernetes.decisions: expected promote, abort, pause or resume, found {:?}", d.get_ref()));
-                        }
-                        d.get_ref().clone()
-                    })
-                    .collect(),
-            };
+            let decisions = compile_decisions(cx, &v.decisions, "actions.kubernetes.decisions");
             KubernetesSink {
                 name,
                 target,
