@@ -66,10 +66,6 @@ pub struct Overrides {
 /// `DefaultErrorRetryInterval`), unless the interval is shorter.
 const ERROR_RETRY: Duration = Duration::from_secs(10);
 
-fn now_ms() -> i64 {
-    crate::scrape::now_ms()
-}
-
 fn new_id() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
@@ -132,7 +128,7 @@ impl AnalysisManager {
             }),
             Err(e) => Err(e),
         };
-        let end = now_ms();
+        let end = crate::scrape::now_ms();
         let iso = |ms: i64| crate::timefmt::rfc3339_ms(ms);
         let durations: Vec<i64> = scopes.values().map(|(c, _)| c.end - c.start).collect();
         let duration = durations
@@ -375,7 +371,7 @@ impl AnalysisManager {
     /// The scheduler: measures due runs until `token` is cancelled.
     pub async fn run(self: Arc<Self>, token: CancellationToken) {
         loop {
-            let now = now_ms();
+            let now = crate::scrape::now_ms();
             let next = match self.tick(now).await {
                 Ok(next) => next,
                 Err(e) => {
@@ -384,7 +380,7 @@ impl AnalysisManager {
                 }
             };
             let wait = next
-                .map(|t| Duration::from_millis((t - now_ms()).clamp(0, 1000) as u64))
+                .map(|t| Duration::from_millis((t - crate::scrape::now_ms()).clamp(0, 1000) as u64))
                 .unwrap_or(Duration::from_secs(1));
             tokio::select! {
                 _ = token.cancelled() => return,

@@ -369,12 +369,7 @@ pub fn parse_file(file: &str, text: &str) -> Result<Vec<Template>, Vec<TemplateE
             file: file.to_string(),
             line,
             column,
-            message: if e.message().trim().is_empty() {
-                // The toml crate leaves some lexer errors without a message.
-                "invalid TOML here (expected a key, a table header or a value)".to_string()
-            } else {
-                e.message().trim_end().to_string()
-            },
+            message: crate::config::toml_message(&e),
         }]
     })?;
     if raw.analysis.is_empty() {

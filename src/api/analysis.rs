@@ -41,10 +41,6 @@ fn analysis_error(e: AnalysisError) -> Response {
     }
 }
 
-fn now_ms() -> i64 {
-    crate::scrape::now_ms()
-}
-
 /// `POST /api/v1/analysis/runs` with `{"template": …, "args": {…}, "key": …}`.
 pub async fn create(
     State(st): State<Arc<ApiState>>,
@@ -164,7 +160,10 @@ pub async fn create(
             ov.rollout = Some(r.clone());
         }
     }
-    match st.analysis.create(template, &args, key, &ov, now_ms()) {
+    match st
+        .analysis
+        .create(template, &args, key, &ov, crate::scrape::now_ms())
+    {
         Ok(row) => success(StatusCode::CREATED, summary(&row)),
         Err(e) => analysis_error(e),
     }
@@ -172,10 +171,7 @@ pub async fn create(
 
 /// `GET /api/v1/analysis/runs[?state=…&limit=…]`.
 pub async fn list(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
-    let params: Vec<(String, String)> = q
-        .as_deref()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
+    let params = super::query_pairs(&q);
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let state = get("state");
     if let Some(s) = &state {
@@ -227,7 +223,7 @@ pub async fn cancel(
     if let Err(r) = super::check_auth(&st, &headers, q.as_deref(), b"") {
         return *r;
     }
-    match st.analysis.cancel(&id, now_ms()) {
+    match st.analysis.cancel(&id, crate::scrape::now_ms()) {
         Ok(Some(row)) => success(StatusCode::OK, summary(&row)),
         Ok(None) => error(
             StatusCode::NOT_FOUND,

@@ -21,10 +21,6 @@ use crate::analysis::engine::{AnalysisError, Overrides};
 use crate::analysis::run::{RunState, RunStatus};
 use crate::decide::{self, Answer, Hook};
 
-fn now_ms() -> i64 {
-    crate::scrape::now_ms()
-}
-
 fn text(status: u16, body: &str) -> Response {
     (
         StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
@@ -103,7 +99,8 @@ fn ensure_run(
             args.insert(a.name.clone(), (*v).to_string());
         }
     }
-    st.analysis.create(template, &args, Some(key), ov, now_ms())
+    st.analysis
+        .create(template, &args, Some(key), ov, crate::scrape::now_ms())
 }
 
 /// `POST /flagger/{hook}`: Flagger's webhooks.
@@ -138,13 +135,24 @@ pub async fn flagger(
     });
     let action = format!("flagger.{}", h.as_str());
     if matches!(h, Hook::Event | Hook::PostRollout) {
-        st.analysis
-            .audit(now_ms(), "flagger", &action, &subject, &detail);
+        st.analysis.audit(
+            crate::scrape::now_ms(),
+            "flagger",
+            &action,
+            &subject,
+            &detail,
+        );
     } else {
         // Ticks repeat every interval: record answers when they change.
         let answer_key = format!("{}|{}|{}", p.checksum, answer.status, answer.reason);
-        st.analysis
-            .audit_change(now_ms(), "flagger", &action, &subject, &answer_key, &detail);
+        st.analysis.audit_change(
+            crate::scrape::now_ms(),
+            "flagger",
+            &action,
+            &subject,
+            &answer_key,
+            &detail,
+        );
     }
     text(answer.status, &answer.reason)
 }
@@ -249,10 +257,14 @@ fn gate_op(st: &ApiState, kind: &str, op: String, body: Bytes) -> Response {
     match op.as_str() {
         "open" | "close" => {
             let open = op == "open";
-            match st
-                .analysis
-                .set_gate(&p.namespace, &p.name, kind, open, "api", now_ms())
-            {
+            match st.analysis.set_gate(
+                &p.namespace,
+                &p.name,
+                kind,
+                open,
+                "api",
+                crate::scrape::now_ms(),
+            ) {
                 Ok(()) => text(202, if open { "Gate opened" } else { "Gate closed" }),
                 Err(e) => text(500, &e.to_string()),
             }
@@ -286,10 +298,7 @@ pub async fn gates(State(st): State<Arc<ApiState>>) -> Response {
 
 /// `GET /api/v1/audit[?subject=ns/name&limit=N]`: the append-only log.
 pub async fn audit(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
-    let params: Vec<(String, String)> = q
-        .as_deref()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
+    let params = super::query_pairs(&q);
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let limit = get("limit").and_then(|l| l.parse().ok()).unwrap_or(100);
     match st.analysis.audit_log(get("subject").as_deref(), limit) {
@@ -318,10 +327,7 @@ pub async fn argo(
     if let Err(r) = super::check_auth(&st, &headers, q.as_deref(), &body) {
         return *r;
     }
-    let mut given: BTreeMap<String, String> = q
-        .as_deref()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
+    let mut given: BTreeMap<String, String> = super::query_pairs(&q).into_iter().collect();
     let verdict =
         |v: decide::Verdict, state: &str, reason: String, run: Option<&str>, extra: Value| {
             let mut out = json!({
@@ -405,7 +411,7 @@ pub async fn argo(
         .collect();
     let v = decide::argo_verdict(state);
     st.analysis.audit_change(
-        now_ms(),
+        crate::scrape::now_ms(),
         "argo",
         "argo.measure",
         &template,
@@ -467,7 +473,7 @@ pub async fn operator_decision(
             .to_string(),
         detail: json!({"request": v}),
     };
-    match st.act.submit(&d, now_ms()) {
+    match st.act.submit(&d, crate::scrape::now_ms()) {
         Ok((row, new)) => (
             if new {
                 StatusCode::ACCEPTED
@@ -484,13 +490,10 @@ pub async fn operator_decision(
 /// `GET /api/v1/decisions[?limit=N]`: decisions with every action's
 /// status, request (without secrets) and response.
 pub async fn decisions(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
-    let limit = q
-        .as_deref()
-        .and_then(|q| {
-            form_urlencoded::parse(q.as_bytes())
-                .find(|(k, _)| k == "limit")
-                .and_then(|(_, v)| v.parse().ok())
-        })
+    let limit = super::query_pairs(&q)
+        .into_iter()
+        .find(|(k, _)| k == "limit")
+        .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(100);
     match st.act.list(limit) {
         Ok(v) => Json(json!({"status": "success", "data": v})).into_response(),

@@ -21,9 +21,7 @@ use super::ApiState;
 use crate::analysis::kayenta::Scope;
 
 fn params(q: Option<String>) -> BTreeMap<String, String> {
-    q.as_deref()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default()
+    super::query_pairs(&q).into_iter().collect()
 }
 
 fn error(code: StatusCode, msg: impl Into<String>) -> Response {

@@ -482,6 +482,16 @@ impl Ctx<'_> {
     }
 }
 
+/// A TOML error's message; the toml crate leaves some lexer errors
+/// without one.
+pub(crate) fn toml_message(e: &toml::de::Error) -> String {
+    if e.message().trim().is_empty() {
+        "invalid TOML here (expected a key, a table header or a value)".to_string()
+    } else {
+        e.message().trim_end().to_string()
+    }
+}
+
 /// 1-based line and column (characters) of a byte offset.
 pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
@@ -508,12 +518,7 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
                 file: file.to_path_buf(),
                 line,
                 column,
-                message: if e.message().trim().is_empty() {
-                    // The toml crate leaves some lexer errors without a message.
-                    "invalid TOML here (expected a key, a table header or a value)".to_string()
-                } else {
-                    e.message().trim_end().to_string()
-                },
+                message: toml_message(&e),
             }]));
         }
     };

@@ -343,23 +343,7 @@ pub fn mean_ratio(baseline: &[f64], canary: &[f64]) -> f64 {
 /// average ranks.
 pub fn cles(baseline: &[f64], canary: &[f64]) -> f64 {
     let (m, n) = (canary.len() as f64, baseline.len() as f64);
-    let mut pooled: Vec<(f64, bool)> = canary
-        .iter()
-        .map(|&v| (v, true))
-        .chain(baseline.iter().map(|&v| (v, false)))
-        .collect();
-    pooled.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut r1 = 0.0;
-    let mut i = 0;
-    while i < pooled.len() {
-        let mut j = i;
-        while j + 1 < pooled.len() && pooled[j + 1].0 == pooled[i].0 {
-            j += 1;
-        }
-        let midrank = (i + j) as f64 / 2.0 + 1.0;
-        r1 += midrank * pooled[i..=j].iter().filter(|p| p.1).count() as f64;
-        i = j + 1;
-    }
+    let r1 = super::rank_sum(baseline, canary).0;
     (2.0 * r1 - m * (m + 1.0)) / (2.0 * n * m)
 }
 

@@ -160,22 +160,9 @@ fn sorted(xs: &[f64]) -> Vec<f64> {
     v
 }
 
-/// Mann-Whitney U test, normal approximation with tie correction.
-///
-/// The statistic is U of the canary (scipy's `mannwhitneyu(canary, baseline)`
-/// with `method="asymptotic"`).
-pub fn mann_whitney(
-    baseline: &[f64],
-    canary: &[f64],
-    alt: Alternative,
-    continuity: bool,
-) -> Result<TestResult, StatsError> {
-    check("baseline", baseline, 1)?;
-    check("canary", canary, 1)?;
-    let n1 = canary.len() as f64;
-    let n2 = baseline.len() as f64;
-    let n = n1 + n2;
-    // Midranks over the pooled sample; `tie_sum` accumulates t^3 - t per tie group.
+/// The canary's rank sum in the pooled sample (midranks for ties) and
+/// the tie term Σ(t³ − t) over tie groups.
+pub(crate) fn rank_sum(baseline: &[f64], canary: &[f64]) -> (f64, f64) {
     let mut pooled: Vec<(f64, bool)> = canary
         .iter()
         .map(|&v| (v, true))
@@ -197,6 +184,25 @@ pub fn mann_whitney(
         tie_sum += t * t * t - t;
         i = j + 1;
     }
+    (rank_sum_canary, tie_sum)
+}
+
+/// Mann-Whitney U test, normal approximation with tie correction.
+///
+/// The statistic is U of the canary (scipy's `mannwhitneyu(canary, baseline)`
+/// with `method="asymptotic"`).
+pub fn mann_whitney(
+    baseline: &[f64],
+    canary: &[f64],
+    alt: Alternative,
+    continuity: bool,
+) -> Result<TestResult, StatsError> {
+    check("baseline", baseline, 1)?;
+    check("canary", canary, 1)?;
+    let n1 = canary.len() as f64;
+    let n2 = baseline.len() as f64;
+    let n = n1 + n2;
+    let (rank_sum_canary, tie_sum) = rank_sum(baseline, canary);
     let u1 = rank_sum_canary - n1 * (n1 + 1.0) / 2.0;
     let u2 = n1 * n2 - u1;
     let u = match alt {
