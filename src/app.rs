@@ -168,7 +168,9 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     let ready = Arc::new(AtomicBool::new(false));
     let auth = Arc::new(RwLock::new(cfg.server.auth.clone()));
     let query_cfg = Arc::new(RwLock::new(cfg.query.clone()));
+    let current = Arc::new(RwLock::new(cfg));
     let state = Arc::new(ApiState {
+        config: current.clone(),
         store: store.clone(),
         scrape: scrape.clone(),
         metrics: metrics.clone(),
@@ -190,7 +192,6 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         })
     };
 
-    let current = Arc::new(RwLock::new(cfg));
     tracker.spawn(retention_loop(
         store.clone(),
         current.clone(),

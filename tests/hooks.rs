@@ -12,7 +12,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{config_for, eventually, simulated, Arm, Daemon, TestTarget};
+use common::{config_for, eventually, simulated, Arm, Daemon, Sink, TestTarget};
 use serde_json::{json, Value};
 
 fn config(t: &TestTarget) -> String {
@@ -104,7 +104,13 @@ async fn flagger_hooks_and_gates() {
     ])
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let mut d = Daemon::start(dir.path(), &config(&t));
+    let sink = Sink::start().await;
+    let cfg = format!(
+        "{}[notify]\n[[notify.webhook]]\nname = \"chat\"\nurl = \"http://{}/hook\"\n",
+        config(&t).replace("[global]\n", "[global]\nexternal_labels = { cluster = \"eu-1\" }\n"),
+        sink.addr,
+    );
+    let mut d = Daemon::start(dir.path(), &cfg);
 
     // Malformed calls get a 4xx with a reason, never a 5xx.
     let (ok, code, why) = flagger(&d, "pre-rollout", "bad", "c1", json!({})).await;
@@ -204,6 +210,43 @@ async fn flagger_hooks_and_gates() {
         "{actions:?}"
     );
     assert_eq!(log["data"][0]["detail"]["metadata"]["eventType"], "Normal");
+    // ... and forwarded to the notification receivers, Warning events as
+    // warnings, post-rollout too.
+    let (ok, _, _) = flagger(&d, "event", "bad", "rev1", json!({"eventMessage": "Rolling back bad.shop failed checks threshold reached 2", "eventType": "Warning", "timestamp": "1700000001000"})).await;
+    assert!(ok);
+    let (ok, _, _) = flagger(&d, "post-rollout", "good", "g1", json!({})).await;
+    assert!(ok);
+    let bodies = eventually(20, "three forwarded events", || async {
+        let b = sink.bodies();
+        (b.len() >= 3).then_some(b)
+    })
+    .await;
+    let alerts: Vec<Value> = bodies
+        .iter()
+        .map(|b| serde_json::from_str::<Value>(b).unwrap()["alerts"][0].clone())
+        .collect();
+    let find = |msg: &str| {
+        alerts
+            .iter()
+            .find(|a| a["annotations"]["summary"].as_str().unwrap().contains(msg))
+            .unwrap_or_else(|| panic!("no event {msg:?} in {alerts:#?}"))
+    };
+    let advance = find("Advance good.shop canary weight 10");
+    assert_eq!(advance["labels"]["alertname"], "FlaggerEvent");
+    assert_eq!(advance["labels"]["canary"], "good");
+    assert_eq!(advance["labels"]["namespace"], "shop");
+    assert_eq!(advance["labels"]["severity"], "info");
+    assert_eq!(advance["labels"]["cluster"], "eu-1");
+    assert_eq!(advance["startsAt"], "2023-11-14T22:13:20Z");
+    let rollback = find("Rolling back bad.shop");
+    assert_eq!(rollback["labels"]["severity"], "warning");
+    assert_eq!(rollback["labels"]["event_type"], "Warning");
+    let post = find("finished its rollout");
+    assert_eq!(post["labels"]["alertname"], "FlaggerPostRollout");
+    assert!(post["generatorURL"]
+        .as_str()
+        .unwrap()
+        .ends_with("/api/v1/audit?subject=shop%2Fgood"));
 
     // kill -9: gates and the failed analysis survive.
     d.child.kill().unwrap();

@@ -66,6 +66,9 @@ async fn start_api() -> (std::net::SocketAddr, ApiServer) {
                     let obj = match name {
                         "web" => json!({"kind": "Rollout", "metadata": {"name": "web"}, "spec": {"paused": true}, "status": {"abort": false, "pauseConditions": [{"reason": "CanaryPauseStep"}]}}),
                         "aborted" => json!({"kind": "Rollout", "metadata": {"name": "aborted"}, "spec": {}, "status": {"abort": true}}),
+                        // Mid-way through an analysis step: no pause conditions.
+                        "stepping" => json!({"kind": "Rollout", "metadata": {"name": "stepping"}, "spec": {"strategy": {"canary": {"steps": [{"setWeight": 20}, {"analysis": {}}, {"setWeight": 50}]}}}, "status": {"currentStepIndex": 1, "currentPodHash": "abc", "stableRS": "old"}}),
+                        "stable" => json!({"kind": "Rollout", "metadata": {"name": "stable"}, "spec": {}, "status": {"currentPodHash": "abc", "stableRS": "abc"}}),
                         _ => return status(404, "NotFound", &format!("rollouts.argoproj.io \"{name}\" not found")),
                     };
                     return (StatusCode::OK, [("content-type", "application/json")], obj.to_string()).into_response();
@@ -79,6 +82,17 @@ async fn start_api() -> (std::net::SocketAddr, ApiServer) {
                     return status(409, "Conflict", "the object has been modified; please apply your changes to the latest version and try again");
                 }
             }
+            if path == "/apis/apps/v1/namespaces/shop/deployments/api" && method == Method::GET {
+                return (StatusCode::OK, [("content-type", "application/json")], deployment().to_string()).into_response();
+            }
+            if path == "/apis/apps/v1/namespaces/shop/replicasets" {
+                let q = uri.query().unwrap_or("");
+                let want: String = form_urlencoded::Serializer::new(String::new()).append_pair("labelSelector", "app=api,tier in (web)").finish();
+                if q != want {
+                    return status(400, "BadRequest", &format!("unexpected query {q}"));
+                }
+                return (StatusCode::OK, [("content-type", "application/json")], replicasets().to_string()).into_response();
+            }
             (StatusCode::OK, [("content-type", "application/json")], json!({"kind": "Object"}).to_string()).into_response()
         }
     });
@@ -88,6 +102,39 @@ async fn start_api() -> (std::net::SocketAddr, ApiServer) {
         let _ = axum::serve(listener, app).await;
     });
     (addr, api)
+}
+
+fn template(image: &str, hash: Option<&str>) -> Value {
+    let mut labels = json!({"app": "api", "tier": "web"});
+    if let Some(h) = hash {
+        labels["pod-template-hash"] = json!(h);
+    }
+    json!({"metadata": {"labels": labels}, "spec": {"containers": [{"name": "api", "image": image}]}})
+}
+
+/// A Deployment at revision 3 (image v3) whose history is v1 (revision 1),
+/// v2 (revision 2) and an orphan ReplicaSet that must be ignored.
+fn deployment() -> Value {
+    json!({"kind": "Deployment", "metadata": {"name": "api", "uid": "dep-uid",
+        "annotations": {"deployment.kubernetes.io/revision": "3", "team": "checkout"}},
+        "spec": {"selector": {"matchLabels": {"app": "api"},
+            "matchExpressions": [{"key": "tier", "operator": "In", "values": ["web"]}]},
+            "template": template("shop/api:v3", None)}})
+}
+
+fn replicasets() -> Value {
+    let rs = |name: &str, rev: &str, image: &str, hash: &str, owner: &str| {
+        json!({"metadata": {"name": name,
+            "annotations": {"deployment.kubernetes.io/revision": rev, "deployment.kubernetes.io/desired-replicas": "3", "team": "payments", "note": name},
+            "ownerReferences": [{"kind": "Deployment", "name": "api", "uid": owner, "controller": true}]},
+            "spec": {"template": template(image, Some(hash))}})
+    };
+    json!({"kind": "ReplicaSetList", "items": [
+        rs("api-1", "1", "shop/api:v1", "h1", "dep-uid"),
+        rs("api-3", "3", "shop/api:v3", "h3", "dep-uid"),
+        rs("api-2", "2", "shop/api:v2", "h2", "dep-uid"),
+        rs("other-9", "9", "shop/other:v9", "h9", "another-uid"),
+    ]})
 }
 
 async fn decide(d: &Daemon, ns: &str, name: &str, decision: &str) {
@@ -123,6 +170,7 @@ async fn rollouts_canaries_and_deployments_get_kubectls_patches() {
     let cfg = format!(
         r#"[actions]
 max_backoff = "100ms"
+rate_limit_per_minute = 600
 [[actions.kubernetes]]
 name = "argo"
 target = "argo-rollout"
@@ -131,12 +179,18 @@ api_server = "http://{addr}"
 name = "deploy"
 target = "deployment"
 api_server = "http://{addr}"
-decisions = ["abort", "promote"]
+decisions = ["abort", "promote", "rollback"]
+[[actions.kubernetes]]
+name = "rolling"
+target = "deployment"
+api_server = "http://{addr}"
+decisions = ["abort"]
+abort_with = "rollback"
 [[actions.kubernetes]]
 name = "flagger"
 target = "flagger-canary"
 api_server = "http://{addr}"
-decisions = ["abort", "promote"]
+decisions = ["abort", "promote", "rollback"]
 {}"#,
         config_for(&[("x", "", &[t.addr], "")])
     );
@@ -155,7 +209,13 @@ decisions = ["abort", "promote"]
     // its scale subresource; Flagger through the rollback gate.
     decide(&d, "shop", "web", "abort").await;
     let acts = settled(&d, "shop/web/r1/abort").await;
-    assert!(acts.iter().all(|a| a["status"] == "done"), "{acts:#?}");
+    // (the "rolling" sink finds no history for web: checked below for api)
+    assert!(
+        acts.iter()
+            .filter(|a| a["sink"] != "rolling")
+            .all(|a| a["status"] == "done"),
+        "{acts:#?}"
+    );
     let r = reqs("/rollouts/web");
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].method, Method::PATCH);
@@ -205,7 +265,8 @@ decisions = ["abort", "promote"]
     );
     assert_eq!(r[1].body, json!({"status": {"abort": true}}));
 
-    // promote: read, unpause the spec, clear pause conditions (status first).
+    // promote: read, clear pause conditions (status first), then unpause
+    // the spec, in kubectl-argo-rollouts' order.
     decide(&d, "shop", "web", "promote").await;
     settled(&d, "shop/web/r1/promote").await;
     let r = reqs("/rollouts/web");
@@ -223,13 +284,46 @@ decisions = ["abort", "promote"]
             ),
             (
                 "PATCH".into(),
-                "/apis/argoproj.io/v1alpha1/namespaces/shop/rollouts/web".into(),
-                json!({"spec": {"paused": false}})
+                "/apis/argoproj.io/v1alpha1/namespaces/shop/rollouts/web/status".into(),
+                json!({"status": {"pauseConditions": null}})
             ),
             (
                 "PATCH".into(),
-                "/apis/argoproj.io/v1alpha1/namespaces/shop/rollouts/web/status".into(),
-                json!({"status": {"pauseConditions": null}})
+                "/apis/argoproj.io/v1alpha1/namespaces/shop/rollouts/web".into(),
+                json!({"spec": {"paused": false}})
+            ),
+        ]
+    );
+    // promote during an analysis step: no pause condition, so the next
+    // step; promote-full: promoteFull unless already stable; retry.
+    decide(&d, "shop", "stepping", "promote").await;
+    settled(&d, "shop/stepping/r1/promote").await;
+    decide(&d, "shop", "stepping", "promote-full").await;
+    settled(&d, "shop/stepping/r1/promote-full").await;
+    decide(&d, "shop", "stable", "promote-full").await;
+    settled(&d, "shop/stable/r1/promote-full").await;
+    decide(&d, "shop", "stepping", "retry").await;
+    settled(&d, "shop/stepping/r1/retry").await;
+    let patches: Vec<(String, Value)> = reqs("/rollouts/st")
+        .into_iter()
+        .filter(|x| x.method == Method::PATCH)
+        .map(|x| (x.path, x.body))
+        .collect();
+    let base = "/apis/argoproj.io/v1alpha1/namespaces/shop/rollouts";
+    assert_eq!(
+        patches,
+        vec![
+            (
+                format!("{base}/stepping/status"),
+                json!({"status": {"pauseConditions": null, "currentStepIndex": 2}})
+            ),
+            (
+                format!("{base}/stepping/status"),
+                json!({"status": {"promoteFull": true}})
+            ),
+            (
+                format!("{base}/stepping/status"),
+                json!({"status": {"abort": false}})
             ),
         ]
     );
@@ -242,6 +336,59 @@ decisions = ["abort", "promote"]
     assert_eq!(c[0].content_type, "application/merge-patch+json");
     let dep = reqs("/deployments/web");
     assert_eq!(dep.last().unwrap().body, json!({"spec": {"paused": false}}));
+
+    // rollback of a Deployment = kubectl rollout undo: the ReplicaSets it
+    // controls, the second-highest revision's template without the hash
+    // label, its annotations except kubectl's skip list, one JSON patch.
+    decide(&d, "shop", "api", "rollback").await;
+    let acts = settled(&d, "shop/api/r1/rollback").await;
+    let dep_act = acts.iter().find(|a| a["sink"] == "deploy").unwrap();
+    assert_eq!(dep_act["status"], "done", "{acts:#?}");
+    let argo_act = acts.iter().find(|a| a["sink"] == "argo").unwrap();
+    assert_eq!(argo_act["status"], "dead", "Argo has no rollback decision");
+    let r = reqs("/namespaces/shop/");
+    // (earlier requests: the "rolling" sink looking up other rollouts)
+    let undo: Vec<&Req> = r
+        .iter()
+        .filter(|x| x.path.contains("/deployments/api") || x.path.ends_with("/replicasets"))
+        .collect();
+    let undo = &undo[undo.len() - 3..];
+    assert_eq!(
+        undo.iter()
+            .map(|x| (x.method.to_string(), x.path.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            ("GET".into(), "/apis/apps/v1/namespaces/shop/deployments/api"),
+            ("GET".into(), "/apis/apps/v1/namespaces/shop/replicasets"),
+            ("PATCH".into(), "/apis/apps/v1/namespaces/shop/deployments/api"),
+        ]
+    );
+    assert_eq!(undo[2].content_type, "application/json-patch+json");
+    assert_eq!(
+        undo[2].body,
+        json!([
+            {"op": "replace", "path": "/spec/template", "value": template("shop/api:v2", None)},
+            {"op": "replace", "path": "/metadata/annotations", "value": {
+                "deployment.kubernetes.io/revision": "3", "team": "payments", "note": "api-2"}},
+        ])
+    );
+    // A sink with abort_with = "rollback" undoes on abort; the plain
+    // Deployment sink still scales its canary to 0.
+    decide(&d, "shop", "api", "abort").await;
+    let acts = settled(&d, "shop/api/r1/abort").await;
+    assert!(acts.iter().filter(|a| a["sink"] != "argo").all(|a| a["status"] == "done"), "{acts:#?}");
+    let r = reqs("/deployments/api");
+    let undos: Vec<&Req> = r.iter().filter(|x| x.content_type == "application/json-patch+json").collect();
+    assert_eq!(undos.len(), 2);
+    assert_eq!(undos[0].body, undos[1].body);
+    assert!(r.iter().any(|x| x.path.ends_with("/deployments/api/scale")));
+
+    // The Flagger sink rolls back through its gate, as for abort.
+    let gates = d.get_json("/api/v1/gates").await;
+    assert!(
+        gates["data"].as_array().unwrap().iter().any(|g| g["name"] == "api" && g["kind"] == "rollback" && g["open"] == true),
+        "{gates}"
+    );
 
     // Never promote an aborted Rollout.
     decide(&d, "shop", "aborted", "promote").await;
@@ -277,5 +424,68 @@ decisions = ["abort", "promote"]
     assert!(
         argo["last_error"].as_str().unwrap().starts_with("HTTP 404"),
         "{argo}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_are_rate_limited_per_rollout() {
+    let (addr, api) = start_api().await;
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestTarget::start(common::Reply::text("up 1\n")).await;
+    let cfg = format!(
+        r#"[actions]
+rate_limit_per_minute = 2
+[[actions.kubernetes]]
+name = "argo"
+target = "argo-rollout"
+api_server = "http://{addr}"
+{}"#,
+        config_for(&[("x", "", &[t.addr], "")])
+    );
+    let d = Daemon::start(dir.path(), &cfg);
+    // Three decisions on one rollout within a second: the governor lets
+    // two through (a burst of rate_limit_per_minute) and holds the third
+    // for a refill (30 s at 2/min); another rollout is not held up.
+    for dec in ["pause", "resume", "abort"] {
+        decide(&d, "shop", "busy", dec).await;
+    }
+    decide(&d, "shop", "quiet", "pause").await;
+    settled(&d, "shop/quiet/r1/pause").await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let v = d.get_json("/api/v1/decisions").await;
+    let status = |key: &str| -> (String, i64) {
+        let dec = v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["key"] == key)
+            .unwrap();
+        let a = &dec["actions"][0];
+        (
+            a["status"].as_str().unwrap().to_string(),
+            a["attempts"].as_i64().unwrap(),
+        )
+    };
+    let busy: Vec<(String, i64)> = ["pause", "resume", "abort"]
+        .iter()
+        .map(|x| status(&format!("shop/busy/r1/{x}")))
+        .collect();
+    assert_eq!(
+        busy.iter().filter(|s| s.0 == "done").count(),
+        2,
+        "{busy:?}"
+    );
+    assert!(
+        busy.contains(&("pending".to_string(), 0)),
+        "held without using an attempt: {busy:?}"
+    );
+    assert_eq!(
+        api.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path.contains("/rollouts/busy"))
+            .count(),
+        2
     );
 }

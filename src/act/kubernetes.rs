@@ -3,17 +3,22 @@
 //! or an explicit API server URL). All patches are JSON merge patches
 //! (`application/merge-patch+json`).
 //!
-//! - Argo Rollouts (`pkg/kubectl-argo-rollouts/cmd/abort`, `promote`):
-//!   abort = `{"status":{"abort":true}}` on the `status` subresource,
-//!   falling back to the main resource only on 404; promote = refuse when
-//!   `status.abort` is set, `{"spec":{"paused":false}}` when paused, then
-//!   `{"status":{"pauseConditions":null}}` (status first); pause/resume =
-//!   `spec.paused` on the main resource.
+//! - Argo Rollouts (`pkg/kubectl-argo-rollouts/cmd/abort`, `retry`,
+//!   `promote`): abort/retry = `{"status":{"abort":true|false}}` on the
+//!   `status` subresource, falling back to the main resource only on 404;
+//!   promote = refuse when `status.abort` is set, then the status patch
+//!   (clear `pauseConditions`, or step past a running analysis step) and
+//!   `{"spec":{"paused":false}}` when paused, the unified patch when the
+//!   status subresource is missing; promote-full =
+//!   `{"status":{"promoteFull":true}}` unless already stable; pause/resume
+//!   = `spec.paused` on the main resource.
 //! - Flagger Canaries: promote = `spec.skipAnalysis: true`; pause/resume =
-//!   `spec.suspend`; abort goes through augur's `rollback` webhook answer
-//!   (the dispatcher opens the rollback gate).
+//!   `spec.suspend`; abort/rollback go through augur's `rollback` webhook
+//!   answer (the dispatcher opens the rollback gate).
 //! - Deployments: pause/resume = `spec.paused`; abort = scale the canary
-//!   Deployment to 0 through the `scale` subresource; promote = unpause.
+//!   Deployment to 0 through the `scale` subresource; rollback = `kubectl
+//!   rollout undo` (previous ReplicaSet's template, JSON patch); promote =
+//!   unpause.
 
 use axum::http::{Method, Request};
 use serde_json::{json, Value};
@@ -61,13 +66,16 @@ pub async fn client(sink: &KubernetesSink) -> Result<kube::Client, KubeFailure> 
 pub struct Call {
     /// HTTP method.
     pub method: &'static str,
-    /// Path.
+    /// Path (with the query string, if any).
     pub path: String,
     /// Patch body, if any.
     pub body: Option<Value>,
     /// Answer code (200 on success).
     pub code: u16,
 }
+
+const MERGE_PATCH: &str = "application/merge-patch+json";
+const JSON_PATCH: &str = "application/json-patch+json";
 
 struct Api<'a> {
     client: &'a kube::Client,
@@ -79,12 +87,12 @@ impl Api<'_> {
         &mut self,
         method: Method,
         path: String,
-        body: Option<Value>,
+        body: Option<(Value, &str)>,
     ) -> Result<Value, (u16, String)> {
         let mut req = Request::builder().method(method.clone()).uri(&path);
         let bytes = match &body {
-            Some(b) => {
-                req = req.header("Content-Type", "application/merge-patch+json");
+            Some((b, content_type)) => {
+                req = req.header("Content-Type", *content_type);
                 serde_json::to_vec(b).unwrap_or_default()
             }
             None => Vec::new(),
@@ -94,55 +102,55 @@ impl Api<'_> {
         } else {
             "GET"
         };
+        let body = body.map(|(b, _)| b);
         let req = req.body(bytes).map_err(|e| (0, e.to_string()))?;
-        match self.client.request_text(req).await {
-            Ok(text) => {
-                self.calls.push(Call {
-                    method: m,
-                    path,
-                    body,
-                    code: 200,
-                });
-                Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
-            }
-            Err(kube::Error::Api(e)) => {
-                self.calls.push(Call {
-                    method: m,
-                    path,
-                    body,
-                    code: e.code,
-                });
+        let (code, result) = match self.client.request_text(req).await {
+            Ok(text) => (200, Ok(serde_json::from_str(&text).unwrap_or(Value::Null))),
+            Err(kube::Error::Api(e)) => (
+                e.code,
                 Err((
                     e.code,
                     format!("{} {}", e.reason, e.message).trim().to_string(),
-                ))
-            }
-            Err(e) => {
-                self.calls.push(Call {
-                    method: m,
-                    path,
-                    body,
-                    code: 0,
-                });
-                Err((0, e.to_string()))
-            }
-        }
+                )),
+            ),
+            Err(e) => (0, Err((0, e.to_string()))),
+        };
+        self.calls.push(Call {
+            method: m,
+            path,
+            body,
+            code,
+        });
+        result
+    }
+
+    async fn get(&mut self, path: String) -> Result<Value, KubeFailure> {
+        self.call(Method::GET, path, None).await.map_err(failure)
     }
 
     async fn patch(&mut self, path: String, body: Value) -> Result<Value, (u16, String)> {
-        self.call(Method::PATCH, path, Some(body)).await
+        self.call(Method::PATCH, path, Some((body, MERGE_PATCH)))
+            .await
     }
 
     /// kubectl-argo-rollouts' status-first patch: the status subresource,
-    /// and the main resource only when the subresource does not exist.
+    /// and `fallback` on the main resource only when the subresource does
+    /// not exist (Argo Rollouts before v0.10).
     async fn patch_status_first(
         &mut self,
         path: &str,
         body: Value,
-    ) -> Result<Value, (u16, String)> {
-        match self.patch(format!("{path}/status"), body.clone()).await {
-            Err((404, _)) => self.patch(path.to_string(), body).await,
-            other => other,
+        fallback: Option<Value>,
+    ) -> Result<bool, KubeFailure> {
+        match self.patch(format!("{path}/status"), body).await {
+            Ok(_) => Ok(true),
+            Err((404, _)) => {
+                if let Some(f) = fallback {
+                    self.patch(path.to_string(), f).await.map_err(failure)?;
+                }
+                Ok(false)
+            }
+            Err(e) => Err(failure(e)),
         }
     }
 }
@@ -158,10 +166,17 @@ fn failure((code, msg): (u16, String)) -> KubeFailure {
     }
 }
 
+fn refuse(message: String) -> KubeFailure {
+    KubeFailure {
+        message,
+        retryable: false,
+    }
+}
+
 /// Carries out `decision` on `namespace/name`; returns the calls made.
 pub async fn act(
     client: &kube::Client,
-    target: &str,
+    sink: &KubernetesSink,
     namespace: &str,
     name: &str,
     decision: &str,
@@ -170,101 +185,286 @@ pub async fn act(
         client,
         calls: Vec::new(),
     };
-    let r = run(&mut api, target, namespace, name, decision).await;
+    // A rolling Deployment has no canary to scale away: undo it instead.
+    let decision = if sink.target == "deployment" && decision == "abort" && sink.abort_with == "rollback" {
+        "rollback"
+    } else {
+        decision
+    };
+    let r = match sink.target.as_str() {
+        "argo-rollout" => argo_rollout(&mut api, namespace, name, decision).await,
+        "flagger-canary" => flagger_canary(&mut api, namespace, name, decision).await,
+        "deployment" => deployment(&mut api, namespace, name, decision).await,
+        other => Err(refuse(format!("unknown Kubernetes target {other:?}"))),
+    };
     match r {
         Ok(()) => Ok(api.calls),
         Err(f) => Err((api.calls, f)),
     }
 }
 
-async fn run(
+async fn argo_rollout(
     api: &mut Api<'_>,
-    target: &str,
     ns: &str,
     name: &str,
     decision: &str,
 ) -> Result<(), KubeFailure> {
-    match target {
-        "argo-rollout" => {
-            let path = format!("/apis/argoproj.io/v1alpha1/namespaces/{ns}/rollouts/{name}");
-            match decision {
-                "abort" => {
-                    api.patch_status_first(&path, json!({"status": {"abort": true}}))
-                        .await
-                        .map_err(failure)?;
+    let path = format!("/apis/argoproj.io/v1alpha1/namespaces/{ns}/rollouts/{name}");
+    match decision {
+        "abort" | "retry" => {
+            // `kubectl argo rollouts abort` / `retry rollout`.
+            let body = json!({"status": {"abort": decision == "abort"}});
+            api.patch_status_first(&path, body.clone(), Some(body))
+                .await?;
+        }
+        "promote" | "promote-full" => {
+            let ro = api.get(path.clone()).await?;
+            if ro["status"]["abort"] == json!(true) {
+                return Err(refuse(
+                    "refusing to promote an aborted rollout (status.abort is true); retry it first"
+                        .into(),
+                ));
+            }
+            if decision == "promote-full" {
+                // `promote --full`: nothing to do once the stable hash is
+                // already the current one; no main-resource fallback.
+                if ro["status"]["currentPodHash"] != ro["status"]["stableRS"] {
+                    api.patch_status_first(&path, json!({"status": {"promoteFull": true}}), None)
+                        .await?;
                 }
-                "promote" => {
-                    let ro = api
-                        .call(Method::GET, path.clone(), None)
-                        .await
-                        .map_err(failure)?;
-                    if ro["status"]["abort"] == json!(true) {
-                        return Err(KubeFailure {
-                            message:
-                                "refusing to promote an aborted rollout (status.abort is true)"
-                                    .into(),
-                            retryable: false,
-                        });
-                    }
-                    if ro["spec"]["paused"] == json!(true) {
-                        api.patch(path.clone(), json!({"spec": {"paused": false}}))
-                            .await
-                            .map_err(failure)?;
-                    }
-                    api.patch_status_first(&path, json!({"status": {"pauseConditions": null}}))
-                        .await
-                        .map_err(failure)?;
-                }
-                "pause" => {
-                    api.patch(path, json!({"spec": {"paused": true}}))
-                        .await
-                        .map_err(failure)?;
-                }
-                _ => {
-                    api.patch(path, json!({"spec": {"paused": false}}))
-                        .await
-                        .map_err(failure)?;
+                return Ok(());
+            }
+            let (status, unified) = promote_patches(&ro);
+            let mut spec = (ro["spec"]["paused"] == json!(true))
+                .then(|| json!({"spec": {"paused": false}}));
+            if let Some(status) = status {
+                if !api.patch_status_first(&path, status, None).await? {
+                    spec = Some(unified);
                 }
             }
-        }
-        "flagger-canary" => {
-            let path = format!("/apis/flagger.app/v1beta1/namespaces/{ns}/canaries/{name}");
-            let body = match decision {
-                "promote" => json!({"spec": {"skipAnalysis": true}}),
-                "pause" => json!({"spec": {"suspend": true}}),
-                "resume" => json!({"spec": {"suspend": false}}),
-                _ => unreachable!("abort goes through the rollback gate"),
-            };
-            api.patch(path, body).await.map_err(failure)?;
-        }
-        "deployment" => {
-            let path = format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}");
-            match decision {
-                "abort" => {
-                    api.patch(format!("{path}/scale"), json!({"spec": {"replicas": 0}}))
-                        .await
-                        .map_err(failure)?;
-                }
-                "pause" => {
-                    api.patch(path, json!({"spec": {"paused": true}}))
-                        .await
-                        .map_err(failure)?;
-                }
-                _ => {
-                    api.patch(path, json!({"spec": {"paused": false}}))
-                        .await
-                        .map_err(failure)?;
-                }
+            if let Some(spec) = spec {
+                api.patch(path, spec).await.map_err(failure)?;
             }
+        }
+        "pause" | "resume" => {
+            api.patch(path, json!({"spec": {"paused": decision == "pause"}}))
+                .await
+                .map_err(failure)?;
         }
         other => {
-            return Err(KubeFailure {
-                message: format!("unknown Kubernetes target {other:?}"),
-                retryable: false,
-            })
+            return Err(refuse(format!(
+                "an Argo Rollout cannot {other}; use abort (Argo rolls back to the stable ReplicaSet)"
+            )))
         }
     }
     Ok(())
+}
+
+/// `kubectl argo rollouts promote`'s status patch and the unified patch
+/// used when the status subresource is missing: clear the pause
+/// conditions, or, for a canary in the middle of an analysis or
+/// experiment step without pause conditions, move to the next step (never
+/// both).
+fn promote_patches(ro: &Value) -> (Option<Value>, Value) {
+    let unpaused = json!({"spec": {"paused": false}, "status": {"pauseConditions": null}});
+    let has_conditions = ro["status"]["pauseConditions"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty());
+    if has_conditions {
+        return (Some(json!({"status": {"pauseConditions": null}})), unpaused);
+    }
+    let steps = ro["spec"]["strategy"]["canary"]["steps"]
+        .as_array()
+        .map_or(0, |s| s.len() as i64);
+    if steps == 0 {
+        return (None, unpaused);
+    }
+    let mut index = ro["status"]["currentStepIndex"].as_i64().unwrap_or(0);
+    if index < steps {
+        index += 1;
+    }
+    (
+        Some(json!({"status": {"pauseConditions": null, "currentStepIndex": index}})),
+        json!({"spec": {"paused": false}, "status": {"pauseConditions": null, "currentStepIndex": index}}),
+    )
+}
+
+async fn flagger_canary(
+    api: &mut Api<'_>,
+    ns: &str,
+    name: &str,
+    decision: &str,
+) -> Result<(), KubeFailure> {
+    let path = format!("/apis/flagger.app/v1beta1/namespaces/{ns}/canaries/{name}");
+    let body = match decision {
+        "promote" | "promote-full" => json!({"spec": {"skipAnalysis": true}}),
+        "pause" => json!({"spec": {"suspend": true}}),
+        "resume" => json!({"spec": {"suspend": false}}),
+        other => {
+            return Err(refuse(format!(
+                "a Flagger Canary cannot {other} through the API; Flagger retries by itself on the next revision"
+            )))
+        }
+    };
+    api.patch(path, body).await.map_err(failure)?;
+    Ok(())
+}
+
+async fn deployment(
+    api: &mut Api<'_>,
+    ns: &str,
+    name: &str,
+    decision: &str,
+) -> Result<(), KubeFailure> {
+    let path = format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}");
+    match decision {
+        "abort" => {
+            api.patch(format!("{path}/scale"), json!({"spec": {"replicas": 0}}))
+                .await
+                .map_err(failure)?;
+        }
+        "rollback" => undo(api, ns, name, &path).await?,
+        "pause" => {
+            api.patch(path, json!({"spec": {"paused": true}}))
+                .await
+                .map_err(failure)?;
+        }
+        "promote" | "promote-full" | "resume" => {
+            api.patch(path, json!({"spec": {"paused": false}}))
+                .await
+                .map_err(failure)?;
+        }
+        other => {
+            return Err(refuse(format!(
+                "a Deployment cannot {other}; use rollback (kubectl rollout undo) or abort (scale to 0)"
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// Annotations kept from the Deployment, never copied from the ReplicaSet
+/// (kubectl's `annotationsToSkip`).
+const ANNOTATIONS_TO_SKIP: [&str; 6] = [
+    "kubectl.kubernetes.io/last-applied-configuration",
+    "deployment.kubernetes.io/revision",
+    "deployment.kubernetes.io/revision-history",
+    "deployment.kubernetes.io/desired-replicas",
+    "deployment.kubernetes.io/max-replicas",
+    "deprecated.deployment.rollback.to",
+];
+
+const HASH_LABEL: &str = "pod-template-hash";
+
+/// What `kubectl rollout undo deployment/NAME` does: find the ReplicaSet
+/// with the second-highest revision among those the Deployment controls,
+/// and put its pod template (without the hash label) and annotations back
+/// with a JSON patch.
+async fn undo(api: &mut Api<'_>, ns: &str, name: &str, path: &str) -> Result<(), KubeFailure> {
+    let dep = api.get(path.to_string()).await?;
+    let selector = label_selector(&dep["spec"]["selector"]);
+    let q: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("labelSelector", &selector)
+        .finish();
+    let list = api
+        .get(format!("/apis/apps/v1/namespaces/{ns}/replicasets?{q}"))
+        .await?;
+    let uid = &dep["metadata"]["uid"];
+    let owned = list["items"].as_array().into_iter().flatten().filter(|rs| {
+        rs["metadata"]["ownerReferences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|o| o["controller"] == json!(true) && &o["uid"] == uid)
+    });
+    let (mut latest, mut previous): ((i64, Option<&Value>), (i64, Option<&Value>)) =
+        ((-1, None), (-1, None));
+    for rs in owned {
+        let revision = match rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+            .as_str()
+        {
+            None => 0,
+            Some(v) => match v.parse::<i64>() {
+                Ok(v) => v,
+                Err(_) => continue,
+            },
+        };
+        if latest.0 < revision {
+            previous = latest;
+            latest = (revision, Some(rs));
+        } else if previous.0 < revision {
+            previous = (revision, Some(rs));
+        }
+    }
+    let Some(rs) = previous.1 else {
+        return Err(refuse(format!(
+            "no rollout history found for deployment {name:?}"
+        )));
+    };
+    if dep["spec"]["paused"] == json!(true) {
+        return Err(refuse(format!(
+            "you cannot rollback a paused deployment; resume it first with 'kubectl rollout resume deployment/{name}' and try again"
+        )));
+    }
+    let without_hash = |t: &Value| {
+        let mut t = t.clone();
+        if let Some(l) = t["metadata"]["labels"].as_object_mut() {
+            l.remove(HASH_LABEL);
+        }
+        t
+    };
+    let template = without_hash(&rs["spec"]["template"]);
+    if template == without_hash(&dep["spec"]["template"]) {
+        // kubectl reports "skipped rollback": nothing to send.
+        return Ok(());
+    }
+    let mut annotations = serde_json::Map::new();
+    for k in ANNOTATIONS_TO_SKIP {
+        if let Some(v) = dep["metadata"]["annotations"].get(k) {
+            annotations.insert(k.to_string(), v.clone());
+        }
+    }
+    if let Some(a) = rs["metadata"]["annotations"].as_object() {
+        for (k, v) in a {
+            if !ANNOTATIONS_TO_SKIP.contains(&k.as_str()) {
+                annotations.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let patch = json!([
+        {"op": "replace", "path": "/spec/template", "value": template},
+        {"op": "replace", "path": "/metadata/annotations", "value": annotations},
+    ]);
+    api.call(Method::PATCH, path.to_string(), Some((patch, JSON_PATCH)))
+        .await
+        .map_err(failure)?;
+    Ok(())
+}
+
+/// A `metav1.LabelSelector` as the `labelSelector` query parameter.
+fn label_selector(sel: &Value) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(m) = sel["matchLabels"].as_object() {
+        for (k, v) in m {
+            parts.push(format!("{k}={}", v.as_str().unwrap_or_default()));
+        }
+    }
+    for e in sel["matchExpressions"].as_array().into_iter().flatten() {
+        let key = e["key"].as_str().unwrap_or_default();
+        let values: Vec<&str> = e["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .collect();
+        parts.push(match e["operator"].as_str().unwrap_or_default() {
+            "In" => format!("{key} in ({})", values.join(",")),
+            "NotIn" => format!("{key} notin ({})", values.join(",")),
+            "Exists" => key.to_string(),
+            _ => format!("!{key}"),
+        });
+    }
+    parts.join(",")
 }
 
 /// The calls as JSON for the action's response and the audit log.

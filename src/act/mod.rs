@@ -34,7 +34,7 @@ pub struct Decision {
     pub name: String,
     /// Revision: pod-template hash, Flagger checksum, or empty.
     pub revision: String,
-    /// promote, abort, pause or resume.
+    /// One of [`crate::config::DECISIONS`].
     pub decision: String,
     /// Who decided.
     pub actor: String,
@@ -232,7 +232,7 @@ impl Dispatcher {
                 req["name"].as_str().unwrap_or(""),
                 req["decision"].as_str().unwrap_or(""),
             );
-            if k.target == "flagger-canary" && decision == "abort" {
+            if k.target == "flagger-canary" && matches!(decision, "abort" | "rollback") {
                 // Flagger has no abort field: its `rollback` webhook answers
                 // 200 once this gate is open.
                 let r = self.state.set_gate(&crate::state::GateRow {
@@ -255,7 +255,7 @@ impl Dispatcher {
                 return;
             }
             let outcome = match kubernetes::client(k).await {
-                Ok(c) => kubernetes::act(&c, &k.target, ns, name, decision).await,
+                Ok(c) => kubernetes::act(&c, k, ns, name, decision).await,
                 Err(f) => Err((Vec::new(), f)),
             };
             match outcome {

@@ -135,13 +135,33 @@ pub async fn flagger(
     });
     let action = format!("flagger.{}", h.as_str());
     if matches!(h, Hook::Event | Hook::PostRollout) {
-        st.analysis.audit(
-            crate::scrape::now_ms(),
-            "flagger",
-            &action,
-            &subject,
-            &detail,
+        let now = crate::scrape::now_ms();
+        st.analysis.audit(now, "flagger", &action, &subject, &detail);
+        let (ncfg, ext, url) = {
+            let c = st.config.read();
+            (
+                c.notify.clone(),
+                c.global
+                    .external_labels
+                    .iter()
+                    .map(|l| (l.name.to_string(), l.value.to_string()))
+                    .collect(),
+                c.server.external_url.clone(),
+            )
+        };
+        let alert = crate::notify::flagger_event(
+            h.as_str(),
+            &p.namespace,
+            &p.name,
+            &p.phase,
+            &p.metadata,
+            &ext,
+            &url,
+            now,
         );
+        if let Err(e) = crate::notify::enqueue(&st.state, &ncfg, &[alert], &url, now) {
+            tracing::warn!(error = %e, "cannot queue a Flagger event notification");
+        }
     } else {
         // Ticks repeat every interval: record answers when they change.
         let answer_key = format!("{}|{}|{}", p.checksum, answer.status, answer.reason);
@@ -427,7 +447,8 @@ pub async fn argo(
     )
 }
 
-/// `POST /api/v1/rollouts/{namespace}/{name}/{promote|abort|pause|resume}`
+/// `POST /api/v1/rollouts/{namespace}/{name}/{decision}` (one of
+/// [`crate::config::DECISIONS`])
 /// with optional `{"revision": …, "reason": …}`: an operator's decision,
 /// carried out by the same dispatcher as automatic ones. 202 when new, 200
 /// when this decision for this revision was already taken (nothing is sent
@@ -445,7 +466,10 @@ pub async fn operator_decision(
     if !crate::config::DECISIONS.contains(&decision.as_str()) {
         return text(
             404,
-            &format!("unknown decision {decision:?}; expected promote, abort, pause or resume"),
+            &format!(
+                "unknown decision {decision:?}; expected {}",
+                crate::config::DECISIONS_TEXT
+            ),
         );
     }
     let v: Value = if body.is_empty() {

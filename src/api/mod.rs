@@ -32,6 +32,8 @@ pub use selector::{parse_selector, SelectorError};
 
 /// What the routes read.
 pub struct ApiState {
+    /// the configuration in effect (replaced on reload)
+    pub config: Arc<parking_lot::RwLock<crate::config::Config>>,
     /// the series store
     pub store: Arc<Store>,
     /// the scrape loops and their targets

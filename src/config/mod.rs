@@ -345,6 +345,10 @@ pub struct KubernetesSink {
     pub insecure: bool,
     /// Decisions it carries out (default: all).
     pub decisions: Vec<String>,
+    /// Deployments only: abort by `scale-to-zero` (a separate canary
+    /// Deployment, the default) or `rollback` (`kubectl rollout undo` of a
+    /// rolling Deployment).
+    pub abort_with: String,
 }
 
 /// A webhook that receives decisions.
@@ -1086,7 +1090,18 @@ struct AuthFields<'a> {
 }
 
 /// The decisions actions know.
-pub const DECISIONS: [&str; 4] = ["promote", "abort", "pause", "resume"];
+pub const DECISIONS: [&str; 7] = [
+    "promote",
+    "promote-full",
+    "abort",
+    "retry",
+    "pause",
+    "resume",
+    "rollback",
+];
+
+/// [`DECISIONS`] for error messages.
+pub const DECISIONS_TEXT: &str = "promote, promote-full, abort, retry, pause, resume or rollback";
 
 /// A sink's `decisions` list (default: all), each checked.
 fn compile_decisions(
@@ -1103,7 +1118,7 @@ fn compile_decisions(
                     cx.error(
                         d.span(),
                         format!(
-                            "{key}: expected promote, abort, pause or resume, found {:?}",
+                            "{key}: expected {DECISIONS_TEXT}, found {:?}",
                             d.get_ref()
                         ),
                     );
@@ -1172,6 +1187,17 @@ fn compile_actions(cx: &mut Ctx<'_>, a: raw::RawActions) -> ActionsConfig {
                 cx.error(k.span(), format!("actions: sink name {name:?} is used twice"));
             }
             let decisions = compile_decisions(cx, &v.decisions, "actions.kubernetes.decisions");
+            let abort_with = match &v.abort_with {
+                None => "scale-to-zero".to_string(),
+                Some(a) => {
+                    if target != "deployment" {
+                        cx.error(a.span(), "actions.kubernetes.abort_with: only for target = \"deployment\"".to_string());
+                    } else if !["scale-to-zero", "rollback"].contains(&a.get_ref().as_str()) {
+                        cx.error(a.span(), format!("actions.kubernetes.abort_with: expected \"scale-to-zero\" or \"rollback\", found {:?}", a.get_ref()));
+                    }
+                    a.get_ref().clone()
+                }
+            };
             KubernetesSink {
                 name,
                 target,
@@ -1179,6 +1205,7 @@ fn compile_actions(cx: &mut Ctx<'_>, a: raw::RawActions) -> ActionsConfig {
                 token_file: v.token_file.as_ref().map(PathBuf::from),
                 insecure: v.insecure.unwrap_or(false),
                 decisions,
+                abort_with,
             }
         })
         .collect();

@@ -214,6 +214,7 @@ pub struct RawKubernetesSink {
     pub token_file: Option<String>,
     pub insecure: Option<bool>,
     pub decisions: Option<Vec<Spanned<String>>>,
+    pub abort_with: Option<Spanned<String>>,
 }
 
 /// One `[[actions.webhook]]`.

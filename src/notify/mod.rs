@@ -96,6 +96,77 @@ pub fn outgoing(
     }
 }
 
+/// How long a forwarded Flagger event stays firing: receivers that group
+/// and deduplicate (Alertmanager) see it once, then it expires by itself.
+const EVENT_VALIDITY_MS: i64 = 5 * 60 * 1000;
+
+/// A Flagger `event` or `post-rollout` hook as a one-shot alert, so every
+/// receiver kind can take it: `alertname` FlaggerEvent or
+/// FlaggerPostRollout, labelled with the canary, its phase and the event
+/// type (`Warning` events get severity warning), the event message as the
+/// summary; it links to the canary's audit log.
+pub fn flagger_event(
+    hook: &str,
+    namespace: &str,
+    name: &str,
+    phase: &str,
+    metadata: &BTreeMap<String, String>,
+    external_labels: &BTreeMap<String, String>,
+    external_url: &str,
+    now: i64,
+) -> OutgoingAlert {
+    let event_type = metadata.get("eventType").map_or("Normal", String::as_str);
+    let mut labels: BTreeMap<String, String> = [
+        (
+            "alertname",
+            if hook == "event" {
+                "FlaggerEvent"
+            } else {
+                "FlaggerPostRollout"
+            },
+        ),
+        ("namespace", namespace),
+        ("canary", name),
+        ("phase", phase),
+        ("event_type", event_type),
+        (
+            "severity",
+            if event_type == "Warning" || phase == "Failed" {
+                "warning"
+            } else {
+                "info"
+            },
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, v)| !v.is_empty())
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in external_labels {
+        labels.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    let summary = metadata.get("eventMessage").cloned().unwrap_or_else(|| {
+        format!("{namespace}/{name} finished its rollout in phase {phase}")
+    });
+    // Flagger's own timestamp (Unix ms) when it sent one.
+    let at = metadata
+        .get("timestamp")
+        .and_then(|t| t.parse::<i64>().ok())
+        .unwrap_or(now);
+    let subject: String = form_urlencoded::byte_serialize(format!("{namespace}/{name}").as_bytes()).collect();
+    OutgoingAlert {
+        labels,
+        annotations: [("summary".to_string(), summary)].into_iter().collect(),
+        starts_at: at,
+        ends_at: at.max(now) + EVENT_VALIDITY_MS,
+        generator_url: format!(
+            "{}/api/v1/audit?subject={subject}",
+            external_url.trim_end_matches('/')
+        ),
+        resolved: false,
+    }
+}
+
 /// Alertmanager's fingerprint of a label set (FNV-1a 64 over sorted
 /// names and values with 0xff separators), as 16 hex digits.
 pub fn fingerprint(labels: &BTreeMap<String, String>) -> String {

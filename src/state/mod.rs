@@ -156,7 +156,7 @@ pub struct DecisionRow {
     pub name: String,
     /// Revision (pod hash, Flagger checksum, or "").
     pub revision: String,
-    /// promote, abort, pause or resume.
+    /// One of [`crate::config::DECISIONS`].
     pub decision: String,
     /// Who decided (`api`, `analysis:<run id>`).
     pub actor: String,
