@@ -225,7 +225,7 @@ targets = ["{target}"]
                 .unwrap()
                 .bytes()
                 .await;
-            for _ in 0..100 {
+            for _ in 0..500 {
                 let t = Instant::now();
                 let r = http.post(&url).body(payload.clone()).send().await.unwrap();
                 assert!(matches!(r.status().as_u16(), 200 | 403));

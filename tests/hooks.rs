@@ -107,7 +107,10 @@ async fn flagger_hooks_and_gates() {
     let sink = Sink::start().await;
     let cfg = format!(
         "{}[notify]\n[[notify.webhook]]\nname = \"chat\"\nurl = \"http://{}/hook\"\n",
-        config(&t).replace("[global]\n", "[global]\nexternal_labels = { cluster = \"eu-1\" }\n"),
+        config(&t).replace(
+            "[global]\n",
+            "[global]\nexternal_labels = { cluster = \"eu-1\" }\n"
+        ),
         sink.addr,
     );
     let mut d = Daemon::start(dir.path(), &cfg);

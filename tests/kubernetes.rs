@@ -358,9 +358,15 @@ decisions = ["abort", "promote", "rollback"]
             .map(|x| (x.method.to_string(), x.path.as_str()))
             .collect::<Vec<_>>(),
         vec![
-            ("GET".into(), "/apis/apps/v1/namespaces/shop/deployments/api"),
+            (
+                "GET".into(),
+                "/apis/apps/v1/namespaces/shop/deployments/api"
+            ),
             ("GET".into(), "/apis/apps/v1/namespaces/shop/replicasets"),
-            ("PATCH".into(), "/apis/apps/v1/namespaces/shop/deployments/api"),
+            (
+                "PATCH".into(),
+                "/apis/apps/v1/namespaces/shop/deployments/api"
+            ),
         ]
     );
     assert_eq!(undo[2].content_type, "application/json-patch+json");
@@ -376,9 +382,17 @@ decisions = ["abort", "promote", "rollback"]
     // Deployment sink still scales its canary to 0.
     decide(&d, "shop", "api", "abort").await;
     let acts = settled(&d, "shop/api/r1/abort").await;
-    assert!(acts.iter().filter(|a| a["sink"] != "argo").all(|a| a["status"] == "done"), "{acts:#?}");
+    assert!(
+        acts.iter()
+            .filter(|a| a["sink"] != "argo")
+            .all(|a| a["status"] == "done"),
+        "{acts:#?}"
+    );
     let r = reqs("/deployments/api");
-    let undos: Vec<&Req> = r.iter().filter(|x| x.content_type == "application/json-patch+json").collect();
+    let undos: Vec<&Req> = r
+        .iter()
+        .filter(|x| x.content_type == "application/json-patch+json")
+        .collect();
     assert_eq!(undos.len(), 2);
     assert_eq!(undos[0].body, undos[1].body);
     assert!(r.iter().any(|x| x.path.ends_with("/deployments/api/scale")));
@@ -386,7 +400,11 @@ decisions = ["abort", "promote", "rollback"]
     // The Flagger sink rolls back through its gate, as for abort.
     let gates = d.get_json("/api/v1/gates").await;
     assert!(
-        gates["data"].as_array().unwrap().iter().any(|g| g["name"] == "api" && g["kind"] == "rollback" && g["open"] == true),
+        gates["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["name"] == "api" && g["kind"] == "rollback" && g["open"] == true),
         "{gates}"
     );
 
@@ -470,11 +488,7 @@ api_server = "http://{addr}"
         .iter()
         .map(|x| status(&format!("shop/busy/r1/{x}")))
         .collect();
-    assert_eq!(
-        busy.iter().filter(|s| s.0 == "done").count(),
-        2,
-        "{busy:?}"
-    );
+    assert_eq!(busy.iter().filter(|s| s.0 == "done").count(), 2, "{busy:?}");
     assert!(
         busy.contains(&("pending".to_string(), 0)),
         "held without using an attempt: {busy:?}"

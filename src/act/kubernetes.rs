@@ -186,11 +186,12 @@ pub async fn act(
         calls: Vec::new(),
     };
     // A rolling Deployment has no canary to scale away: undo it instead.
-    let decision = if sink.target == "deployment" && decision == "abort" && sink.abort_with == "rollback" {
-        "rollback"
-    } else {
-        decision
-    };
+    let decision =
+        if sink.target == "deployment" && decision == "abort" && sink.abort_with == "rollback" {
+            "rollback"
+        } else {
+            decision
+        };
     let r = match sink.target.as_str() {
         "argo-rollout" => argo_rollout(&mut api, namespace, name, decision).await,
         "flagger-canary" => flagger_canary(&mut api, namespace, name, decision).await,
@@ -235,8 +236,8 @@ async fn argo_rollout(
                 return Ok(());
             }
             let (status, unified) = promote_patches(&ro);
-            let mut spec = (ro["spec"]["paused"] == json!(true))
-                .then(|| json!({"spec": {"paused": false}}));
+            let mut spec =
+                (ro["spec"]["paused"] == json!(true)).then(|| json!({"spec": {"paused": false}}));
             if let Some(status) = status {
                 if !api.patch_status_first(&path, status, None).await? {
                     spec = Some(unified);
@@ -253,8 +254,8 @@ async fn argo_rollout(
         }
         other => {
             return Err(refuse(format!(
-                "an Argo Rollout cannot {other}; use abort (Argo rolls back to the stable ReplicaSet)"
-            )))
+            "an Argo Rollout cannot {other}; use abort (Argo rolls back to the stable ReplicaSet)"
+        )))
         }
     }
     Ok(())
@@ -377,18 +378,17 @@ async fn undo(api: &mut Api<'_>, ns: &str, name: &str, path: &str) -> Result<(),
             .flatten()
             .any(|o| o["controller"] == json!(true) && &o["uid"] == uid)
     });
-    let (mut latest, mut previous): ((i64, Option<&Value>), (i64, Option<&Value>)) =
-        ((-1, None), (-1, None));
+    type Revision<'a> = (i64, Option<&'a Value>);
+    let (mut latest, mut previous): (Revision, Revision) = ((-1, None), (-1, None));
     for rs in owned {
-        let revision = match rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
-            .as_str()
-        {
-            None => 0,
-            Some(v) => match v.parse::<i64>() {
-                Ok(v) => v,
-                Err(_) => continue,
-            },
-        };
+        let revision =
+            match rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"].as_str() {
+                None => 0,
+                Some(v) => match v.parse::<i64>() {
+                    Ok(v) => v,
+                    Err(_) => continue,
+                },
+            };
         if latest.0 < revision {
             previous = latest;
             latest = (revision, Some(rs));

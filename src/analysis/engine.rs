@@ -212,7 +212,7 @@ impl AnalysisManager {
         key: Option<String>,
         overrides: &Overrides,
         now: i64,
-    ) -> Result<RunRow, AnalysisError> {
+    ) -> Result<Arc<RunRow>, AnalysisError> {
         // Webhooks call this on every tick: an existing run is a plain read,
         // no write transaction.
         if let Some(k) = &key {
@@ -270,7 +270,7 @@ impl AnalysisManager {
             info!(run = %row.id, template = %t.name, "analysis run started");
         }
         self.wake.notify_one();
-        Ok(stored)
+        Ok(Arc::new(stored))
     }
 
     /// Opens or closes an operator gate (Flagger confirm/rollback hooks).

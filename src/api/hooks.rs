@@ -84,7 +84,7 @@ fn ensure_run(
     defaults: &[(&str, &str)],
     key: String,
     ov: &Overrides,
-) -> Result<crate::state::RunRow, AnalysisError> {
+) -> Result<Arc<crate::state::RunRow>, AnalysisError> {
     let templates = st.analysis.templates();
     let Some(t) = templates.get(template) else {
         return Err(AnalysisError::UnknownTemplate(template.to_string()));
@@ -136,7 +136,8 @@ pub async fn flagger(
     let action = format!("flagger.{}", h.as_str());
     if matches!(h, Hook::Event | Hook::PostRollout) {
         let now = crate::scrape::now_ms();
-        st.analysis.audit(now, "flagger", &action, &subject, &detail);
+        st.analysis
+            .audit(now, "flagger", &action, &subject, &detail);
         let (ncfg, ext, url) = {
             let c = st.config.read();
             (
@@ -149,16 +150,14 @@ pub async fn flagger(
                 c.server.external_url.clone(),
             )
         };
-        let alert = crate::notify::flagger_event(
-            h.as_str(),
-            &p.namespace,
-            &p.name,
-            &p.phase,
-            &p.metadata,
-            &ext,
-            &url,
-            now,
-        );
+        let event = crate::notify::FlaggerEvent {
+            hook: h.as_str(),
+            namespace: &p.namespace,
+            name: &p.name,
+            phase: &p.phase,
+            metadata: &p.metadata,
+        };
+        let alert = crate::notify::flagger_event(&event, &ext, &url, now);
         if let Err(e) = crate::notify::enqueue(&st.state, &ncfg, &[alert], &url, now) {
             tracing::warn!(error = %e, "cannot queue a Flagger event notification");
         }

@@ -1117,10 +1117,7 @@ fn compile_decisions(
                 if !DECISIONS.contains(&d.get_ref().as_str()) {
                     cx.error(
                         d.span(),
-                        format!(
-                            "{key}: expected {DECISIONS_TEXT}, found {:?}",
-                            d.get_ref()
-                        ),
+                        format!("{key}: expected {DECISIONS_TEXT}, found {:?}", d.get_ref()),
                     );
                 }
                 d.get_ref().clone()

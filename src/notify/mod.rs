@@ -100,21 +100,39 @@ pub fn outgoing(
 /// and deduplicate (Alertmanager) see it once, then it expires by itself.
 const EVENT_VALIDITY_MS: i64 = 5 * 60 * 1000;
 
+/// A Flagger `event` or `post-rollout` call.
+#[derive(Debug, Clone, Copy)]
+pub struct FlaggerEvent<'a> {
+    /// `event` or `post-rollout`.
+    pub hook: &'a str,
+    /// Canary namespace.
+    pub namespace: &'a str,
+    /// Canary name.
+    pub name: &'a str,
+    /// Canary phase.
+    pub phase: &'a str,
+    /// The hook's metadata (`eventMessage`, `eventType`, `timestamp`).
+    pub metadata: &'a BTreeMap<String, String>,
+}
+
 /// A Flagger `event` or `post-rollout` hook as a one-shot alert, so every
 /// receiver kind can take it: `alertname` FlaggerEvent or
 /// FlaggerPostRollout, labelled with the canary, its phase and the event
 /// type (`Warning` events get severity warning), the event message as the
 /// summary; it links to the canary's audit log.
 pub fn flagger_event(
-    hook: &str,
-    namespace: &str,
-    name: &str,
-    phase: &str,
-    metadata: &BTreeMap<String, String>,
+    e: &FlaggerEvent<'_>,
     external_labels: &BTreeMap<String, String>,
     external_url: &str,
     now: i64,
 ) -> OutgoingAlert {
+    let FlaggerEvent {
+        hook,
+        namespace,
+        name,
+        phase,
+        metadata,
+    } = *e;
     let event_type = metadata.get("eventType").map_or("Normal", String::as_str);
     let mut labels: BTreeMap<String, String> = [
         (
@@ -145,15 +163,17 @@ pub fn flagger_event(
     for (k, v) in external_labels {
         labels.entry(k.clone()).or_insert_with(|| v.clone());
     }
-    let summary = metadata.get("eventMessage").cloned().unwrap_or_else(|| {
-        format!("{namespace}/{name} finished its rollout in phase {phase}")
-    });
+    let summary = metadata
+        .get("eventMessage")
+        .cloned()
+        .unwrap_or_else(|| format!("{namespace}/{name} finished its rollout in phase {phase}"));
     // Flagger's own timestamp (Unix ms) when it sent one.
     let at = metadata
         .get("timestamp")
         .and_then(|t| t.parse::<i64>().ok())
         .unwrap_or(now);
-    let subject: String = form_urlencoded::byte_serialize(format!("{namespace}/{name}").as_bytes()).collect();
+    let subject: String =
+        form_urlencoded::byte_serialize(format!("{namespace}/{name}").as_bytes()).collect();
     OutgoingAlert {
         labels,
         annotations: [("summary".to_string(), summary)].into_iter().collect(),

@@ -3,7 +3,9 @@
 //! evidence, measurements, verdict history). The only writer of durable data.
 //! Migrations are numbered in code and tracked with `PRAGMA user_version`.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -387,7 +389,15 @@ impl SavedAlert {
 /// The state database.
 pub struct State {
     conn: Mutex<Connection>,
+    /// Keyed runs as last written. Webhook ticks look a run up by key every
+    /// interval from many clients at once; reading the database for each
+    /// serialises them on the connection. Every write to a run goes
+    /// through this type, so the cache is written through and stays exact.
+    runs_by_key: parking_lot::RwLock<HashMap<String, Arc<RunRow>>>,
 }
+
+/// Most keyed runs kept in memory; past it finished ones are dropped.
+const RUN_CACHE_MAX: usize = 4096;
 
 impl State {
     /// Opens (creating if needed) and migrates the database.
@@ -415,6 +425,7 @@ impl State {
             ))?;
         }
         Ok(State {
+            runs_by_key: parking_lot::RwLock::new(HashMap::new()),
             conn: Mutex::new(conn),
         })
     }
@@ -620,6 +631,7 @@ impl State {
                 )
                 .optional()?;
             if let Some(e) = existing {
+                self.cache_run(&e);
                 return Ok(e);
             }
         }
@@ -633,7 +645,20 @@ impl State {
             params![run.id, run.created_at, run.state, run.message],
         )?;
         tx.commit()?;
+        self.cache_run(run);
         Ok(run.clone())
+    }
+
+    fn cache_run(&self, run: &RunRow) {
+        let Some(k) = &run.key else { return };
+        let mut m = self.runs_by_key.write();
+        if m.len() >= RUN_CACHE_MAX && !m.contains_key(k) {
+            m.retain(|_, r| r.state == "running");
+            if m.len() >= RUN_CACHE_MAX {
+                m.clear();
+            }
+        }
+        m.insert(k.clone(), Arc::new(run.clone()));
     }
 
     /// Records one interval of a run in one transaction: its measurements,
@@ -679,6 +704,7 @@ impl State {
             )?;
         }
         tx.commit()?;
+        self.cache_run(run);
         Ok(true)
     }
 
@@ -706,6 +732,9 @@ impl State {
             )
             .optional()?;
         tx.commit()?;
+        if let Some(r) = &row {
+            self.cache_run(r);
+        }
         Ok(row)
     }
 
@@ -1067,14 +1096,23 @@ impl State {
     }
 
     /// The run stored under `key`.
-    pub fn run_by_key(&self, key: &str) -> Result<Option<RunRow>, StateError> {
-        let c = self.conn.lock();
-        Ok(c.query_row(
-            &format!("SELECT {RUN_COLUMNS} FROM analysis_runs WHERE run_key = ?1"),
-            params![key],
-            row_run,
-        )
-        .optional()?)
+    pub fn run_by_key(&self, key: &str) -> Result<Option<Arc<RunRow>>, StateError> {
+        if let Some(r) = self.runs_by_key.read().get(key) {
+            return Ok(Some(r.clone()));
+        }
+        let row = {
+            let c = self.conn.lock();
+            c.query_row(
+                &format!("SELECT {RUN_COLUMNS} FROM analysis_runs WHERE run_key = ?1"),
+                params![key],
+                row_run,
+            )
+            .optional()?
+        };
+        Ok(row.map(|r| {
+            self.cache_run(&r);
+            Arc::new(r)
+        }))
     }
 }
 
