@@ -79,8 +79,29 @@ fn unix_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// How a program that embeds the daemon (`augur demo`) controls it:
+/// instead of signals, a token stops it, and the bound address is
+/// reported once it serves.
+#[derive(Debug)]
+pub struct Embedded {
+    /// Cancel to stop the daemon as SIGTERM would.
+    pub shutdown: CancellationToken,
+    /// Gets the HTTP address once the daemon is ready.
+    pub ready: tokio::sync::oneshot::Sender<SocketAddr>,
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(opts: RunOptions) -> Result<(), StartError> {
+    run_with(opts, None).await
+}
+
+/// Runs the daemon inside another program until `e.shutdown` is
+/// cancelled; it installs no signal handlers.
+pub async fn run_embedded(opts: RunOptions, e: Embedded) -> Result<(), StartError> {
+    run_with(opts, Some(e)).await
+}
+
+async fn run_with(opts: RunOptions, embedded: Option<Embedded>) -> Result<(), StartError> {
     let cfg = load_config(&opts)?;
     std::fs::create_dir_all(&cfg.server.state_dir).with_context(|| {
         format!(
@@ -204,19 +225,29 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     notify(&[NotifyState::Ready]);
     info!(config = %opts.config.display(), "augur started");
 
-    let mut hup = signal(SignalKind::hangup()).context("cannot install SIGHUP handler")?;
-    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
-    loop {
-        tokio::select! {
-            _ = hup.recv() => {
-                reload(&opts, &current, &scrape, &rules, &metrics, &analysis, &store);
-                *auth.write() = current.read().server.auth.clone();
-                *actions_cfg.write() = current.read().actions.clone();
-                *query_cfg.write() = current.read().query.clone();
+    match embedded {
+        Some(e) => {
+            let _ = e.ready.send(addr);
+            e.shutdown.cancelled().await;
+        }
+        None => {
+            let mut hup = signal(SignalKind::hangup()).context("cannot install SIGHUP handler")?;
+            let mut term =
+                signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
+            let mut int =
+                signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
+            loop {
+                tokio::select! {
+                    _ = hup.recv() => {
+                        reload(&opts, &current, &scrape, &rules, &metrics, &analysis, &store);
+                        *auth.write() = current.read().server.auth.clone();
+                        *actions_cfg.write() = current.read().actions.clone();
+                        *query_cfg.write() = current.read().query.clone();
+                    }
+                    _ = term.recv() => { info!("SIGTERM received, shutting down"); break; }
+                    _ = int.recv() => { info!("SIGINT received, shutting down"); break; }
+                }
             }
-            _ = term.recv() => { info!("SIGTERM received, shutting down"); break; }
-            _ = int.recv() => { info!("SIGINT received, shutting down"); break; }
         }
     }
 

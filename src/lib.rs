@@ -19,6 +19,7 @@
 //! - [`stats`]: two-sample tests (Mann-Whitney, Welch, KS, proportions, Fisher),
 //!   sequential e-values and Kayenta's classifier and scorer.
 //! - [`analysis`]: canary analysis around the statistics (Kayenta formats so far).
+//! - [`demo`]: `augur demo`, the whole pipeline on simulated traffic.
 
 pub mod act;
 pub mod analysis;
@@ -27,6 +28,7 @@ pub mod app;
 pub mod config;
 pub mod datasource;
 pub mod decide;
+pub mod demo;
 pub mod duration;
 pub mod expfmt;
 pub mod fmtfloat;

@@ -49,6 +49,9 @@ enum Command {
         #[arg(long)]
         state_dir: Option<PathBuf>,
     },
+    /// Watch augur catch a bad canary: a simulated service, a stand-in
+    /// Kubernetes API and the real daemon, on loopback, in under a minute.
+    Demo(DemoArgs),
     /// Check files without running anything.
     Check {
         #[command(subcommand)]
@@ -202,6 +205,102 @@ enum JudgeTest {
     Kayenta,
 }
 
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// A healthy canary: the run passes and the rollout is promoted.
+    #[arg(long, conflicts_with = "scenario")]
+    healthy: bool,
+    /// What happens to the canary.
+    #[arg(long, value_enum, default_value_t = DemoScenario::Regression)]
+    scenario: DemoScenario,
+    /// Seed of the traffic generator.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Analysis interval (scrapes run four times as often); shorter
+    /// compresses time.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    interval: std::time::Duration,
+    /// Healthy time after the run starts, before the regression.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    healthy_for: std::time::Duration,
+    /// Intervals a passing run needs.
+    #[arg(long, default_value_t = 12)]
+    count: u32,
+    /// Give up (exit 1) without a decision by then.
+    #[arg(long, default_value = "55s", value_parser = parse_duration)]
+    timeout: std::time::Duration,
+    /// Print only the outcome, as one JSON document.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DemoScenario {
+    /// More 5xx and a slower p99.
+    Regression,
+    /// More 5xx only.
+    Errors,
+    /// Slower median and tail.
+    Latency,
+    /// Same median, wider spread.
+    Spread,
+    /// Stays healthy (as --healthy).
+    Healthy,
+    /// Healthy, but every third scrape of the canary fails.
+    Flapping,
+    /// The canary serves no request metrics.
+    NoData,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    augur::duration::parse(s).map_err(|e| e.to_string())
+}
+
+fn demo(args: &DemoArgs) -> ExitCode {
+    use augur::demo::{Options, Scenario};
+    let scenario = match (args.healthy, args.scenario) {
+        (true, _) | (_, DemoScenario::Healthy) => Scenario::Healthy,
+        (_, DemoScenario::Regression) => Scenario::Regression,
+        (_, DemoScenario::Errors) => Scenario::Errors,
+        (_, DemoScenario::Latency) => Scenario::Latency,
+        (_, DemoScenario::Spread) => Scenario::Spread,
+        (_, DemoScenario::Flapping) => Scenario::Flapping,
+        (_, DemoScenario::NoData) => Scenario::NoData,
+    };
+    let opts = Options {
+        scenario,
+        seed: args.seed,
+        interval: args.interval,
+        healthy_for: args.healthy_for,
+        count: args.count,
+        timeout: args.timeout,
+        live: !args.json,
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("augur: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut out = std::io::stdout();
+    match rt.block_on(augur::demo::run(opts, &mut out)) {
+        Ok(o) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&o).unwrap_or_default());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("augur demo: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum TestCommand {
     /// Run promtool rule unit-test files (`promtool test rules` format);
@@ -297,6 +396,15 @@ fn main() -> ExitCode {
             what: TestCommand::Rules { files },
         } => test_rules(&files),
         Command::Judge(args) => judge(&args),
+        Command::Demo(args) => {
+            // The daemon's own logs would drown the story; errors only
+            // unless asked.
+            init_logging(
+                cli.log_format,
+                Some(cli.log_level.as_deref().unwrap_or("error")),
+            );
+            demo(&args)
+        }
         Command::Query {
             expr,
             time,

@@ -268,6 +268,17 @@ impl AnalysisManager {
         let stored = self.state.insert_run(&row)?;
         if stored.id == row.id {
             info!(run = %row.id, template = %t.name, "analysis run started");
+            if let Some(subject) = rollout_subject(&row) {
+                self.audit(
+                    now,
+                    &format!("analysis:{}", row.id),
+                    "analysis.started",
+                    &subject,
+                    &serde_json::json!({"run": row.id, "template": t.name, "reason": row.message,
+                        "args": serde_json::from_str::<serde_json::Value>(&row.args).unwrap_or_default(),
+                        "rollout": overrides.rollout}),
+                );
+            }
         }
         self.wake.notify_one();
         Ok(Arc::new(stored))
@@ -481,7 +492,21 @@ impl AnalysisManager {
         }
         row.status = serde_json::to_string(&status).unwrap_or_default();
         match self.state.record_interval(&row, &rows) {
-            Ok(true) => row.next_at,
+            Ok(true) => {
+                if state != RunState::Running {
+                    if let Some(subject) = rollout_subject(&row) {
+                        self.audit(
+                            now,
+                            &format!("analysis:{}", row.id),
+                            &format!("analysis.{}", state.as_str()),
+                            &subject,
+                            &serde_json::json!({"run": row.id, "template": t.name,
+                                "reason": row.message, "intervals": status.intervals}),
+                        );
+                    }
+                }
+                row.next_at
+            }
             Ok(false) => None,
             Err(e) => {
                 warn!(run = %row.id, error = %e, "cannot store the analysis interval; retrying");
@@ -544,6 +569,16 @@ impl AnalysisManager {
     ) -> Result<Vec<serde_json::Value>, AnalysisError> {
         Ok(self.state.runs(state, limit)?.iter().map(summary).collect())
     }
+}
+
+/// `namespace/name` of the rollout a run is bound to, if any.
+fn rollout_subject(row: &RunRow) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(row.rollout.as_deref()?).ok()?;
+    Some(format!(
+        "{}/{}",
+        v.get("namespace")?.as_str()?,
+        v.get("name")?.as_str()?
+    ))
 }
 
 /// Java's `Duration.toString()` for whole milliseconds: `PT1H`, `PT1H30M`,

@@ -973,7 +973,9 @@ impl State {
                 d.actor,
                 format!("decision.{}", d.decision),
                 format!("{}/{}", d.namespace, d.name),
-                d.detail
+                serde_json::json!({"key": d.key, "revision": d.revision, "reason": d.reason,
+                    "detail": serde_json::from_str::<serde_json::Value>(&d.detail).unwrap_or_default()})
+                .to_string()
             ],
         )?;
         tx.commit()?;
