@@ -214,7 +214,7 @@ struct DemoArgs {
     #[arg(long, value_enum, default_value_t = DemoScenario::Regression)]
     scenario: DemoScenario,
     /// Seed of the traffic generator.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 2)]
     seed: u64,
     /// Analysis interval (scrapes run four times as often); shorter
     /// compresses time.

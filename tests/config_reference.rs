@@ -147,5 +147,8 @@ fn configuration_examples_compile() {
     let p = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/augur.toml"));
     let cfg = augur::config::load(p).unwrap_or_else(|e| panic!("systemd/augur.toml: {e}"));
     assert!(cfg.server.listen.ip().is_loopback());
-    assert!(cfg.actions.dry_run, "the shipped ops-host example starts in dry run");
+    assert!(
+        cfg.actions.dry_run,
+        "the shipped ops-host example starts in dry run"
+    );
 }

@@ -130,9 +130,11 @@ fn a_regression_is_aborted_and_the_audit_log_tells_the_story() {
             "action.done"
         ]
     );
-    let failed = &o["audit"][1]["detail"]["reason"];
+    // The reason names the metric that failed and its numbers.
+    let failed = o["audit"][1]["detail"]["reason"].as_str().unwrap();
     assert!(
-        failed.as_str().unwrap().contains("assessed Failed"),
+        failed.contains("\"errors\" failed: errors: canary error rate")
+            || failed.contains("assessed Failed"),
         "{failed}"
     );
 }

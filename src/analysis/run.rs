@@ -986,12 +986,18 @@ impl RunStatus {
 /// Argo's `assessMetricStatus`.
 fn assess(t: &Template, st: &MetricStatus) -> (Phase, String) {
     let name = &st.name;
-    if st.failed > t.failure_limit {
+    let failure_limit = t
+        .metrics
+        .iter()
+        .find(|m| &m.name == name)
+        .and_then(|m| m.failure_limit)
+        .unwrap_or(t.failure_limit);
+    if st.failed > failure_limit {
         return (
             Phase::Failed,
             format!(
-                "Metric {name:?} assessed Failed due to failed ({}) > failureLimit ({})",
-                st.failed, t.failure_limit
+                "Metric {name:?} assessed Failed due to failed ({}) > failureLimit ({failure_limit})",
+                st.failed
             ),
         );
     }
@@ -1072,6 +1078,31 @@ mod tests {
 
     use Phase::*;
     use RunState as R;
+
+    #[test]
+    fn a_metric_failure_limit_overrides_the_templates() {
+        let text = "[[analysis]]\nname = \"t\"\ninterval = \"1s\"\ncount = 5\n[[analysis.metric]]\nname = \"m\"\ncheck = \"threshold\"\nmax = 1\nfailure_limit = 2\ncanary = 'up'\n";
+        let t = parse_file("t.toml", text).unwrap().remove(0);
+        assert_eq!(t.metrics[0].failure_limit, Some(2));
+        assert_eq!(
+            play(&t, &[Failed, Failed, Successful, Failed]),
+            [R::Running, R::Running, R::Running, R::Failed]
+        );
+        let mut st = RunStatus::new(&t);
+        for p in [Failed, Failed, Failed] {
+            st.record(&t, m(p));
+        }
+        assert_eq!(
+            assess(&t, &st.metrics[0]).1,
+            "Metric \"m\" assessed Failed due to failed (3) > failureLimit (2)"
+        );
+        // Without it, the template's (default 0) applies.
+        let t = template("count = 5");
+        assert_eq!(play(&t, &[Failed]), [R::Failed]);
+        let bad = text.replace("failure_limit = 2", "failure_limit = -1");
+        let e = format!("{:?}", parse_file("t.toml", &bad).unwrap_err());
+        assert!(e.contains("failure_limit: expected a count of 0 or more"), "{e}");
+    }
 
     #[test]
     fn argo_limits() {

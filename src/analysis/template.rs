@@ -137,6 +137,10 @@ pub struct Metric {
     pub nan_replace: bool,
     /// Unit for readable messages.
     pub unit: String,
+    /// Argo's per-metric `failureLimit`: failed measurements this metric
+    /// tolerates (none: the template's `failure_limit`).
+    #[serde(default)]
+    pub failure_limit: Option<u32>,
 }
 
 /// One declared argument.
@@ -280,6 +284,7 @@ struct RawMetric {
     nan_strategy: Option<Spanned<String>>,
     #[serde(default)]
     unit: String,
+    failure_limit: Option<Spanned<i64>>,
 }
 
 struct Cx<'a> {
@@ -778,6 +783,10 @@ fn compile_metric(cx: &mut Cx<'_>, m: &Spanned<RawMetric>, args: &[Arg]) -> Metr
         no_data,
         nan_replace,
         unit: r.unit.clone(),
+        failure_limit: r
+            .failure_limit
+            .as_ref()
+            .map(|_| cx.count(&r.failure_limit, "failure_limit", 0)),
     }
 }
 

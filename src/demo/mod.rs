@@ -102,7 +102,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             scenario: Scenario::Regression,
-            seed: 1,
+            seed: 2,
             interval: Duration::from_secs(2),
             healthy_for: Duration::from_secs(10),
             count: 12,
