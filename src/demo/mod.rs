@@ -143,6 +143,8 @@ const STABLE_HASH: &str = "6d4cf56db6";
 const CANARY_HASH: &str = "7b9f8c5d4f";
 const HTTP_ANALYSES: &str = include_str!("../../rules/analyses/http.toml");
 const KUBERNETES_ANALYSES: &str = include_str!("../../rules/analyses/kubernetes.toml");
+const HTTP_RULES: &str = include_str!("../../rules/http.yml");
+const KUBERNETES_RULES: &str = include_str!("../../rules/kubernetes.yml");
 
 /// Removes the demo's scratch directory however the demo ends.
 struct Scratch(PathBuf);
@@ -167,11 +169,15 @@ fn write_config(
     std::fs::create_dir_all(dir.join("analyses"))?;
     std::fs::write(dir.join("analyses/http.toml"), HTTP_ANALYSES)?;
     std::fs::write(dir.join("analyses/kubernetes.toml"), KUBERNETES_ANALYSES)?;
+    std::fs::create_dir_all(dir.join("rules"))?;
+    std::fs::write(dir.join("rules/http.yml"), HTTP_RULES)?;
+    std::fs::write(dir.join("rules/kubernetes.yml"), KUBERNETES_RULES)?;
     let [baseline, canary, ksm] = targets;
     let s = duration_text(scrape);
     let cfg = format!(
         r#"# Written by `augur demo`.
 analysis_files = ["analyses/*.toml"]
+rule_files = ["rules/*.yml"]
 
 [server]
 state_dir = "state"
