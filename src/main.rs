@@ -799,7 +799,8 @@ fn check_rules(files: &[PathBuf]) -> ExitCode {
                 for e in errs {
                     eprintln!("{e}");
                 }
-                eprintln!();
+                // promtool prints the separating blank line on stdout.
+                println!();
             }
         }
     }

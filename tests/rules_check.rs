@@ -65,6 +65,9 @@ fn own(name: &str) -> PathBuf {
 fn rejects_invalid_files_with_promtool_messages() {
     let cases = [
         ("bad_promql.yml", "5:15: group \"g\", rule 1, \"Broken\": could not parse expression: 1:34: parse error: unclosed left parenthesis"),
+        // A block scalar is placed at its `|`, as yaml.v3 does, and the
+        // PromQL position is within the multi-line expression.
+        ("bad_promql_block.yml", "5:15: group \"g\", rule 1, \"BrokenBlock\": could not parse expression: 3:1: parse error: unclosed left parenthesis"),
         ("bad_template.yml", "group \"g\", rule 1, \"BadTemplate\": annotation \"summary\": template: __alert_BadTemplate:1: unclosed action"),
         ("bad_function.yml", "group \"g\", rule 1, \"BadFunction\": annotation \"summary\": template: __alert_BadFunction:1: function \"nosuchfunc\" not defined"),
         ("duplicate_group.yml", "6:5: groupname: \"same\" is repeated in the same file"),
@@ -89,6 +92,12 @@ fn rejects_invalid_files_with_promtool_messages() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.starts_with("  FAILED:\n"), "{stderr}");
         assert!(stderr.contains(&expected), "{stderr}");
+        // promtool's blank line after a file goes to stdout.
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("Checking {}\n\n", p.display())
+        );
+        assert!(!stderr.ends_with("\n\n"), "{stderr:?}");
     }
     let ok = own("canary_alerts.yml");
     let out = augur(&["check", "rules"], std::slice::from_ref(&ok));

@@ -1101,7 +1101,10 @@ mod tests {
         assert_eq!(play(&t, &[Failed]), [R::Failed]);
         let bad = text.replace("failure_limit = 2", "failure_limit = -1");
         let e = format!("{:?}", parse_file("t.toml", &bad).unwrap_err());
-        assert!(e.contains("failure_limit: expected a count of 0 or more"), "{e}");
+        assert!(
+            e.contains("failure_limit: expected a count of 0 or more"),
+            "{e}"
+        );
     }
 
     #[test]

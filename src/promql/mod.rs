@@ -140,7 +140,9 @@ pub fn parse(query: &str) -> Result<Expr, EvalError> {
 /// promql-parser reports no positions, so find the longest prefix that is
 /// still valid or merely unfinished; the error starts right after it.
 fn locate_parse_error(query: &str, msg: &str) -> String {
-    let unfinished = |m: &str| m.contains("end of input") || m.contains("unclosed");
+    let unfinished = |m: &str| {
+        m.contains("end of input") || m.contains("unclosed") || m.contains("unterminated")
+    };
     let mut good = 0;
     for (i, _) in query
         .char_indices()

@@ -151,11 +151,54 @@ impl RuleFile {
     }
 }
 
-fn pos<T>(s: &Option<Spanned<T>>) -> String {
+fn pos<T>(text: &str, s: &Option<Spanned<T>>) -> String {
     match s {
-        Some(s) => format!("{}:{}", s.referenced.line(), s.referenced.column()),
+        Some(s) => {
+            let (l, c) = node_pos(text, s.referenced.line(), s.referenced.column());
+            format!("{l}:{c}")
+        }
         None => "0:0".to_string(),
     }
+}
+
+/// Where yaml.v3 (so promtool) places a value: serde-saphyr puts a block
+/// scalar (`expr: |`) at its first content line, yaml.v3 at the `|` or `>`
+/// indicator. Other values are where serde-saphyr says.
+fn node_pos(text: &str, line: u64, column: u64) -> (u64, u64) {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(content) = lines.get((line as usize).wrapping_sub(1)) else {
+        return (line, column);
+    };
+    let indent = content.len() - content.trim_start().len();
+    if column as usize != indent + 1 {
+        return (line, column);
+    }
+    for i in (0..(line as usize - 1)).rev() {
+        let l = lines[i];
+        if l.trim().is_empty() {
+            continue;
+        }
+        let code = match l.find(" #") {
+            Some(k) => &l[..k],
+            None => l,
+        }
+        .trim_end();
+        let Some(at) = code.rfind(['|', '>']) else {
+            break;
+        };
+        let header = &code[at + 1..];
+        let before = code[..at].trim_end();
+        if header.len() <= 2
+            && header
+                .chars()
+                .all(|c| c == '+' || c == '-' || c.is_ascii_digit())
+            && (before.ends_with(':') || before.ends_with('-'))
+        {
+            return ((i + 1) as u64, (code[..at].chars().count() + 1) as u64);
+        }
+        break;
+    }
+    (line, column)
 }
 
 fn dur(s: &Option<Spanned<Scalar>>, errs: &mut Vec<String>) -> Option<Duration> {
@@ -231,7 +274,7 @@ pub fn parse(text: &str) -> Result<RuleFile, Vec<String>> {
         for (i, r) in g.rules.unwrap_or_default().into_iter().enumerate() {
             let line = r.referenced.line() as usize;
             let r = r.value;
-            let rule_errs = validate_rule(&r);
+            let rule_errs = validate_rule(text, &r);
             let rname = r
                 .alert
                 .as_ref()
@@ -293,11 +336,11 @@ pub fn parse(text: &str) -> Result<RuleFile, Vec<String>> {
 }
 
 /// Rule.Validate: errors with the position they point at, if any.
-fn validate_rule(r: &RawRule) -> Vec<(Option<String>, String)> {
+fn validate_rule(text: &str, r: &RawRule) -> Vec<(Option<String>, String)> {
     let mut e: Vec<(Option<String>, String)> = Vec::new();
     let record = r.record.as_ref().map(|x| x.value.0.as_str()).unwrap_or("");
     let alert = r.alert.as_ref().map(|x| x.value.0.as_str()).unwrap_or("");
-    let both = format!("{}: {}", pos(&r.record), pos(&r.alert));
+    let both = format!("{}: {}", pos(text, &r.record), pos(text, &r.alert));
     if !record.is_empty() && !alert.is_empty() {
         e.push((
             Some(both.clone()),
@@ -310,17 +353,17 @@ fn validate_rule(r: &RawRule) -> Vec<(Option<String>, String)> {
     let expr = r.expr.as_ref().map(|x| x.value.0.as_str()).unwrap_or("");
     if expr.is_empty() {
         e.push((
-            Some(pos(&r.expr)),
+            Some(pos(text, &r.expr)),
             "field 'expr' must be set in rule".into(),
         ));
     } else if let Err(err) = crate::promql::parse(expr) {
         e.push((
-            Some(pos(&r.expr)),
+            Some(pos(text, &r.expr)),
             format!("could not parse expression: {err}"),
         ));
     }
     if !record.is_empty() {
-        let rp = Some(pos(&r.record));
+        let rp = Some(pos(text, &r.record));
         if r.annotations.as_ref().is_some_and(|a| !a.is_empty()) {
             e.push((
                 rp.clone(),
