@@ -604,11 +604,16 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         "global.scrape_interval",
         Duration::from_secs(60),
     );
-    let g_timeout = cx.duration(
-        &rg.scrape_timeout,
-        "global.scrape_timeout",
-        Duration::from_secs(10),
-    );
+    // Prometheus (GlobalConfig.UnmarshalYAML): an unset global timeout is
+    // 10s, lowered to the interval when the interval is shorter.
+    let g_timeout = match &rg.scrape_timeout {
+        None => Duration::from_secs(10).min(g_interval),
+        Some(_) => cx.duration(
+            &rg.scrape_timeout,
+            "global.scrape_timeout",
+            Duration::from_secs(10),
+        ),
+    };
     let eval = cx.duration(
         &rg.evaluation_interval,
         "global.evaluation_interval",

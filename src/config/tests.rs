@@ -152,3 +152,14 @@ fn a_stray_carriage_return_gets_a_message() {
     assert!(s.starts_with("c.toml:2:1: "), "{s}");
     assert!(s.len() > "c.toml:2:1: ".len(), "{s}");
 }
+
+#[test]
+fn an_unset_global_timeout_follows_a_short_interval_as_in_prometheus() {
+    let cfg = c("[global]\nscrape_interval = \"5s\"\n").unwrap();
+    assert_eq!(cfg.global.scrape_timeout, Duration::from_secs(5));
+    let cfg = c("[global]\nscrape_interval = \"1m\"\n").unwrap();
+    assert_eq!(cfg.global.scrape_timeout, Duration::from_secs(10));
+    // A timeout set above the interval is still an error.
+    let e = c("[global]\nscrape_interval = \"5s\"\nscrape_timeout = \"6s\"\n").unwrap_err();
+    assert!(e.to_string().contains("is greater than global.scrape_interval"), "{e}");
+}
