@@ -1261,6 +1261,14 @@ fn compile_notify(cx: &mut Ctx<'_>, n: raw::RawNotify) -> NotifyConfig {
                 &format!("notify.{kind}.timeout"),
                 Duration::from_secs(10),
             );
+            if kind != "webhook" && v.hmac_secret_file.is_some() {
+                // Silently ignoring it would let people believe the
+                // requests are signed.
+                cx.error(
+                    r.span(),
+                    format!("notify.{kind}: hmac_secret_file applies to [[notify.webhook]] receivers only"),
+                );
+            }
             let rk = match kind {
                 "alertmanager" => ReceiverKind::Alertmanager,
                 "webhook" => ReceiverKind::Webhook {

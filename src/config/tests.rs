@@ -161,5 +161,26 @@ fn an_unset_global_timeout_follows_a_short_interval_as_in_prometheus() {
     assert_eq!(cfg.global.scrape_timeout, Duration::from_secs(10));
     // A timeout set above the interval is still an error.
     let e = c("[global]\nscrape_interval = \"5s\"\nscrape_timeout = \"6s\"\n").unwrap_err();
-    assert!(e.to_string().contains("is greater than global.scrape_interval"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("is greater than global.scrape_interval"),
+        "{e}"
+    );
+}
+
+#[test]
+fn hmac_secret_file_only_on_webhook_receivers() {
+    let ok = "[[notify.webhook]]\nurl = \"http://h/x\"\nhmac_secret_file = \"/etc/augur/k\"\n";
+    assert!(c(ok).is_ok());
+    for kind in ["alertmanager", "slack"] {
+        let text = format!(
+            "[[notify.{kind}]]\nurl = \"http://h/x\"\nhmac_secret_file = \"/etc/augur/k\"\n"
+        );
+        let e = c(&text).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("hmac_secret_file applies to [[notify.webhook]] receivers only"),
+            "{e}"
+        );
+    }
 }
