@@ -454,11 +454,7 @@ impl RuleRunner {
                 rc.clone(),
                 self.metrics.clone(),
                 cfg.query.clone(),
-                cfg.global
-                    .external_labels
-                    .iter()
-                    .map(|l| (l.name.to_string(), l.value.to_string()))
-                    .collect(),
+                cfg.global.external_labels_map(),
                 cfg.server.external_url.clone(),
                 restore,
                 token.clone(),

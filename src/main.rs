@@ -211,8 +211,8 @@ struct DemoArgs {
     #[arg(long, conflicts_with = "scenario")]
     healthy: bool,
     /// What happens to the canary.
-    #[arg(long, value_enum, default_value_t = DemoScenario::Regression)]
-    scenario: DemoScenario,
+    #[arg(long, value_enum, default_value_t = augur::demo::Scenario::Regression)]
+    scenario: augur::demo::Scenario,
     /// Seed of the traffic generator.
     #[arg(long, default_value_t = 2)]
     seed: u64,
@@ -234,38 +234,27 @@ struct DemoArgs {
     json: bool,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum DemoScenario {
-    /// More 5xx and a slower p99.
-    Regression,
-    /// More 5xx only.
-    Errors,
-    /// Slower median and tail.
-    Latency,
-    /// Same median, wider spread.
-    Spread,
-    /// Stays healthy (as --healthy).
-    Healthy,
-    /// Healthy, but every third scrape of the canary fails.
-    Flapping,
-    /// The canary serves no request metrics.
-    NoData,
-}
-
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     augur::duration::parse(s).map_err(|e| e.to_string())
 }
 
+/// The multi-threaded runtime the daemon and the demo run on.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("augur: cannot start the runtime: {e}");
+            ExitCode::from(1)
+        })
+}
+
 fn demo(args: &DemoArgs) -> ExitCode {
     use augur::demo::{Options, Scenario};
-    let scenario = match (args.healthy, args.scenario) {
-        (true, _) | (_, DemoScenario::Healthy) => Scenario::Healthy,
-        (_, DemoScenario::Regression) => Scenario::Regression,
-        (_, DemoScenario::Errors) => Scenario::Errors,
-        (_, DemoScenario::Latency) => Scenario::Latency,
-        (_, DemoScenario::Spread) => Scenario::Spread,
-        (_, DemoScenario::Flapping) => Scenario::Flapping,
-        (_, DemoScenario::NoData) => Scenario::NoData,
+    let scenario = if args.healthy {
+        Scenario::Healthy
+    } else {
+        args.scenario
     };
     let opts = Options {
         scenario,
@@ -276,15 +265,9 @@ fn demo(args: &DemoArgs) -> ExitCode {
         timeout: args.timeout,
         live: !args.json,
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("augur: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let mut out = std::io::stdout();
     match rt.block_on(augur::demo::run(opts, &mut out)) {
@@ -418,15 +401,9 @@ fn main() -> ExitCode {
             state_dir,
         } => {
             init_logging(cli.log_format, cli.log_level.as_deref());
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
+            let rt = match runtime() {
                 Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("augur: cannot start the runtime: {e}");
-                    return ExitCode::from(1);
-                }
+                Err(code) => return code,
             };
             let opts = RunOptions {
                 config,

@@ -142,11 +142,7 @@ pub async fn flagger(
             let c = st.config.read();
             (
                 c.notify.clone(),
-                c.global
-                    .external_labels
-                    .iter()
-                    .map(|l| (l.name.to_string(), l.value.to_string()))
-                    .collect(),
+                c.global.external_labels_map(),
                 c.server.external_url.clone(),
             )
         };

@@ -120,6 +120,16 @@ pub struct GlobalConfig {
     pub external_labels: Labels,
 }
 
+impl GlobalConfig {
+    /// `external_labels` as a name -> value map.
+    pub fn external_labels_map(&self) -> BTreeMap<String, String> {
+        self.external_labels
+            .iter()
+            .map(|l| (l.name.to_string(), l.value.to_string()))
+            .collect()
+    }
+}
+
 /// How a job authenticates to its targets. Secrets in files are re-read on
 /// every scrape, like Prometheus, so rotation needs no reload.
 #[derive(Debug, Clone, PartialEq)]

@@ -25,8 +25,8 @@ use crate::app::{Embedded, RunOptions};
 use sim::{Behaviour, Track};
 use standins::{Received, Recorder};
 
-/// What happens to the canary.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What happens to the canary (also `augur demo --scenario`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
     /// More 5xx and a slower p99 (the default).
     Regression,
@@ -135,6 +135,21 @@ pub struct Outcome {
     pub regression_to_action: Option<f64>,
     /// Seconds the whole demo took.
     pub elapsed: f64,
+}
+
+/// Serves `app` on a loopback port until `token` is cancelled.
+pub(crate) async fn listen(
+    app: axum::Router,
+    token: CancellationToken,
+) -> std::io::Result<std::net::SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await;
+    });
+    Ok(addr)
 }
 
 const NAMESPACE: &str = "demo";

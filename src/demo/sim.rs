@@ -196,17 +196,6 @@ pub async fn drive(tracks: Vec<Arc<Track>>, seed: u64, token: CancellationToken)
     }
 }
 
-async fn listen(app: Router, token: CancellationToken) -> std::io::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await;
-    });
-    Ok(addr)
-}
-
 /// Serves `track` on `/metrics` on a loopback port.
 pub async fn serve(track: Arc<Track>, token: CancellationToken) -> std::io::Result<SocketAddr> {
     let app = Router::new().route(
@@ -231,7 +220,7 @@ pub async fn serve(track: Arc<Track>, token: CancellationToken) -> std::io::Resu
             }
         }),
     );
-    listen(app, token).await
+    super::listen(app, token).await
 }
 
 /// Serves kube-state-metrics' pod readiness and restart series for the
@@ -271,7 +260,7 @@ pub async fn serve_kube_state(
             }
         }),
     );
-    listen(app, token).await
+    super::listen(app, token).await
 }
 
 #[cfg(test)]

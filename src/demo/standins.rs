@@ -90,17 +90,6 @@ fn received(
     }
 }
 
-async fn listen(app: Router, token: CancellationToken) -> std::io::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await;
-    });
-    Ok(addr)
-}
-
 /// The Argo Rollout the demo's canary belongs to: paused at its analysis
 /// step, canary pods at `canary_hash`, stable at `stable_hash`.
 pub fn rollout(namespace: &str, name: &str, stable_hash: &str, canary_hash: &str) -> Value {
@@ -157,7 +146,7 @@ pub async fn kubernetes(
             }
         },
     );
-    listen(app, token).await
+    super::listen(app, token).await
 }
 
 /// RFC 7386 JSON merge patch.
@@ -191,7 +180,7 @@ pub async fn webhook(rec: Recorder, token: CancellationToken) -> std::io::Result
             }
         },
     );
-    listen(app, token).await
+    super::listen(app, token).await
 }
 
 #[cfg(test)]
