@@ -181,6 +181,11 @@ target = "deployment"
 api_server = "http://{addr}"
 decisions = ["abort", "promote", "rollback"]
 [[actions.kubernetes]]
+name = "elsewhere"
+target = "deployment"
+api_server = "http://{addr}"
+rollouts = ["prod/*", "*/checkout"]
+[[actions.kubernetes]]
 name = "rolling"
 target = "deployment"
 api_server = "http://{addr}"
@@ -209,6 +214,8 @@ decisions = ["abort", "promote", "rollback"]
     // its scale subresource; Flagger through the rollback gate.
     decide(&d, "shop", "web", "abort").await;
     let acts = settled(&d, "shop/web/r1/abort").await;
+    // A sink limited to other rollouts gets no action at all.
+    assert!(acts.iter().all(|a| a["sink"] != "elsewhere"), "{acts:#?}");
     // (the "rolling" sink finds no history for web: checked below for api)
     assert!(
         acts.iter()

@@ -118,7 +118,10 @@ impl Dispatcher {
         let actions: Vec<(String, String)> = cfg
             .webhooks
             .iter()
-            .filter(|w| w.decisions.contains(&d.decision))
+            .filter(|w| {
+                w.decisions.contains(&d.decision)
+                    && crate::config::sink_wants(&w.rollouts, &d.namespace, &d.name)
+            })
             .map(|w| {
                 // Configured header values may be secrets: only names are
                 // stored; values are read from the config at send time.
@@ -130,11 +133,10 @@ impl Dispatcher {
             })
             .collect();
         let mut actions = actions;
-        for k in cfg
-            .kubernetes
-            .iter()
-            .filter(|k| k.decisions.contains(&d.decision))
-        {
+        for k in cfg.kubernetes.iter().filter(|k| {
+            k.decisions.contains(&d.decision)
+                && crate::config::sink_wants(&k.rollouts, &d.namespace, &d.name)
+        }) {
             let req = json!({
                 "kind": "kubernetes", "target": k.target, "namespace": d.namespace,
                 "name": d.name, "decision": d.decision,

@@ -355,6 +355,8 @@ pub struct KubernetesSink {
     pub insecure: bool,
     /// Decisions it carries out (default: all).
     pub decisions: Vec<String>,
+    /// Rollouts it acts on, as `namespace/name` globs (empty: all).
+    pub rollouts: Vec<glob::Pattern>,
     /// Deployments only: abort by `scale-to-zero` (a separate canary
     /// Deployment, the default) or `rollback` (`kubectl rollout undo` of a
     /// rolling Deployment).
@@ -382,6 +384,19 @@ pub struct ActionWebhook {
     pub timeout: Duration,
     /// Decisions it receives (default: all).
     pub decisions: Vec<String>,
+    /// Rollouts it receives decisions for, as `namespace/name` globs
+    /// (empty: all).
+    pub rollouts: Vec<glob::Pattern>,
+}
+
+/// Whether a sink with these `rollouts` globs acts on `namespace/name`.
+pub fn sink_wants(rollouts: &[glob::Pattern], namespace: &str, name: &str) -> bool {
+    let subject = format!("{namespace}/{name}");
+    let opts = glob::MatchOptions {
+        require_literal_separator: true,
+        ..Default::default()
+    };
+    rollouts.is_empty() || rollouts.iter().any(|p| p.matches_with(&subject, opts))
 }
 
 /// A validated config.
@@ -1118,6 +1133,30 @@ pub const DECISIONS: [&str; 7] = [
 /// [`DECISIONS`] for error messages.
 pub const DECISIONS_TEXT: &str = "promote, promote-full, abort, retry, pause, resume or rollback";
 
+/// A sink's `rollouts` globs, each `namespace/name` (`*` within a part).
+fn compile_rollouts(
+    cx: &mut Ctx<'_>,
+    list: &Option<Vec<Spanned<String>>>,
+    key: &str,
+) -> Vec<glob::Pattern> {
+    let mut out = Vec::new();
+    for r in list.iter().flatten() {
+        let text = r.get_ref();
+        if text.split('/').count() != 2 {
+            cx.error(
+                r.span(),
+                format!("{key}: expected \"namespace/name\" (globs allowed, e.g. \"shop/*\"), found {text:?}"),
+            );
+            continue;
+        }
+        match glob::Pattern::new(text) {
+            Ok(p) => out.push(p),
+            Err(e) => cx.error(r.span(), format!("{key}: {text:?}: {e}")),
+        }
+    }
+    out
+}
+
 /// A sink's `decisions` list (default: all), each checked.
 fn compile_decisions(
     cx: &mut Ctx<'_>,
@@ -1176,6 +1215,7 @@ fn compile_actions(cx: &mut Ctx<'_>, a: raw::RawActions) -> ActionsConfig {
                 hmac_secret_file: v.hmac_secret_file.as_ref().map(PathBuf::from),
                 timeout: cx.duration(&v.timeout, "actions.webhook.timeout", Duration::from_secs(10)),
                 decisions,
+                rollouts: compile_rollouts(cx, &v.rollouts, "actions.webhook.rollouts"),
             }
         })
         .collect();
@@ -1217,6 +1257,7 @@ fn compile_actions(cx: &mut Ctx<'_>, a: raw::RawActions) -> ActionsConfig {
                 token_file: v.token_file.as_ref().map(PathBuf::from),
                 insecure: v.insecure.unwrap_or(false),
                 decisions,
+                rollouts: compile_rollouts(cx, &v.rollouts, "actions.kubernetes.rollouts"),
                 abort_with,
             }
         })

@@ -214,6 +214,7 @@ pub struct RawKubernetesSink {
     pub token_file: Option<String>,
     pub insecure: Option<bool>,
     pub decisions: Option<Vec<Spanned<String>>>,
+    pub rollouts: Option<Vec<Spanned<String>>>,
     pub abort_with: Option<Spanned<String>>,
 }
 
@@ -230,4 +231,5 @@ pub struct RawActionWebhook {
     pub hmac_secret_file: Option<String>,
     pub timeout: Option<Spanned<String>>,
     pub decisions: Option<Vec<Spanned<String>>>,
+    pub rollouts: Option<Vec<Spanned<String>>>,
 }

@@ -184,3 +184,26 @@ fn hmac_secret_file_only_on_webhook_receivers() {
         );
     }
 }
+
+#[test]
+fn sinks_can_be_limited_to_rollouts() {
+    let cfg = c(r#"[[actions.webhook]]
+url = "http://h/x"
+rollouts = ["shop/*", "*/checkout"]
+[[actions.kubernetes]]
+target = "argo-rollout"
+"#)
+    .unwrap();
+    let w = &cfg.actions.webhooks[0].rollouts;
+    assert!(sink_wants(w, "shop", "web"));
+    assert!(sink_wants(w, "payments", "checkout"));
+    assert!(!sink_wants(w, "payments", "web"));
+    assert!(!sink_wants(w, "shop-eu", "web"));
+    assert!(sink_wants(
+        &cfg.actions.kubernetes[0].rollouts,
+        "any",
+        "thing"
+    ));
+    let e = c("[[actions.webhook]]\nurl = \"http://h/x\"\nrollouts = [\"web\"]\n").unwrap_err();
+    assert!(e.to_string().contains("expected \"namespace/name\""), "{e}");
+}
