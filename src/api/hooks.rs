@@ -107,13 +107,8 @@ fn ensure_run(
 pub async fn flagger(
     State(st): State<Arc<ApiState>>,
     Path(hook): Path<String>,
-    headers: axum::http::HeaderMap,
-    RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = super::check_auth(&st, &headers, q.as_deref(), &body) {
-        return *r;
-    }
     let Some(h) = Hook::parse(&hook) else {
         return text(
             404,
@@ -244,13 +239,8 @@ pub async fn gate(
     State(st): State<Arc<ApiState>>,
     uri: axum::http::Uri,
     Path(op): Path<String>,
-    headers: axum::http::HeaderMap,
-    RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = super::check_auth(&st, &headers, q.as_deref(), &body) {
-        return *r;
-    }
     let kind = if uri.path().starts_with("/rollback/") {
         "rollback"
     } else {
@@ -335,13 +325,9 @@ pub async fn audit(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Re
 pub async fn argo(
     State(st): State<Arc<ApiState>>,
     Path(template): Path<String>,
-    headers: axum::http::HeaderMap,
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = super::check_auth(&st, &headers, q.as_deref(), &body) {
-        return *r;
-    }
     let mut given: BTreeMap<String, String> = super::query_pairs(&q).into_iter().collect();
     let verdict =
         |v: decide::Verdict, state: &str, reason: String, run: Option<&str>, extra: Value| {
@@ -451,13 +437,8 @@ pub async fn argo(
 pub async fn operator_decision(
     State(st): State<Arc<ApiState>>,
     Path((namespace, name, decision)): Path<(String, String, String)>,
-    headers: axum::http::HeaderMap,
-    RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = super::check_auth(&st, &headers, q.as_deref(), &body) {
-        return *r;
-    }
     if !crate::config::DECISIONS.contains(&decision.as_str()) {
         return text(
             404,

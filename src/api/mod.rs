@@ -18,7 +18,7 @@ use std::time::SystemTime;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
@@ -62,7 +62,38 @@ pub struct ApiState {
 /// `X-Augur-Signature: sha256=<hex>`. Without either file configured every
 /// request passes (the listen address defaults to loopback). Secrets are
 /// never echoed or logged.
-pub(crate) fn check_auth(
+/// Most bytes a guarded request body may have (axum's default limit).
+const MAX_GUARDED_BODY: usize = 2 << 20;
+
+/// Middleware: [`check_auth`] on the whole request; the body is buffered to
+/// verify its signature and handed on unchanged.
+async fn require_auth(
+    State(st): State<Arc<ApiState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_GUARDED_BODY).await {
+        Ok(b) => b,
+        Err(e) => {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("cannot read the request body: {e}\n"),
+            )
+                .into_response()
+        }
+    };
+    if let Err(r) = check_auth(&st, &parts.headers, parts.uri.query(), &bytes) {
+        return *r;
+    }
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
+}
+
+fn check_auth(
     st: &ApiState,
     headers: &axum::http::HeaderMap,
     query: Option<&str>,
@@ -138,6 +169,9 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 
 /// All routes.
 pub fn router(state: Arc<ApiState>) -> Router {
+    // Every route that changes something (starts or cancels runs, webhooks,
+    // gates, decisions, Argo and Kayenta calls) goes through one check.
+    let auth = || axum::middleware::from_fn_with_state(state.clone(), require_auth);
     Router::new()
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
@@ -154,30 +188,33 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/export", get(export))
         .route(
             "/api/v1/analysis/runs",
-            get(analysis::list).post(analysis::create),
+            get(analysis::list).merge(post(analysis::create).route_layer(auth())),
         )
         .route(
             "/api/v1/analysis/runs/{id}",
-            get(analysis::get).delete(analysis::cancel),
+            get(analysis::get).merge(delete(analysis::cancel).route_layer(auth())),
         )
         .route("/api/v1/analysis/templates", get(analysis::templates))
-        .route("/flagger/{hook}", axum::routing::post(hooks::flagger))
-        .route("/gate/{op}", axum::routing::post(hooks::gate))
-        .route("/rollback/{op}", axum::routing::post(hooks::gate))
+        .route("/flagger/{hook}", post(hooks::flagger).route_layer(auth()))
+        .route("/gate/{op}", post(hooks::gate).route_layer(auth()))
+        .route("/rollback/{op}", post(hooks::gate).route_layer(auth()))
         .route("/api/v1/gates", get(hooks::gates))
         .route("/api/v1/audit", get(hooks::audit))
         .route(
             "/api/v1/argo/{template}",
-            get(hooks::argo).post(hooks::argo),
+            get(hooks::argo).post(hooks::argo).route_layer(auth()),
         )
         .route(
             "/api/v1/rollouts/{namespace}/{name}/{decision}",
-            axum::routing::post(hooks::operator_decision),
+            post(hooks::operator_decision).route_layer(auth()),
         )
         .route("/api/v1/decisions", get(hooks::decisions))
         .route("/canaryConfig", get(kayenta::list_configs))
         .route("/canaryConfig/{id}", get(kayenta::get_config))
-        .route("/canary/{id}", get(kayenta::status).post(kayenta::start))
+        .route(
+            "/canary/{id}",
+            get(kayenta::status).merge(post(kayenta::start).route_layer(auth())),
+        )
         .with_state(state)
 }
 
