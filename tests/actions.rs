@@ -257,16 +257,7 @@ async fn dry_run_records_without_sending() {
 async fn a_failed_analysis_aborts_once_even_across_kill_9() {
     // The first delivery hangs long enough to kill augur mid-flight.
     let r = Receiver::start(vec![(200, 8000)]).await;
-    let healthy = Arm {
-        rate: 200.0,
-        errors: 0.01,
-        slow: false,
-    };
-    let broken = Arm {
-        rate: 200.0,
-        errors: 0.10,
-        slow: true,
-    };
+    let (healthy, broken) = (Arm::HEALTHY, Arm::BROKEN);
     let t = simulated(vec![("bad", healthy, Some(broken))]).await;
     let dir = tempfile::tempdir().unwrap();
     let templates = concat!(env!("CARGO_MANIFEST_DIR"), "/rules/analyses/http.toml");

@@ -60,16 +60,7 @@ async fn finished(d: &Daemon, id: &str, secs: u64) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_fail_pass_go_inconclusive_and_cancel() {
-    let healthy = Arm {
-        rate: 200.0,
-        errors: 0.01,
-        slow: false,
-    };
-    let broken = Arm {
-        rate: 200.0,
-        errors: 0.10,
-        slow: true,
-    };
+    let (healthy, broken) = (Arm::HEALTHY, Arm::BROKEN);
     let t = simulated(vec![
         ("bad", healthy, Some(broken)),
         ("good", healthy, Some(healthy)),
@@ -270,11 +261,7 @@ async fn runs_fail_pass_go_inconclusive_and_cancel() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_survives_kill_9_with_its_evidence() {
-    let healthy = Arm {
-        rate: 200.0,
-        errors: 0.01,
-        slow: false,
-    };
+    let healthy = Arm::HEALTHY;
     let t = simulated(vec![("steady", healthy, Some(healthy))]).await;
     let dir = tempfile::tempdir().unwrap();
     let mut d = Daemon::start(dir.path(), &config(&t));

@@ -88,16 +88,7 @@ async fn argo(d: &Daemon, query: &str) -> (Phase, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flagger_hooks_and_gates() {
-    let healthy = Arm {
-        rate: 200.0,
-        errors: 0.01,
-        slow: false,
-    };
-    let broken = Arm {
-        rate: 200.0,
-        errors: 0.10,
-        slow: true,
-    };
+    let (healthy, broken) = (Arm::HEALTHY, Arm::BROKEN);
     let t = simulated(vec![
         ("bad", healthy, Some(broken)),
         ("good", healthy, Some(healthy)),
@@ -265,16 +256,7 @@ async fn flagger_hooks_and_gates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn argo_web_metric_sees_pass_then_fail() {
-    let healthy = Arm {
-        rate: 200.0,
-        errors: 0.01,
-        slow: false,
-    };
-    let broken = Arm {
-        rate: 200.0,
-        errors: 0.10,
-        slow: true,
-    };
+    let (healthy, broken) = (Arm::HEALTHY, Arm::BROKEN);
     let t = simulated(vec![
         ("bad", healthy, Some(broken)),
         ("good", healthy, Some(healthy)),

@@ -120,16 +120,7 @@ async fn argo_kayenta(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn argo_kayenta_provider_gets_augurs_verdicts() {
-    let healthy = Arm {
-        rate: 200.0,
-        errors: 0.01,
-        slow: false,
-    };
-    let broken = Arm {
-        rate: 200.0,
-        errors: 0.10,
-        slow: true,
-    };
+    let (healthy, broken) = (Arm::HEALTHY, Arm::BROKEN);
     let t = simulated(vec![
         ("bad", healthy, Some(broken)),
         ("good", healthy, Some(healthy)),

@@ -433,6 +433,21 @@ pub struct Arm {
     pub slow: bool,
 }
 
+impl Arm {
+    /// 200 req/s, 1% errors, fast: the usual baseline and good canary.
+    pub const HEALTHY: Arm = Arm {
+        rate: 200.0,
+        errors: 0.01,
+        slow: false,
+    };
+    /// 200 req/s, 10% errors, slow: the usual bad canary.
+    pub const BROKEN: Arm = Arm {
+        rate: 200.0,
+        errors: 0.10,
+        slow: true,
+    };
+}
+
 const LE: [&str; 6] = ["0.05", "0.1", "0.2", "0.4", "0.8", "+Inf"];
 const FAST: [f64; 6] = [0.2, 0.55, 0.85, 0.97, 0.995, 1.0];
 const SLOW: [f64; 6] = [0.05, 0.2, 0.5, 0.8, 0.95, 1.0];
