@@ -166,6 +166,7 @@ fn bench(c: &mut Criterion) {
         lookback_delta: Duration::from_secs(300),
         timeout: Duration::from_secs(120),
         max_samples: 50_000_000,
+        max_concurrency: 20,
     };
     let ds = Datasource::Embedded { store, query };
     let manager = AnalysisManager::new(state, ds);

@@ -19,16 +19,23 @@ use tracing::{error, info, warn};
 use crate::api::{self, ApiState};
 use crate::config::{self, Config, ConfigErrors};
 use crate::metrics::Metrics;
-use crate::rules::{EvalContext, GroupState, RuleManager};
+use crate::rules::RuleRunner;
 use crate::scrape::{now_ms, ScrapeManager};
-use crate::state::{SavedAlert, State};
+use crate::state::State;
 use crate::store::Store;
 
 /// File name of the store snapshot inside the state directory.
 pub const SNAPSHOT_FILE: &str = "store.snapshot";
 
-/// How long shutdown waits for scrapes in flight.
+/// How long shutdown waits for scrapes, rule rounds and deliveries in flight.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How long shutdown waits for HTTP requests in flight.
+const HTTP_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
+
+/// After SIGTERM the process exits within this, whatever is still running
+/// (systemd's TimeoutStopSec is 30 s in the shipped unit).
+pub const EXIT_DEADLINE: Duration = Duration::from_secs(25);
 
 /// Command-line settings for `augur run`.
 #[derive(Debug, Clone)]
@@ -109,6 +116,7 @@ async fn run_with(opts: RunOptions, embedded: Option<Embedded>) -> Result<(), St
             cfg.server.state_dir.display()
         )
     })?;
+    warn_if_open(&cfg);
 
     let store = Arc::new(Store::new());
     let snapshot_path = cfg.server.state_dir.join(SNAPSHOT_FILE);
@@ -137,42 +145,52 @@ async fn run_with(opts: RunOptions, embedded: Option<Embedded>) -> Result<(), St
         scrape_token.clone(),
         seed,
     ));
-    scrape.apply(&cfg);
 
     let db_path = cfg.server.state_dir.join("augur.db");
     let state = Arc::new(
         State::open(&db_path).with_context(|| format!("cannot open {}", db_path.display()))?,
     );
+    let groups = crate::rules::RuleManager::compile(&cfg.rules, cfg.global.evaluation_interval)
+        .map_err(|e| anyhow::anyhow!("cannot load rules: {e}"))?;
+    let datasource = crate::datasource::Datasource::new(&cfg.datasource, &cfg.query, store.clone())
+        .map_err(|e| anyhow::anyhow!("cannot set up the datasource: {e}"))?;
+
+    scrape.apply(&cfg);
     let notify_cfg = Arc::new(RwLock::new(cfg.notify.clone()));
     tracker.spawn(
         crate::notify::Deliverer::new(state.clone(), notify_cfg.clone(), metrics.clone())
             .run(scrape_token.clone()),
     );
-    let rules = Arc::new(RuleRunner {
-        manager: Arc::new(RuleManager::new()),
-        store: store.clone(),
-        state: state.clone(),
-        notify: notify_cfg.clone(),
-        metrics: metrics.clone(),
-        tracker: tracker.clone(),
-        parent: scrape_token.clone(),
-        generation: parking_lot::Mutex::new(CancellationToken::new()),
-    });
-    rules
-        .manager
-        .update(&cfg.rules, cfg.global.evaluation_interval)
-        .map_err(|e| anyhow::anyhow!("cannot load rules: {e}"))?;
+    let rules = Arc::new(RuleRunner::new(
+        store.clone(),
+        state.clone(),
+        notify_cfg,
+        metrics.clone(),
+        tracker.clone(),
+        scrape_token.clone(),
+    ));
+    rules.manager.install(groups);
     rules.spawn(&cfg, true);
 
-    let datasource = crate::datasource::Datasource::new(&cfg.datasource, &cfg.query, store.clone())
-        .map_err(|e| anyhow::anyhow!("cannot set up the datasource: {e}"))?;
     let analysis = Arc::new(crate::analysis::engine::AnalysisManager::new(
         state.clone(),
         datasource,
     ));
     analysis.set_templates(&cfg.analyses);
     analysis.set_kayenta_configs(&cfg.kayenta_configs);
-    tracker.spawn(analysis.clone().run(scrape_token.clone()));
+    analysis.set_limits(cfg.state.max_running_analyses);
+    {
+        // Resumed runs are measured only once the store has caught up:
+        // after the first scrape round (the embedded datasource), and
+        // each resumed run waits for data within its grace period.
+        let scrape = scrape.clone();
+        let token = scrape_token.clone();
+        tracker.spawn(analysis.clone().run(token, async move {
+            while !scrape.first_round_done() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }));
+    }
     let actions_cfg = Arc::new(RwLock::new(cfg.actions.clone()));
     let act = Arc::new(crate::act::Dispatcher::new(
         state.clone(),
@@ -189,23 +207,31 @@ async fn run_with(opts: RunOptions, embedded: Option<Embedded>) -> Result<(), St
     let ready = Arc::new(AtomicBool::new(false));
     let auth = Arc::new(RwLock::new(cfg.server.auth.clone()));
     let query_cfg = Arc::new(RwLock::new(cfg.query.clone()));
+    let query_slots = Arc::new(tokio::sync::Semaphore::new(cfg.query.max_concurrency));
+    let snapshots = cfg.storage.snapshot_on_shutdown;
     let current = Arc::new(RwLock::new(cfg));
-    let state = Arc::new(ApiState {
+    tracker.spawn(state_retention_loop(
+        state.clone(),
+        current.clone(),
+        scrape_token.clone(),
+    ));
+    let api_state = Arc::new(ApiState {
         config: current.clone(),
         store: store.clone(),
         scrape: scrape.clone(),
         metrics: metrics.clone(),
         ready: ready.clone(),
         query: query_cfg.clone(),
+        query_slots: query_slots.clone(),
         rules: rules.manager.clone(),
         state: state.clone(),
         analysis: analysis.clone(),
-        auth: auth.clone(),
+        auth: Arc::new(crate::api::Auth::new(auth.clone())),
         act: act.clone(),
     });
     let server = {
         let token = http_token.clone();
-        let app = api::router(state);
+        let app = api::router(api_state);
         tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move { token.cancelled().await })
@@ -218,9 +244,32 @@ async fn run_with(opts: RunOptions, embedded: Option<Embedded>) -> Result<(), St
         current.clone(),
         scrape_token.clone(),
     ));
+    if snapshots {
+        tracker.spawn(snapshot_loop(
+            store.clone(),
+            snapshot_path.clone(),
+            current.clone(),
+            metrics.clone(),
+            scrape_token.clone(),
+        ));
+    }
     if let Some(every) = watchdog_interval() {
         tracker.spawn(watchdog_loop(every, scrape_token.clone()));
     }
+    let live = Arc::new(Live {
+        opts: opts.clone(),
+        current: current.clone(),
+        scrape: scrape.clone(),
+        rules: rules.clone(),
+        metrics: metrics.clone(),
+        analysis: analysis.clone(),
+        store: store.clone(),
+        auth,
+        actions: actions_cfg,
+        query: query_cfg,
+        query_slots,
+        reload_lock: parking_lot::Mutex::new(()),
+    });
     ready.store(true, Ordering::SeqCst);
     notify(&[NotifyState::Ready]);
     info!(config = %opts.config.display(), "augur started");
@@ -236,18 +285,39 @@ async fn run_with(opts: RunOptions, embedded: Option<Embedded>) -> Result<(), St
                 signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
             let mut int =
                 signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
+            // Reloads run on a blocking thread, one at a time, so that a
+            // slow one (a rule file on a hung mount) never keeps this loop
+            // from answering SIGTERM.
+            let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<()>(1);
+            {
+                let live = live.clone();
+                let token = scrape_token.clone();
+                tracker.spawn(async move {
+                    loop {
+                        tokio::select! {
+                            _ = token.cancelled() => return,
+                            got = reload_rx.recv() => {
+                                if got.is_none() { return; }
+                                let live = live.clone();
+                                if let Err(e) = tokio::task::spawn_blocking(move || live.reload()).await {
+                                    error!(error = %e, "reload task failed");
+                                }
+                            }
+                        }
+                    }
+                });
+            }
             loop {
                 tokio::select! {
                     _ = hup.recv() => {
-                        reload(&opts, &current, &scrape, &rules, &metrics, &analysis, &store);
-                        *auth.write() = current.read().server.auth.clone();
-                        *actions_cfg.write() = current.read().actions.clone();
-                        *query_cfg.write() = current.read().query.clone();
+                        // A reload already queued covers this signal too.
+                        let _ = reload_tx.try_send(());
                     }
                     _ = term.recv() => { info!("SIGTERM received, shutting down"); break; }
                     _ = int.recv() => { info!("SIGINT received, shutting down"); break; }
                 }
             }
+            exit_failsafe();
         }
     }
 
@@ -262,25 +332,108 @@ async fn run_with(opts: RunOptions, embedded: Option<Embedded>) -> Result<(), St
     }
     let cfg = current.read().clone();
     if cfg.storage.snapshot_on_shutdown {
-        let started = Instant::now();
-        match store.write_snapshot(&snapshot_path) {
-            Ok(s) => {
-                metrics
-                    .snapshot_duration
-                    .set(started.elapsed().as_secs_f64());
-                info!(path = %snapshot_path.display(), series = s.series, samples = s.samples, bytes = s.bytes, "store snapshot written");
-            }
-            Err(e) => error!(error = %e, "store snapshot failed"),
-        }
+        write_snapshot(&store, &snapshot_path, &metrics);
     }
     http_token.cancel();
-    match server.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => warn!(error = %e, "HTTP server error"),
-        Err(e) => warn!(error = %e, "HTTP server task failed"),
+    let abort = server.abort_handle();
+    match tokio::time::timeout(HTTP_SHUTDOWN_DEADLINE, server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => warn!(error = %e, "HTTP server error"),
+        Ok(Err(e)) if e.is_cancelled() => {}
+        Ok(Err(e)) => warn!(error = %e, "HTTP server task failed"),
+        Err(_) => {
+            // Requests still running (a long query): drop them, which
+            // cancels their evaluations.
+            warn!("HTTP requests still running at shutdown; closing them");
+            abort.abort();
+        }
     }
     info!("augur stopped");
     Ok(())
+}
+
+/// Exits the process if an orderly shutdown has not finished in time:
+/// whatever hangs, systemd never has to SIGKILL (and lose the snapshot).
+fn exit_failsafe() {
+    let spawned = std::thread::Builder::new()
+        .name("exit-failsafe".into())
+        .spawn(|| {
+            std::thread::sleep(EXIT_DEADLINE);
+            eprintln!(
+                "augur: shutdown did not finish within {}s; exiting",
+                EXIT_DEADLINE.as_secs()
+            );
+            std::process::exit(1);
+        });
+    if let Err(e) = spawned {
+        warn!(error = %e, "cannot start the shutdown failsafe");
+    }
+}
+
+/// A warning at start (and reload) when anyone who can reach the listen
+/// address may call the mutating endpoints.
+fn warn_if_open(cfg: &Config) {
+    let a = &cfg.server.auth;
+    if !cfg.server.listen.ip().is_loopback()
+        && a.token_file.is_none()
+        && a.hmac_secret_file.is_none()
+    {
+        warn!(
+            listen = %cfg.server.listen,
+            "listening beyond loopback without server.auth_token_file or server.hmac_secret_file: anyone who can reach this address can start analyses, open gates and abort or promote rollouts"
+        );
+    }
+}
+
+fn write_snapshot(store: &Store, path: &Path, metrics: &Metrics) {
+    let started = Instant::now();
+    match store.write_snapshot(path) {
+        Ok(s) => {
+            metrics
+                .snapshot_duration
+                .set(started.elapsed().as_secs_f64());
+            info!(path = %path.display(), series = s.series, samples = s.samples, bytes = s.bytes, "store snapshot written");
+        }
+        Err(e) => error!(error = %e, "store snapshot failed"),
+    }
+}
+
+/// Snapshots the store every `storage.snapshot_interval`, so a crash or
+/// kill -9 loses at most that much of the analysis window. The interval
+/// stretches to 20 times the last snapshot's duration, so a large store
+/// never spends more than 5% of a core on snapshots.
+async fn snapshot_loop(
+    store: Arc<Store>,
+    path: PathBuf,
+    cfg: Arc<RwLock<Config>>,
+    metrics: Arc<Metrics>,
+    token: CancellationToken,
+) {
+    let mut last = Duration::ZERO;
+    loop {
+        let every = cfg.read().storage.snapshot_interval;
+        if every.is_zero() {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+            }
+        }
+        let wait = every.max(last * 20);
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        let (s, p) = (store.clone(), path.clone());
+        let started = Instant::now();
+        match tokio::task::spawn_blocking(move || s.write_snapshot(&p)).await {
+            Ok(Ok(_)) => {
+                last = started.elapsed();
+                metrics.snapshot_duration.set(last.as_secs_f64());
+            }
+            Ok(Err(e)) => error!(error = %e, "periodic store snapshot failed"),
+            Err(e) => error!(error = %e, "periodic store snapshot task failed"),
+        }
+    }
 }
 
 fn load_snapshot(store: &Store, path: &Path, retention: Duration) {
@@ -297,61 +450,111 @@ fn load_snapshot(store: &Store, path: &Path, retention: Duration) {
     }
 }
 
-fn reload(
-    opts: &RunOptions,
-    current: &RwLock<Config>,
-    scrape: &ScrapeManager,
-    rules: &RuleRunner,
-    metrics: &Metrics,
-    analysis: &crate::analysis::engine::AnalysisManager,
-    store: &Arc<Store>,
-) {
-    if let Ok(m) = NotifyState::monotonic_usec_now() {
-        notify(&[NotifyState::Reloading, m]);
-    } else {
-        notify(&[NotifyState::Reloading]);
+/// What a reload replaces, and the lock that keeps reloads one at a time.
+struct Live {
+    opts: RunOptions,
+    current: Arc<RwLock<Config>>,
+    scrape: Arc<ScrapeManager>,
+    rules: Arc<RuleRunner>,
+    metrics: Arc<Metrics>,
+    analysis: Arc<crate::analysis::engine::AnalysisManager>,
+    store: Arc<Store>,
+    auth: Arc<RwLock<crate::config::ApiAuth>>,
+    actions: Arc<RwLock<crate::config::ActionsConfig>>,
+    query: Arc<RwLock<crate::config::QueryConfig>>,
+    query_slots: Arc<tokio::sync::Semaphore>,
+    reload_lock: parking_lot::Mutex<()>,
+}
+
+/// A new configuration with everything built from it, before any of it
+/// takes effect.
+struct Compiled {
+    cfg: Config,
+    groups: Vec<crate::rules::GroupState>,
+    datasource: crate::datasource::Datasource,
+}
+
+impl Live {
+    /// Compiles the config file, its rules and datasource in full.
+    fn compile(&self) -> Result<Compiled, Vec<String>> {
+        let cfg = load_config(&self.opts)
+            .map_err(|errs| errs.0.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+        let groups = crate::rules::RuleManager::compile(&cfg.rules, cfg.global.evaluation_interval)
+            .map_err(|e| vec![format!("cannot load rules: {e}")])?;
+        let datasource =
+            crate::datasource::Datasource::new(&cfg.datasource, &cfg.query, self.store.clone())
+                .map_err(|e| vec![format!("cannot set up the datasource: {e}")])?;
+        Ok(Compiled {
+            cfg,
+            groups,
+            datasource,
+        })
     }
-    metrics.config_reloads.inc();
-    match load_config(opts) {
-        Ok(cfg) => {
-            let old = current.read().clone();
-            if cfg.server != old.server {
-                warn!("server.listen and server.state_dir changes take effect after a restart");
+
+    /// Swaps a compiled configuration in.
+    fn apply(&self, c: Compiled) {
+        let Compiled {
+            cfg,
+            groups,
+            datasource,
+        } = c;
+        let old = self.current.read().clone();
+        if cfg.server.listen != old.server.listen || cfg.server.state_dir != old.server.state_dir {
+            warn!("server.listen and server.state_dir changes take effect after a restart");
+        }
+        warn_if_open(&cfg);
+        self.scrape.apply(&cfg);
+        self.rules.manager.install(groups);
+        self.rules.set_notify(cfg.notify.clone());
+        self.rules.spawn(&cfg, false);
+        self.analysis.set_templates(&cfg.analyses);
+        self.analysis.set_kayenta_configs(&cfg.kayenta_configs);
+        self.analysis.set_limits(cfg.state.max_running_analyses);
+        self.analysis.set_datasource(datasource);
+        *self.auth.write() = cfg.server.auth.clone();
+        *self.actions.write() = cfg.actions.clone();
+        let had = old.query.max_concurrency;
+        let want = cfg.query.max_concurrency;
+        if want > had {
+            self.query_slots.add_permits(want - had);
+        } else if want < had {
+            self.query_slots.forget_permits(had - want);
+        }
+        *self.query.write() = cfg.query.clone();
+        *self.current.write() = cfg;
+    }
+
+    /// SIGHUP: all of the new configuration or none of it.
+    fn reload(&self) {
+        let _one = self.reload_lock.lock();
+        if let Ok(m) = NotifyState::monotonic_usec_now() {
+            notify(&[NotifyState::Reloading, m]);
+        } else {
+            notify(&[NotifyState::Reloading]);
+        }
+        self.metrics.config_reloads.inc();
+        match self.compile() {
+            Ok(c) => {
+                self.apply(c);
+                self.metrics.config_last_reload_successful.set(1);
+                self.metrics
+                    .config_last_reload_success_timestamp
+                    .set(unix_now());
+                info!(config = %self.opts.config.display(), "configuration reloaded");
             }
-            scrape.apply(&cfg);
-            if let Err(e) = rules
-                .manager
-                .update(&cfg.rules, cfg.global.evaluation_interval)
-            {
-                error!(error = %e, "cannot load rules, keeping the previous ones");
-            }
-            *rules.notify.write() = cfg.notify.clone();
-            rules.spawn(&cfg, false);
-            analysis.set_templates(&cfg.analyses);
-            analysis.set_kayenta_configs(&cfg.kayenta_configs);
-            match crate::datasource::Datasource::new(&cfg.datasource, &cfg.query, store.clone()) {
-                Ok(ds) => analysis.set_datasource(ds),
-                Err(e) => {
-                    error!(error = %e, "cannot set up the datasource, keeping the previous one")
+            Err(errs) => {
+                for e in &errs {
+                    error!(error = %e, "invalid configuration");
                 }
+                self.metrics.config_last_reload_successful.set(0);
+                error!(
+                    errors = errs.len(),
+                    "reload failed, keeping the previous configuration"
+                );
             }
-            *current.write() = cfg;
-            metrics.config_last_reload_successful.set(1);
-            metrics.config_last_reload_success_timestamp.set(unix_now());
-            info!(config = %opts.config.display(), "configuration reloaded");
         }
-        Err(errs) => {
-            for e in &errs.0 {
-                error!(error = %e, "invalid configuration");
-            }
-            metrics.config_last_reload_successful.set(0);
-            error!(
-                errors = errs.0.len(),
-                "reload failed, keeping the previous configuration"
-            );
-        }
+        notify(&[NotifyState::Ready]);
     }
-    notify(&[NotifyState::Ready]);
 }
 
 async fn retention_loop(store: Arc<Store>, cfg: Arc<RwLock<Config>>, token: CancellationToken) {
@@ -365,6 +568,37 @@ async fn retention_loop(store: Arc<Store>, cfg: Arc<RwLock<Config>>, token: Canc
         let removed = store.evict_before(now_ms() - retention.as_millis() as i64);
         if removed > 0 {
             info!(series = removed, "series removed by retention");
+        }
+    }
+}
+
+/// Deletes old history from SQLite: at start, then hourly.
+async fn state_retention_loop(
+    state: Arc<State>,
+    cfg: Arc<RwLock<Config>>,
+    token: CancellationToken,
+) {
+    loop {
+        let sc = cfg.read().state.clone();
+        let before = now_ms() - i64::try_from(sc.retention.as_millis()).unwrap_or(i64::MAX / 2);
+        let st = state.clone();
+        match tokio::task::spawn_blocking(move || st.prune(before, sc.max_audit_rows)).await {
+            Ok(Ok(p)) if p != crate::state::Pruned::default() => info!(
+                runs = p.runs,
+                decisions = p.decisions,
+                notifications = p.notifications,
+                kayenta = p.kayenta,
+                audit = p.audit,
+                rules = p.rules,
+                "old state deleted (state.retention)"
+            ),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warn!(error = %e, "cannot delete old state"),
+            Err(e) => warn!(error = %e, "state retention task failed"),
+        }
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
         }
     }
 }
@@ -388,200 +622,6 @@ async fn watchdog_loop(every: Duration, token: CancellationToken) {
         tokio::select! {
             _ = token.cancelled() => return,
             _ = tick.tick() => notify(&[NotifyState::Watchdog]),
-        }
-    }
-}
-
-/// Owns the rule groups' evaluation loops; a reload replaces them all.
-struct RuleRunner {
-    manager: Arc<RuleManager>,
-    store: Arc<Store>,
-    state: Arc<State>,
-    notify: Arc<RwLock<crate::config::NotifyConfig>>,
-    metrics: Arc<Metrics>,
-    tracker: TaskTracker,
-    parent: CancellationToken,
-    generation: parking_lot::Mutex<CancellationToken>,
-}
-
-impl RuleRunner {
-    /// Starts one loop per group, stopping the previous generation.
-    fn spawn(&self, cfg: &Config, restore: bool) {
-        let token = self.parent.child_token();
-        let old = std::mem::replace(&mut *self.generation.lock(), token.clone());
-        old.cancel();
-        let rc = cfg.rules_config.clone();
-        for g in self.manager.groups() {
-            if restore {
-                // Alert state from the database, saved at every evaluation.
-                let mut gs = g.lock();
-                let now = now_ms();
-                let keys: Vec<String> = gs.rules.iter().map(|r| gs.rule_key(r)).collect();
-                for (r, key) in gs.rules.iter_mut().zip(keys) {
-                    if !r.is_alerting() {
-                        continue;
-                    }
-                    match self.state.load_rule(&key) {
-                        Ok((Some(last), saved)) => {
-                            let alerts = saved.iter().filter_map(SavedAlert::to_alert).collect();
-                            r.restore_saved(
-                                alerts,
-                                last,
-                                now,
-                                rc.for_outage_tolerance,
-                                rc.for_grace_period,
-                            );
-                            info!(rule = %key, alerts = r.active.len(), "alert state restored");
-                        }
-                        Ok((None, _)) => {}
-                        Err(e) => warn!(rule = %key, error = %e, "cannot read saved alert state"),
-                    }
-                }
-            }
-            if !restore {
-                let mut gs = g.lock();
-                for r in &mut gs.rules {
-                    if r.last_evaluation.is_none() {
-                        r.restored = true;
-                    }
-                }
-            }
-            self.tracker.spawn(group_loop(
-                g,
-                self.store.clone(),
-                self.state.clone(),
-                self.notify.clone(),
-                rc.clone(),
-                self.metrics.clone(),
-                cfg.query.clone(),
-                cfg.global.external_labels_map(),
-                cfg.server.external_url.clone(),
-                restore,
-                token.clone(),
-            ));
-        }
-    }
-}
-
-/// Evaluates one group on its own schedule: slots at k*interval + offset,
-/// the offset a hash of the group's file and name, as Prometheus does.
-#[allow(clippy::too_many_arguments)]
-async fn group_loop(
-    group: Arc<parking_lot::Mutex<GroupState>>,
-    store: Arc<Store>,
-    state: Arc<State>,
-    notify: Arc<RwLock<crate::config::NotifyConfig>>,
-    rc: crate::config::RulesConfig,
-    metrics: Arc<Metrics>,
-    query: crate::config::QueryConfig,
-    external_labels: std::collections::BTreeMap<String, String>,
-    external_url: String,
-    mut restore: bool,
-    token: CancellationToken,
-) {
-    let (interval, offset, key) = {
-        use std::hash::{Hash, Hasher};
-        let g = group.lock();
-        let iv = (g.interval.as_millis() as i64).max(1);
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        g.file.hash(&mut h);
-        g.name.hash(&mut h);
-        (
-            iv,
-            (h.finish() % iv as u64) as i64,
-            format!("{};{}", g.file, g.name),
-        )
-    };
-    let labels = crate::metrics::GroupLabel { rule_group: key };
-    let mut last_slot: Option<i64> = None;
-    loop {
-        let now = now_ms();
-        let mut slot = (now - offset).div_euclid(interval) * interval + offset + interval;
-        if let Some(prev) = last_slot {
-            let missed = (slot - prev) / interval - 1;
-            if missed > 0 {
-                metrics
-                    .rule_group_iterations_missed
-                    .get_or_create(&labels)
-                    .inc_by(missed as u64);
-            }
-            slot = slot.max(prev + interval);
-        }
-        let wait = Duration::from_millis((slot - now).max(0) as u64);
-        tokio::select! {
-            _ = token.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
-        }
-        last_slot = Some(slot);
-        let g = group.clone();
-        let st = store.clone();
-        let db = state.clone();
-        let ncfg = notify.read().clone();
-        let rc = rc.clone();
-        let (q, ext, url) = (query.clone(), external_labels.clone(), external_url.clone());
-        let do_restore = restore;
-        restore = false;
-        let result = tokio::task::spawn_blocking(move || {
-            let engine = crate::promql::Engine {
-                cancel: None,
-                lookback: q.lookback_delta,
-                default_subquery_step: Duration::from_secs(60),
-                max_samples: q.max_samples,
-            };
-            let clock_origin = Instant::now();
-            let clock = move || clock_origin.elapsed().as_secs_f64();
-            let cx = EvalContext {
-                store: &st,
-                engine: &engine,
-                external_labels: &ext,
-                external_url: &url,
-                clock: Some(&clock),
-            };
-            let started = Instant::now();
-            let mut gs = g.lock();
-            gs.eval(slot, &cx);
-            if do_restore {
-                gs.restore_for_state(slot, &st, rc.for_outage_tolerance, rc.for_grace_period);
-            }
-            // Notifications go to the outbox before the state that says
-            // they were sent, so a crash can repeat a send but never lose one.
-            for (expr, alerts) in gs.take_sendable(slot, rc.resend_delay) {
-                let out: Vec<_> = alerts
-                    .iter()
-                    .map(|a| crate::notify::outgoing(a, &expr, &ext, &url))
-                    .collect();
-                if let Err(e) = crate::notify::enqueue(&db, &ncfg, &out, &url, now_ms()) {
-                    warn!(error = %e, "cannot queue notifications");
-                }
-            }
-            for r in gs.rules.iter().filter(|r| r.is_alerting()) {
-                let saved: Vec<SavedAlert> =
-                    r.active.values().map(SavedAlert::from_alert).collect();
-                if let Err(e) = db.save_rule(&gs.rule_key(r), slot, &saved) {
-                    warn!(error = %e, "cannot save alert state");
-                }
-            }
-            gs.last_eval_seconds = started.elapsed().as_secs_f64();
-            gs.last_evaluation = Some(slot);
-            let failures = gs.rules.iter().filter(|r| r.last_error.is_some()).count();
-            (gs.last_eval_seconds, failures)
-        })
-        .await;
-        match result {
-            Ok((secs, failures)) => {
-                metrics
-                    .rule_group_last_duration
-                    .get_or_create(&labels)
-                    .set(secs);
-                metrics.rule_evaluations.get_or_create(&labels).inc();
-                if failures > 0 {
-                    metrics
-                        .rule_evaluation_failures
-                        .get_or_create(&labels)
-                        .inc_by(failures as u64);
-                }
-            }
-            Err(e) => warn!(error = %e, "rule group evaluation task failed"),
         }
     }
 }

@@ -177,11 +177,14 @@ async fn webhook_actions_are_exact_idempotent_and_retried() {
             "shop/web/abc123/abort/deployer"
         );
         assert_eq!(s.headers["x-team"], "payments");
-        let sig = augur::notify::sign_webhook(b"k3y", s.body.as_bytes());
-        assert_eq!(
-            s.headers["x-augur-signature"],
-            format!("sha256={sig}").as_str()
-        );
+        // Signed over time, method, path and body.
+        let ts: i64 = s.headers["x-augur-timestamp"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let sig = augur::signing::signature(b"k3y", ts, "POST", "/deploy/hook", s.body.as_bytes());
+        assert_eq!(s.headers["x-augur-signature"], sig.as_str());
         let body: Value = serde_json::from_str(&s.body).unwrap();
         assert_eq!(
             body,

@@ -399,21 +399,108 @@ async fn auth_protects_mutating_and_webhook_endpoints() {
     .unwrap();
     assert_eq!(r.status().as_u16(), 403, "authorized; the gate is closed");
 
-    // HMAC-SHA256 of the exact body.
+    // A signed request: HMAC-SHA256 of timestamp, method, path and body.
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    let signed = |method: reqwest::Method, path: &str, body: &str, ts: i64| {
+        let sig =
+            augur::signing::signature(b"hmac-key", ts, method.as_str(), path, body.as_bytes());
+        http.request(method, d.url(path))
+            .body(body.to_string())
+            .header("X-Augur-Timestamp", ts.to_string())
+            .header("X-Augur-Signature", sig)
+    };
     let body = r#"{"name":"a","namespace":"b"}"#;
-    let sig = augur::notify::sign_webhook(b"hmac-key", body.as_bytes());
-    let r = post("/gate/open", body)
-        .header("X-Augur-Signature", format!("sha256={sig}"))
+    let ts = now();
+    let r = signed(reqwest::Method::POST, "/gate/open", body, ts)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 202);
-    let r = post("/gate/open", "{\"name\":\"a\",\"namespace\":\"c\"}")
-        .header("X-Augur-Signature", format!("sha256={sig}"))
+    // The same request again is a replay.
+    let r = signed(reqwest::Method::POST, "/gate/open", body, ts)
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 401, "a signature for another body");
+    assert_eq!(r.status().as_u16(), 401, "replayed");
+    // A signature for one request does not authorize another path, body
+    // or method, nor an old one.
+    let sig = augur::signing::signature(b"hmac-key", ts, "POST", "/gate/close", body.as_bytes());
+    for (method, path, b) in [
+        (reqwest::Method::POST, "/rollback/open", body),
+        (
+            reqwest::Method::POST,
+            "/gate/close",
+            "{\"name\":\"a\",\"namespace\":\"c\"}",
+        ),
+        (reqwest::Method::DELETE, "/gate/close", body),
+    ] {
+        let r = http
+            .request(method, d.url(path))
+            .body(b.to_string())
+            .header("X-Augur-Timestamp", ts.to_string())
+            .header("X-Augur-Signature", sig.clone())
+            .send()
+            .await
+            .unwrap();
+        assert!(matches!(r.status().as_u16(), 401 | 405), "{path}");
+    }
+    // The signature of an empty body authorizes nothing else.
+    let empty = augur::signing::signature(
+        b"hmac-key",
+        ts,
+        "POST",
+        "/api/v1/rollouts/shop/a/abort",
+        b"",
+    );
+    let r = http
+        .post(d.url("/api/v1/rollouts/prod/payments/rollback"))
+        .header("X-Augur-Timestamp", ts.to_string())
+        .header("X-Augur-Signature", empty)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = signed(reqwest::Method::POST, "/gate/close", body, now() - 600)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401, "stale timestamp");
+    assert!(r.text().await.unwrap().contains("5 minutes"));
+    // Upper-case prefix and hex are accepted.
+    let ts2 = now() + 1;
+    let sig = augur::signing::signature(b"hmac-key", ts2, "POST", "/gate/open", body.as_bytes())
+        .to_ascii_uppercase();
+    let r = http
+        .post(d.url("/gate/open"))
+        .body(body)
+        .header("X-Augur-Timestamp", ts2.to_string())
+        .header("X-Augur-Signature", sig)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    // The bearer scheme is case-insensitive; HEAD never starts a run.
+    let r = post("/api/v1/analysis/runs", r#"{"template": "nope"}"#)
+        .header("Authorization", format!("bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let r = http
+        .head(d.url(&format!(
+            "/api/v1/argo/http-canary?namespace=head&token={token}"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    let runs = d.get_json("/api/v1/analysis/runs").await;
+    assert!(runs["data"].as_array().unwrap().is_empty(), "{runs}");
     let r = post(&format!("/flagger/confirm-promotion?token={token}"), body)
         .send()
         .await

@@ -46,12 +46,14 @@ async fn webhook_gets_signed_payloads_and_is_retried() {
 
     let (headers, body) = sink.requests.lock().unwrap().last().cloned().unwrap();
     let sig = headers["x-augur-signature"].to_str().unwrap().to_string();
+    let ts: i64 = headers["x-augur-timestamp"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(
         sig,
-        format!(
-            "sha256={}",
-            augur::notify::sign_webhook(b"s3cret", body.as_bytes())
-        )
+        augur::signing::signature(b"s3cret", ts, "POST", "/hook", body.as_bytes())
     );
     let p: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(p["version"], "4");

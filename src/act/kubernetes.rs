@@ -181,6 +181,12 @@ pub async fn act(
     name: &str,
     decision: &str,
 ) -> Result<Vec<Call>, (Vec<Call>, KubeFailure)> {
+    // Paths are built from these: only checked names reach a URL.
+    if let Err(e) =
+        crate::names::check_namespace(namespace).and_then(|()| crate::names::check_name(name))
+    {
+        return Err((Vec::new(), refuse(e)));
+    }
     let mut api = Api {
         client,
         calls: Vec::new(),

@@ -227,13 +227,30 @@ impl Dispatcher {
             }
             return;
         }
+        let req: Value = match serde_json::from_str(&a.request) {
+            Ok(v) => v,
+            Err(e) => {
+                let why = format!("stored action request is unreadable: {e}");
+                warn!(key = %a.key, error = %why, "action dead");
+                record("dead", None, Some(&why), None);
+                return;
+            }
+        };
         if let Some(k) = cfg.kubernetes.iter().find(|k| k.name == a.sink) {
-            let req: Value = serde_json::from_str(&a.request).unwrap_or_default();
-            let (ns, name, decision) = (
-                req["namespace"].as_str().unwrap_or(""),
-                req["name"].as_str().unwrap_or(""),
-                req["decision"].as_str().unwrap_or(""),
-            );
+            let field = |f: &str| {
+                req[f]
+                    .as_str()
+                    .ok_or_else(|| format!("stored action request has no {f:?}"))
+            };
+            let (ns, name, decision) = match (field("namespace"), field("name"), field("decision"))
+            {
+                (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                    warn!(key = %a.key, error = %e, "action dead");
+                    record("dead", None, Some(&e), None);
+                    return;
+                }
+            };
             if k.target == "flagger-canary" && matches!(decision, "abort" | "rollback") {
                 // Flagger has no abort field: its `rollback` webhook answers
                 // 200 once this gate is open.
@@ -290,13 +307,26 @@ impl Dispatcher {
             record("dead", None, Some("the sink is no longer configured"), None);
             return;
         };
-        let req: Value = serde_json::from_str(&a.request).unwrap_or_default();
-        let body = req["body"].as_str().unwrap_or("").to_string();
-        let method =
-            reqwest::Method::from_bytes(sink.method.as_bytes()).unwrap_or(reqwest::Method::POST);
+        let Some(body) = req["body"].as_str().map(str::to_string) else {
+            let why = "stored action request has no \"body\"";
+            warn!(key = %a.key, error = why, "action dead");
+            record("dead", None, Some(why), None);
+            return;
+        };
+        let method = match reqwest::Method::from_bytes(sink.method.as_bytes()) {
+            Ok(m) => m,
+            Err(_) => {
+                let why = format!(
+                    "sink {} has an unknown HTTP method {:?}",
+                    sink.name, sink.method
+                );
+                record("dead", None, Some(&why), None);
+                return;
+            }
+        };
         let mut r = self
             .http
-            .request(method, &sink.url)
+            .request(method.clone(), &sink.url)
             .timeout(sink.timeout)
             .header("Content-Type", "application/json")
             .header("Idempotency-Key", &a.key);
@@ -307,13 +337,25 @@ impl Dispatcher {
             match std::fs::read(f) {
                 Ok(secret) => {
                     let secret = String::from_utf8_lossy(&secret).trim().to_string();
-                    r = r.header(
-                        crate::notify::SIGNATURE_HEADER,
-                        format!(
-                            "sha256={}",
-                            crate::notify::sign_webhook(secret.as_bytes(), body.as_bytes())
-                        ),
-                    );
+                    match reqwest::Url::parse(&sink.url) {
+                        Ok(url) => {
+                            let now_s = now.div_euclid(1000);
+                            for (k, v) in crate::signing::headers(
+                                secret.as_bytes(),
+                                method.as_str(),
+                                &url,
+                                body.as_bytes(),
+                                now_s,
+                            ) {
+                                r = r.header(k, v);
+                            }
+                        }
+                        Err(e) => {
+                            let why = format!("sink {} url {:?}: {e}", sink.name, sink.url);
+                            record("dead", None, Some(&why), None);
+                            return;
+                        }
+                    }
                 }
                 Err(e) => {
                     let why = format!("cannot read the HMAC secret file {}: {e}", f.display());
@@ -358,23 +400,35 @@ impl Dispatcher {
     pub fn settle_runs(&self, now: i64) -> Result<usize, StateError> {
         let mut n = 0;
         for run in self.state.undecided_runs()? {
-            let Some((namespace, name, revision, promote)) = run
+            let binding = run
                 .rollout
                 .as_deref()
-                .and_then(|r| serde_json::from_str::<Value>(r).ok())
-                .as_ref()
-                .and_then(binding)
-            else {
-                self.state.mark_decided(&run.id)?;
-                continue;
-            };
+                .ok_or_else(|| "no rollout".to_string())
+                .and_then(|r| serde_json::from_str::<Value>(r).map_err(|e| e.to_string()))
+                .and_then(|v| RolloutBinding::from_json(&v));
             let state = crate::analysis::run::RunState::parse(&run.state)
-                .unwrap_or(crate::analysis::run::RunState::Error);
-            if let Some(decision) = crate::decide::on_run_finished(state, promote) {
+                .ok_or_else(|| format!("unknown run state {:?}", run.state));
+            let (b, state) = match (binding, state) {
+                (Ok(b), Ok(s)) => (b, s),
+                (Err(e), _) | (_, Err(e)) => {
+                    // A corrupt row decides nothing; it is said once, loudly.
+                    warn!(run = %run.id, error = %e, "finished run bound to a rollout is unreadable; no decision");
+                    self.state.audit(
+                        now,
+                        &format!("analysis:{}", run.id),
+                        "decision.error",
+                        "",
+                        &json!({"run": run.id, "error": e}).to_string(),
+                    )?;
+                    self.state.mark_decided(&run.id)?;
+                    continue;
+                }
+            };
+            if let Some(decision) = crate::decide::on_run_finished(state, b.promote_on_pass) {
                 let d = Decision {
-                    namespace,
-                    name,
-                    revision,
+                    namespace: b.namespace,
+                    name: b.name,
+                    revision: b.revision,
                     decision: decision.to_string(),
                     actor: format!("analysis:{}", run.id),
                     reason: format!("analysis {} {}: {}", run.template, run.state, run.message),
@@ -427,18 +481,65 @@ impl Dispatcher {
     }
 }
 
-/// Helper for decisions coming from finished analysis runs: which rollout
-/// a run is bound to (the `rollout` object given at creation).
-pub fn binding(v: &Value) -> Option<(String, String, String, bool)> {
-    Some((
-        v.get("namespace")?.as_str()?.to_string(),
-        v.get("name")?.as_str()?.to_string(),
-        v.get("revision")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string(),
-        v.get("promote_on_pass")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-    ))
+/// The rollout an analysis run decides about (the `rollout` object given
+/// at creation), checked like a Kubernetes object name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RolloutBinding {
+    /// Namespace.
+    pub namespace: String,
+    /// Rollout, Canary or Deployment name.
+    pub name: String,
+    /// Revision (pod-template hash, checksum), or empty.
+    pub revision: String,
+    /// Whether a pass promotes.
+    pub promote_on_pass: bool,
+}
+
+impl RolloutBinding {
+    /// Reads `{namespace, name, revision?, promote_on_pass?}`; an error
+    /// names the field that is missing or wrong.
+    pub fn from_json(v: &Value) -> Result<RolloutBinding, String> {
+        let Some(o) = v.as_object() else {
+            return Err(format!(
+                "rollout: expected {{\"namespace\", \"name\", \"revision\", \"promote_on_pass\"}}, found {v}"
+            ));
+        };
+        if let Some(k) = o.keys().find(|k| {
+            !matches!(
+                k.as_str(),
+                "namespace" | "name" | "revision" | "promote_on_pass"
+            )
+        }) {
+            return Err(format!(
+                "rollout.{k}: unknown field; expected namespace, name, revision and promote_on_pass"
+            ));
+        }
+        let text = |k: &str, required: bool| -> Result<String, String> {
+            match o.get(k) {
+                Some(Value::String(s)) => Ok(s.clone()),
+                None | Some(Value::Null) if !required => Ok(String::new()),
+                None | Some(Value::Null) => Err(format!("rollout.{k}: required")),
+                Some(other) => Err(format!("rollout.{k}: expected a string, found {other}")),
+            }
+        };
+        let b = RolloutBinding {
+            namespace: text("namespace", true)?,
+            name: text("name", true)?,
+            revision: text("revision", false)?,
+            promote_on_pass: match o.get("promote_on_pass") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(other) => {
+                    return Err(format!(
+                        "rollout.promote_on_pass: expected true or false, found {other}"
+                    ))
+                }
+            },
+        };
+        crate::names::check_namespace(&b.namespace)
+            .and_then(|()| crate::names::check_name(&b.name))
+            .and_then(|()| crate::names::check_revision(&b.revision))
+            .map_err(|e| format!("rollout.{e}"))?;
+        Ok(b)
+    }
 }

@@ -27,6 +27,9 @@ pub enum AnalysisError {
     /// The arguments do not fit the template.
     #[error("{0}")]
     BadArgs(String),
+    /// As many runs are running as `state.max_running_analyses` allows.
+    #[error("{0} analysis runs are running, the most state.max_running_analyses allows; finish or cancel some first")]
+    TooManyRunning(u64),
     /// The database failed.
     #[error(transparent)]
     State(#[from] StateError),
@@ -42,6 +45,10 @@ pub struct AnalysisManager {
     datasource: RwLock<Datasource>,
     state: Arc<State>,
     wake: tokio::sync::Notify,
+    max_running: std::sync::atomic::AtomicU64,
+    /// When this process started (ms): runs created before it resumed
+    /// after a restart and get a grace period for the store to catch up.
+    started_at: i64,
 }
 
 /// Per-run changes to a template's schedule (the API's `interval`,
@@ -60,6 +67,9 @@ pub struct Overrides {
     /// promote_on_pass}`; when it finishes, the decision policy turns its
     /// verdict into an action.
     pub rollout: Option<serde_json::Value>,
+    /// `(prefix, keep)`: a new run cancels running runs whose key starts
+    /// with `prefix` but not `keep` (earlier revisions of a canary).
+    pub supersede: Option<(String, String)>,
 }
 
 /// The retry delay after an interval in which every query failed (Argo's
@@ -80,7 +90,15 @@ impl AnalysisManager {
             datasource: RwLock::new(datasource),
             state,
             wake: tokio::sync::Notify::new(),
+            max_running: std::sync::atomic::AtomicU64::new(1000),
+            started_at: crate::scrape::now_ms(),
         }
+    }
+
+    /// Sets the most runs that may run at once (config load and reload).
+    pub fn set_limits(&self, max_running: u64) {
+        self.max_running
+            .store(max_running, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Replaces the templates (config load and reload). Running runs keep
@@ -225,6 +243,15 @@ impl AnalysisManager {
             .get(template)
             .cloned()
             .ok_or_else(|| AnalysisError::UnknownTemplate(template.to_string()))?;
+        for (key, d) in [
+            ("interval", overrides.interval),
+            ("window", overrides.window),
+            ("initial_delay", overrides.initial_delay),
+        ] {
+            if let Some(d) = d {
+                super::template::check_schedule(key, d).map_err(AnalysisError::BadArgs)?;
+            }
+        }
         if let Some(i) = overrides.interval {
             if i.is_zero() {
                 return Err(AnalysisError::BadArgs(
@@ -247,10 +274,20 @@ impl AnalysisManager {
         }
         let args = t.resolve_args(args).map_err(AnalysisError::BadArgs)?;
         t.track_values(&args).map_err(AnalysisError::BadArgs)?;
+        let max = self.max_running.load(std::sync::atomic::Ordering::Relaxed);
+        if self.state.running_count()? >= max {
+            return Err(AnalysisError::TooManyRunning(max));
+        }
+        let spec = serde_json::to_string(&t)
+            .map_err(|e| AnalysisError::BadArgs(format!("cannot store the template: {e}")))?;
+        let status = serde_json::to_string(&RunStatus::new(&t))
+            .map_err(|e| AnalysisError::BadArgs(format!("cannot store the run status: {e}")))?;
+        let args_json = serde_json::to_string(&args)
+            .map_err(|e| AnalysisError::BadArgs(format!("cannot store the arguments: {e}")))?;
         let row = RunRow {
             id: new_id(),
             template: t.name.clone(),
-            args: serde_json::to_string(&args).unwrap_or_default(),
+            args: args_json,
             key,
             state: RunState::Running.as_str().into(),
             message: format!(
@@ -260,14 +297,25 @@ impl AnalysisManager {
             created_at: now,
             updated_at: now,
             finished_at: None,
-            next_at: Some(now + t.initial_delay.as_millis() as i64),
-            spec: serde_json::to_string(&t).unwrap_or_default(),
-            status: serde_json::to_string(&RunStatus::new(&t)).unwrap_or_default(),
+            next_at: Some(later(now, t.initial_delay)),
+            spec,
+            status,
             rollout: overrides.rollout.as_ref().map(|r| r.to_string()),
         };
         let stored = self.state.insert_run(&row)?;
         if stored.id == row.id {
             info!(run = %row.id, template = %t.name, "analysis run started");
+            if let Some((prefix, keep)) = &overrides.supersede {
+                let why = format!("superseded by run {} of a newer revision", row.id);
+                match self.state.cancel_superseded(prefix, keep, now, &why) {
+                    Ok(ids) => {
+                        for id in ids {
+                            info!(run = %id, by = %row.id, "analysis run superseded by a newer revision");
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "cannot cancel runs of earlier revisions"),
+                }
+            }
             if let Some(subject) = rollout_subject(&row) {
                 self.audit(
                     now,
@@ -379,8 +427,17 @@ impl AnalysisManager {
         Ok(r)
     }
 
-    /// The scheduler: measures due runs until `token` is cancelled.
-    pub async fn run(self: Arc<Self>, token: CancellationToken) {
+    /// The scheduler: once `ready` (the store has its first data after a
+    /// start), measures due runs until `token` is cancelled.
+    pub async fn run(
+        self: Arc<Self>,
+        token: CancellationToken,
+        ready: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = ready => {}
+        }
         loop {
             let now = crate::scrape::now_ms();
             let next = match self.tick(now).await {
@@ -391,7 +448,9 @@ impl AnalysisManager {
                 }
             };
             let wait = next
-                .map(|t| Duration::from_millis((t - crate::scrape::now_ms()).clamp(0, 1000) as u64))
+                .map(|t| {
+                    Duration::from_millis((t - crate::scrape::now_ms()).clamp(100, 1000) as u64)
+                })
                 .unwrap_or(Duration::from_secs(1));
             tokio::select! {
                 _ = token.cancelled() => return,
@@ -403,45 +462,63 @@ impl AnalysisManager {
 
     /// Measures every run due at `now`; returns the earliest next due time.
     pub async fn tick(&self, now: i64) -> Result<Option<i64>, AnalysisError> {
-        let running = self.state.runs(Some("running"), 100_000)?;
-        let mut next: Option<i64> = None;
-        for row in running {
-            let due = row.next_at.unwrap_or(now);
-            if due > now {
-                next = Some(next.map_or(due, |n| n.min(due)));
-                continue;
-            }
-            if let Some(n) = self.step(row, now).await {
-                next = Some(next.map_or(n, |x| x.min(n)));
-            }
+        // Only due rows are read; the cap on running runs bounds them.
+        let max = self.max_running.load(std::sync::atomic::Ordering::Relaxed);
+        let due = self
+            .state
+            .due_runs(now, usize::try_from(max).unwrap_or(usize::MAX))?;
+        for row in due {
+            self.step(row, now).await;
         }
-        Ok(next)
+        Ok(self.state.next_due()?)
     }
 
-    /// One interval of one run; returns its next due time if still running.
-    async fn step(&self, mut row: RunRow, now: i64) -> Option<i64> {
-        let parsed = (
-            serde_json::from_str::<Template>(&row.spec),
-            serde_json::from_str::<RunStatus>(&row.status),
-            serde_json::from_str::<BTreeMap<String, String>>(&row.args),
-        );
-        let (t, mut status, args) = match parsed {
-            (Ok(t), Ok(s), Ok(a)) => (t, s, a),
-            _ => {
-                // A row this version cannot read: end it visibly.
-                row.state = RunState::Error.as_str().into();
-                row.message = "stored run is unreadable by this version of augur".into();
-                row.finished_at = Some(now);
-                row.next_at = None;
-                row.updated_at = now;
-                if let Err(e) = self.state.record_interval(&row, &[]) {
-                    warn!(run = %row.id, error = %e, "cannot store run");
-                }
-                return None;
-            }
+    /// Ends a run this version cannot read, naming what is wrong.
+    fn end_unreadable(&self, mut row: RunRow, now: i64, why: String) {
+        warn!(run = %row.id, reason = %why, "stored analysis run is unreadable; ending it");
+        row.state = RunState::Error.as_str().into();
+        row.message = format!("stored run is unreadable: {why}");
+        row.finished_at = Some(now);
+        row.next_at = None;
+        row.updated_at = now;
+        if let Err(e) = self.state.record_interval(&row, &[]) {
+            warn!(run = %row.id, error = %e, "cannot store run");
+        }
+    }
+
+    /// One interval of one run.
+    async fn step(&self, mut row: RunRow, now: i64) {
+        let t = match serde_json::from_str::<Template>(&row.spec) {
+            Ok(t) => t,
+            Err(e) => return self.end_unreadable(row, now, format!("template: {e}")),
+        };
+        let mut status = match serde_json::from_str::<RunStatus>(&row.status) {
+            Ok(s) => s,
+            Err(e) => return self.end_unreadable(row, now, format!("status: {e}")),
+        };
+        let args = match serde_json::from_str::<BTreeMap<String, String>>(&row.args) {
+            Ok(a) => a,
+            Err(e) => return self.end_unreadable(row, now, format!("arguments: {e}")),
+        };
+        if let Err(e) = t.validate_stored() {
+            return self.end_unreadable(row, now, e);
+        }
+        if status.metrics.len() != t.metrics.len() {
+            return self.end_unreadable(
+                row,
+                now,
+                format!(
+                    "status has {} metrics, the template {}",
+                    status.metrics.len(),
+                    t.metrics.len()
+                ),
+            );
+        }
+        let tracks = match t.track_values(&args) {
+            Ok(x) => x,
+            Err(e) => return self.end_unreadable(row, now, format!("arguments: {e}")),
         };
         let ds = self.datasource.read().clone();
-        let tracks = t.track_values(&args).unwrap_or_default();
         let seq = t.sequential_count().max(1) as f64;
         let level = t.alpha / seq;
         let look = status.intervals;
@@ -459,6 +536,21 @@ impl AnalysisManager {
             .await;
             let ev = &mut status.metrics[i].evidence;
             ms.push(measure(m, fetched, ev, look, level));
+        }
+        // A run that was running before this process started resumes
+        // into a store that is still filling up again: while in grace,
+        // an interval without data for every metric is taken again a
+        // second later instead of counting as no data.
+        let resumed = row.created_at < self.started_at;
+        let grace = t
+            .window
+            .clamp(Duration::from_secs(15), Duration::from_secs(600));
+        let in_grace = now < later(self.started_at, grace);
+        if resumed && in_grace && ms.iter().any(Measurement::lacks_data) {
+            if let Err(e) = self.state.postpone_run(&row.id, now + 1000) {
+                warn!(run = %row.id, error = %e, "cannot postpone a resumed run");
+            }
+            return;
         }
         let all_error = ms.iter().all(|m| m.phase == Phase::Error);
         let rows: Vec<MeasurementRow> = ms
@@ -483,14 +575,20 @@ impl AnalysisManager {
             retry = retry.min(ERROR_RETRY);
         }
         if state == RunState::Running {
-            row.next_at = Some(now + retry.as_millis() as i64);
+            row.next_at = Some(later(now, retry));
             row.finished_at = None;
         } else {
             row.next_at = None;
             row.finished_at = Some(now);
             info!(run = %row.id, template = %t.name, state = state.as_str(), message = %row.message, "analysis run finished");
         }
-        row.status = serde_json::to_string(&status).unwrap_or_default();
+        row.status = match serde_json::to_string(&status) {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(run = %row.id, error = %e, "cannot serialise the run status; retrying");
+                return;
+            }
+        };
         match self.state.record_interval(&row, &rows) {
             Ok(true) => {
                 if state != RunState::Running {
@@ -505,12 +603,11 @@ impl AnalysisManager {
                         );
                     }
                 }
-                row.next_at
             }
-            Ok(false) => None,
+            Ok(false) => {}
             Err(e) => {
+                // The row keeps its due time: the next tick measures again.
                 warn!(run = %row.id, error = %e, "cannot store the analysis interval; retrying");
-                Some(now + 1000)
             }
         }
     }
@@ -569,6 +666,11 @@ impl AnalysisManager {
     ) -> Result<Vec<serde_json::Value>, AnalysisError> {
         Ok(self.state.runs(state, limit)?.iter().map(summary).collect())
     }
+}
+
+/// `now + d` in ms, saturating instead of wrapping.
+fn later(now: i64, d: Duration) -> i64 {
+    now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// `namespace/name` of the rollout a run is bound to, if any.

@@ -157,6 +157,13 @@ pub enum Evidence {
     },
 }
 
+impl Measurement {
+    /// Whether the queries returned nothing to judge (no data or an error).
+    pub fn lacks_data(&self) -> bool {
+        self.phase == Phase::Error || self.detail.get("no_data").is_some()
+    }
+}
+
 /// One metric's measurement.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Measurement {
@@ -374,7 +381,9 @@ pub fn measure(
             },
             fetched,
         ) => {
-            let kind = super::template::kind_of(test).unwrap_or(TestKind::MannWhitney);
+            let Some(kind) = super::template::kind_of(test) else {
+                return error(m, format!("unknown test kind {test:?}"));
+            };
             measure_test(
                 m,
                 kind,
@@ -815,6 +824,36 @@ pub struct MetricStatus {
     pub phase: Option<Phase>,
     /// Argo-style message for the phase.
     pub message: String,
+    /// Measurements whose queries returned data (None: stored by a
+    /// version that did not count them).
+    #[serde(default)]
+    pub with_data: Option<u32>,
+    /// Successful measurements that had data.
+    #[serde(default)]
+    pub passed_with_data: Option<u32>,
+}
+
+impl MetricStatus {
+    /// Whether some measurement passed on real data.
+    pub fn passed_on_data(&self) -> bool {
+        self.passed_with_data.map_or(self.successful > 0, |n| n > 0)
+    }
+
+    /// Whether some measurement had data.
+    pub fn has_data(&self) -> bool {
+        self.with_data.map_or(self.count > 0, |n| n > 0)
+    }
+}
+
+/// How much a run has seen so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seen {
+    /// No interval measured yet.
+    Nothing,
+    /// Intervals measured, none with data.
+    NoData,
+    /// Some measurement had data.
+    Data,
 }
 
 /// A run's counters and evidence, persisted after every interval.
@@ -839,9 +878,22 @@ impl RunStatus {
                 .iter()
                 .map(|m| MetricStatus {
                     name: m.name.clone(),
+                    with_data: Some(0),
+                    passed_with_data: Some(0),
                     ..Default::default()
                 })
                 .collect(),
+        }
+    }
+
+    /// What the run has seen so far.
+    pub fn seen(&self) -> Seen {
+        if self.intervals == 0 {
+            Seen::Nothing
+        } else if self.metrics.iter().any(MetricStatus::has_data) {
+            Seen::Data
+        } else {
+            Seen::NoData
         }
     }
 
@@ -854,6 +906,12 @@ impl RunStatus {
         }
         let mut critical = None;
         for ((st, m), spec) in self.metrics.iter_mut().zip(ms).zip(&t.metrics) {
+            if !m.lacks_data() {
+                st.with_data = Some(st.with_data.unwrap_or(st.count) + 1);
+                if m.phase == Phase::Successful {
+                    st.passed_with_data = Some(st.passed_with_data.unwrap_or(st.successful) + 1);
+                }
+            }
             match m.phase {
                 Phase::Successful => {
                     st.successful += 1;
@@ -909,6 +967,15 @@ impl RunStatus {
                 );
             }
             if t.count.is_some_and(|c| self.intervals >= c) {
+                if let Some(m) = self.metrics.iter().find(|m| !m.passed_on_data()) {
+                    return (
+                        RunState::Inconclusive,
+                        format!(
+                            "{} checks done, but metric {:?} never passed on data (augur does not pass a metric on no data)",
+                            self.intervals, m.name
+                        ),
+                    );
+                }
                 return (
                     RunState::Passed,
                     format!(
@@ -1016,6 +1083,23 @@ fn assess(t: &Template, st: &MetricStatus) -> (Phase, String) {
             format!(
                 "Metric {name:?} assessed Error due to consecutiveErrors ({}) > consecutiveErrorLimit ({})",
                 st.consecutive_error, t.consecutive_error_limit
+            ),
+        );
+    }
+    // Argo would pass a metric whose measurements were all inconclusive
+    // (within inconclusiveLimit) once `count` is reached; augur never
+    // passes a metric that had no data to judge: a typo in a service name
+    // must pause the rollout, not promote it.
+    let passing = (t.consecutive_success_limit > 0
+        && st.consecutive_success >= t.consecutive_success_limit)
+        || t.count
+            .is_some_and(|c| st.count >= c && t.consecutive_success_limit == 0);
+    if passing && !st.passed_on_data() {
+        return (
+            Phase::Inconclusive,
+            format!(
+                "Metric {name:?} assessed Inconclusive: none of its {} measurements passed on data",
+                st.count
             ),
         );
     }

@@ -21,6 +21,22 @@ use crate::duration;
 use crate::stats::judge::TestKind;
 
 /// A template error with its position.
+/// Longest interval, window or initial delay of an analysis: a canary
+/// is judged over minutes to days, and larger values would overflow the
+/// schedule's millisecond arithmetic.
+pub const MAX_SCHEDULE: Duration = Duration::from_secs(30 * 86400);
+
+/// Refuses a schedule duration beyond [`MAX_SCHEDULE`], naming the field.
+pub fn check_schedule(key: &str, d: Duration) -> Result<(), String> {
+    if d > MAX_SCHEDULE {
+        return Err(format!(
+            "{key}: {} is longer than the longest analysis schedule, 30d",
+            duration::format(d)
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Clone, Debug, Error, PartialEq)]
 #[error("{file}:{line}:{column}: {message}")]
 pub struct TemplateError {
@@ -438,6 +454,15 @@ fn compile(cx: &mut Cx<'_>, span: std::ops::Range<usize>, t: &RawTemplate) -> Te
     }
     let window = cx.dur(&t.window, "window", Duration::from_secs(300));
     let initial_delay = cx.dur(&t.initial_delay, "initial_delay", Duration::ZERO);
+    for (v, got, key) in [
+        (&t.interval, interval, "interval"),
+        (&t.window, window, "window"),
+        (&t.initial_delay, initial_delay, "initial_delay"),
+    ] {
+        if let (Some(s), Err(e)) = (v, check_schedule(key, got)) {
+            cx.err(s.span(), e);
+        }
+    }
     let count = t.count.as_ref().map(|c| {
         let n = cx.count(&Some(c.clone()), "count", 1);
         if n == 0 {
@@ -968,6 +993,30 @@ impl Template {
             substitute(&self.tracks.0, &vars(""))?,
             substitute(&self.tracks.1, &vars(""))?,
         ))
+    }
+
+    /// Checks a template read back from SQLite: every test kind must be
+    /// one this version knows (a stored spec never silently runs another
+    /// test), and the schedule must be in range.
+    pub fn validate_stored(&self) -> Result<(), String> {
+        for m in &self.metrics {
+            if let Check::Test { test, .. } = &m.check {
+                if test_kind(test).is_none() {
+                    return Err(format!("metric {:?}: unknown test kind {test:?}", m.name));
+                }
+            }
+        }
+        if self.interval.is_zero() {
+            return Err("interval: expected a positive duration".into());
+        }
+        for (key, d) in [
+            ("interval", self.interval),
+            ("window", self.window),
+            ("initial_delay", self.initial_delay),
+        ] {
+            check_schedule(key, d)?;
+        }
+        Ok(())
     }
 
     /// Number of sequential tests (they split `alpha`).

@@ -35,6 +35,9 @@ fn analysis_error(e: AnalysisError) -> Response {
             error(StatusCode::NOT_FOUND, "not_found", e.to_string())
         }
         AnalysisError::BadArgs(_) => error(StatusCode::BAD_REQUEST, "bad_data", e.to_string()),
+        AnalysisError::TooManyRunning(_) => {
+            error(StatusCode::TOO_MANY_REQUESTS, "unavailable", e.to_string())
+        }
         AnalysisError::State(_) => {
             error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
         }
@@ -142,12 +145,8 @@ pub async fn create(State(st): State<Arc<ApiState>>, body: Bytes) -> Response {
     match v.get("rollout") {
         None | Some(Value::Null) => {}
         Some(r) => {
-            if crate::act::binding(r).is_none() {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "bad_data",
-                    "rollout: expected {\"namespace\": …, \"name\": …, \"revision\": …, \"promote_on_pass\": false}",
-                );
+            if let Err(e) = crate::act::RolloutBinding::from_json(r) {
+                return error(StatusCode::BAD_REQUEST, "bad_data", e);
             }
             ov.rollout = Some(r.clone());
         }
@@ -175,16 +174,9 @@ pub async fn list(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Res
             );
         }
     }
-    let limit = match get("limit").map(|l| l.parse::<usize>()) {
-        None => 100,
-        Some(Ok(n)) => n,
-        Some(Err(_)) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_data",
-                "limit: expected a non-negative integer",
-            )
-        }
+    let limit = match super::limit_param(&q) {
+        Ok(l) => l,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_data", e),
     };
     match st.analysis.list(state.as_deref(), limit) {
         Ok(runs) => success(StatusCode::OK, json!(runs)),

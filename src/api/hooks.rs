@@ -43,14 +43,23 @@ struct Payload {
     metadata: BTreeMap<String, String>,
 }
 
-fn payload(body: &[u8]) -> Result<Payload, Box<Response>> {
-    serde_json::from_slice(body).map_err(|e| {
-        Box::new(text(
-            400,
-            &format!("expected Flagger's webhook payload {{\"name\", \"namespace\", \"phase\", \"checksum\", \"metadata\"}}: {e}"),
-        ))
-    })
+fn payload(body: &[u8], expected: &str) -> Result<Payload, Box<Response>> {
+    let p: Payload = serde_json::from_slice(body)
+        .map_err(|e| Box::new(text(400, &format!("expected {expected}: {e}"))))?;
+    crate::names::check_namespace(&p.namespace)
+        .and_then(|()| crate::names::check_name(&p.name))
+        .and_then(|()| {
+            crate::names::check_revision(&p.checksum).map_err(|e| format!("checksum: {e}"))
+        })
+        .map_err(|e| Box::new(text(400, &e)))?;
+    Ok(p)
 }
+
+/// The payload Flagger's webhooks send.
+const FLAGGER_PAYLOAD: &str =
+    "Flagger's webhook payload {\"name\", \"namespace\", \"phase\", \"checksum\", \"metadata\"}";
+/// What the gate endpoints read of it.
+const GATE_PAYLOAD: &str = "a JSON object {\"name\", \"namespace\"}";
 
 /// Metadata keys that set the schedule instead of template arguments.
 const SCHEDULE_KEYS: [&str; 4] = ["interval", "window", "initial_delay", "count"];
@@ -67,12 +76,38 @@ fn overrides(m: &BTreeMap<String, String>) -> Result<Overrides, String> {
     ov.initial_delay = dur("initial_delay")?;
     ov.count = m
         .get("count")
-        .map(|c| {
-            c.parse::<u32>()
-                .map_err(|_| format!("count: expected a positive integer, found {c:?}"))
+        .map(|c| match c.parse::<u32>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("count: expected a positive integer, found {c:?}")),
         })
         .transpose()?;
+    if ov.interval.is_some_and(|d| d.is_zero()) {
+        return Err("interval: expected a positive duration".into());
+    }
+    for (k, d) in [
+        ("interval", ov.interval),
+        ("window", ov.window),
+        ("initial_delay", ov.initial_delay),
+    ] {
+        if let Some(d) = d {
+            crate::analysis::template::check_schedule(k, d)?;
+        }
+    }
     Ok(ov)
+}
+
+/// A stored run's state and status; an unknown state or unreadable
+/// status is an error naming it, never a default.
+fn read_run(row: &crate::state::RunRow) -> Result<(RunState, RunStatus), String> {
+    let state = RunState::parse(&row.state).ok_or_else(|| {
+        format!(
+            "augur cannot read run {}: unknown state {:?}",
+            row.id, row.state
+        )
+    })?;
+    let status = serde_json::from_str(&row.status)
+        .map_err(|e| format!("augur cannot read run {}: status: {e}", row.id))?;
+    Ok((state, status))
 }
 
 /// Starts (or continues) the analysis of one revision: the run keyed by
@@ -115,7 +150,7 @@ pub async fn flagger(
             &format!("unknown Flagger hook {hook:?}; expected confirm-rollout, pre-rollout, rollout, confirm-traffic-increase, confirm-promotion, post-rollout, rollback or event"),
         );
     };
-    let p = match payload(&body) {
+    let p = match payload(&body, FLAGGER_PAYLOAD) {
         Ok(p) => p,
         Err(r) => return *r,
     };
@@ -178,7 +213,12 @@ fn flagger_answer(st: &ApiState, h: Hook, p: &Payload) -> Result<Answer, Answer>
                     "metadata.template: expected the name of an analysis template".into(),
                 ));
             };
-            let ov = overrides(&p.metadata).map_err(|e| bad(400, format!("metadata.{e}")))?;
+            let mut ov = overrides(&p.metadata).map_err(|e| bad(400, format!("metadata.{e}")))?;
+            // A new revision's run ends the previous revision's.
+            ov.supersede = Some((
+                format!("flagger/{}/{}/", p.namespace, p.name),
+                format!("flagger/{}/{}/{}/", p.namespace, p.name, p.checksum),
+            ));
             let given: BTreeMap<String, String> = p
                 .metadata
                 .iter()
@@ -197,10 +237,12 @@ fn flagger_answer(st: &ApiState, h: Hook, p: &Payload) -> Result<Answer, Answer>
             let row =
                 ensure_run(st, template, &given, &defaults, key, &ov).map_err(|e| match e {
                     AnalysisError::State(_) => internal(e),
+                    // Flagger counts a 403 as a failed check and retries.
+                    AnalysisError::TooManyRunning(_) => bad(403, e.to_string()),
                     other => bad(400, other.to_string()),
                 })?;
-            let state = RunState::parse(&row.state).unwrap_or(RunState::Error);
-            Ok(decide::flagger_analysis(state, &row.message))
+            let (state, status) = read_run(&row).map_err(|e| bad(403, e))?;
+            Ok(decide::flagger_analysis(state, status.seen(), &row.message))
         }
         Hook::Rollback => {
             let prefix = format!("flagger/{}/{}/{}/", p.namespace, p.name, p.checksum);
@@ -255,7 +297,7 @@ fn gate_op(st: &ApiState, kind: &str, op: String, body: Bytes) -> Response {
         "halt" if kind == "confirm" => return text(403, "Forbidden"),
         _ => {}
     }
-    let p = match payload(&body) {
+    let p = match payload(&body, GATE_PAYLOAD) {
         Ok(p) => p,
         Err(r) => return *r,
     };
@@ -305,7 +347,10 @@ pub async fn gates(State(st): State<Arc<ApiState>>) -> Response {
 pub async fn audit(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
     let params = super::query_pairs(&q);
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let limit = get("limit").and_then(|l| l.parse().ok()).unwrap_or(100);
+    let limit = match super::limit_param(&q) {
+        Ok(l) => l,
+        Err(e) => return text(400, &e),
+    };
     match st.analysis.audit_log(get("subject").as_deref(), limit) {
         Ok(rows) => Json(json!({"status": "success", "data": rows.iter().map(|r| json!({
             "id": r.id, "time": r.t as f64 / 1000.0, "actor": r.actor, "action": r.action,
@@ -324,10 +369,20 @@ pub async fn audit(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Re
 /// result.verdict == "fail"` give Argo all three phases.
 pub async fn argo(
     State(st): State<Arc<ApiState>>,
+    method: axum::http::Method,
     Path(template): Path<String>,
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
+    // axum answers HEAD with the GET handler; a HEAD must not start a run.
+    if method == axum::http::Method::HEAD {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, "GET, POST")],
+            "HEAD is not allowed here: a GET starts or reads an analysis run\n",
+        )
+            .into_response();
+    }
     let mut given: BTreeMap<String, String> = super::query_pairs(&q).into_iter().collect();
     let verdict =
         |v: decide::Verdict, state: &str, reason: String, run: Option<&str>, extra: Value| {
@@ -392,8 +447,18 @@ pub async fn argo(
             )
         }
     };
-    let state = RunState::parse(&row.state).unwrap_or(RunState::Error);
-    let status: RunStatus = serde_json::from_str(&row.status).unwrap_or_default();
+    let (state, status) = match read_run(&row) {
+        Ok(x) => x,
+        Err(e) => {
+            return verdict(
+                decide::Verdict::Inconclusive,
+                "error",
+                e,
+                Some(&row.id),
+                json!({}),
+            )
+        }
+    };
     let score = serde_json::from_str::<crate::analysis::template::Template>(&row.spec)
         .ok()
         .and_then(|t| status.score(&t));
@@ -410,7 +475,7 @@ pub async fn argo(
             })
         })
         .collect();
-    let v = decide::argo_verdict(state);
+    let v = decide::argo_verdict(state, status.seen());
     st.analysis.audit_change(
         crate::scrape::now_ms(),
         "argo",
@@ -448,6 +513,11 @@ pub async fn operator_decision(
             ),
         );
     }
+    if let Err(e) =
+        crate::names::check_namespace(&namespace).and_then(|()| crate::names::check_name(&name))
+    {
+        return text(400, &e);
+    }
     let v: Value = if body.is_empty() {
         json!({})
     } else {
@@ -461,16 +531,38 @@ pub async fn operator_decision(
             }
         }
     };
+    let field = |k: &str| -> Result<Option<String>, String> {
+        match v.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(format!("{k}: expected a string, found {other}")),
+        }
+    };
+    let (revision, reason) = match (field("revision"), field("reason")) {
+        (Ok(r), Ok(why)) => (r.unwrap_or_default(), why),
+        (Err(e), _) | (_, Err(e)) => return text(400, &e),
+    };
+    if let Some(unknown) = v.as_object().and_then(|o| {
+        o.keys()
+            .find(|k| !matches!(k.as_str(), "revision" | "reason"))
+    }) {
+        return text(
+            400,
+            &format!(
+                "request body: unknown field {unknown:?}; expected \"revision\" and \"reason\""
+            ),
+        );
+    }
+    if let Err(e) = crate::names::check_revision(&revision) {
+        return text(400, &e);
+    }
     let d = crate::act::Decision {
         namespace,
         name,
-        revision: v["revision"].as_str().unwrap_or("").to_string(),
+        revision,
         decision,
         actor: "api".into(),
-        reason: v["reason"]
-            .as_str()
-            .unwrap_or("operator request")
-            .to_string(),
+        reason: reason.unwrap_or_else(|| "operator request".to_string()),
         detail: json!({"request": v}),
     };
     match st.act.submit(&d, crate::scrape::now_ms()) {
@@ -490,11 +582,10 @@ pub async fn operator_decision(
 /// `GET /api/v1/decisions[?limit=N]`: decisions with every action's
 /// status, request (without secrets) and response.
 pub async fn decisions(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
-    let limit = super::query_pairs(&q)
-        .into_iter()
-        .find(|(k, _)| k == "limit")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(100);
+    let limit = match super::limit_param(&q) {
+        Ok(l) => l,
+        Err(e) => return text(400, &e),
+    };
     match st.act.list(limit) {
         Ok(v) => Json(json!({"status": "success", "data": v})).into_response(),
         Err(e) => text(500, &e.to_string()),

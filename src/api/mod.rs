@@ -5,6 +5,7 @@
 //! analysis manager.
 
 mod analysis;
+mod auth;
 mod hooks;
 mod kayenta;
 mod query;
@@ -28,6 +29,7 @@ use crate::metrics::Metrics;
 use crate::scrape::ScrapeManager;
 use crate::store::{is_stale_nan, Store};
 
+pub use auth::Auth;
 pub use selector::{parse_selector, SelectorError};
 
 /// What the routes read.
@@ -44,6 +46,8 @@ pub struct ApiState {
     pub ready: Arc<AtomicBool>,
     /// query limits (updated by the app on reload)
     pub query: Arc<parking_lot::RwLock<crate::config::QueryConfig>>,
+    /// API queries evaluated at once (`query.max_concurrency`)
+    pub query_slots: Arc<tokio::sync::Semaphore>,
     /// rule groups and their alerts
     pub rules: Arc<crate::rules::RuleManager>,
     /// durable state (the outbox)
@@ -51,127 +55,16 @@ pub struct ApiState {
     /// analysis templates and runs
     pub analysis: Arc<crate::analysis::engine::AnalysisManager>,
     /// who may call mutating and webhook endpoints (updated on reload)
-    pub auth: Arc<parking_lot::RwLock<crate::config::ApiAuth>>,
+    pub auth: Arc<Auth>,
     /// decisions and their actions
     pub act: Arc<crate::act::Dispatcher>,
-}
-
-/// Checks a mutating or webhook request against `[server]` auth: a bearer
-/// token (header, or `token` query parameter for clients such as Flagger
-/// that cannot set headers) or an HMAC-SHA256 signature of the body in
-/// `X-Augur-Signature: sha256=<hex>`. Without either file configured every
-/// request passes (the listen address defaults to loopback). Secrets are
-/// never echoed or logged.
-/// Most bytes a guarded request body may have (axum's default limit).
-const MAX_GUARDED_BODY: usize = 2 << 20;
-
-/// Middleware: [`check_auth`] on the whole request; the body is buffered to
-/// verify its signature and handed on unchanged.
-async fn require_auth(
-    State(st): State<Arc<ApiState>>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_GUARDED_BODY).await {
-        Ok(b) => b,
-        Err(e) => {
-            return (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("cannot read the request body: {e}\n"),
-            )
-                .into_response()
-        }
-    };
-    if let Err(r) = check_auth(&st, &parts.headers, parts.uri.query(), &bytes) {
-        return *r;
-    }
-    next.run(axum::extract::Request::from_parts(
-        parts,
-        axum::body::Body::from(bytes),
-    ))
-    .await
-}
-
-fn check_auth(
-    st: &ApiState,
-    headers: &axum::http::HeaderMap,
-    query: Option<&str>,
-    body: &[u8],
-) -> Result<(), Box<Response>> {
-    let auth = st.auth.read().clone();
-    if auth.token_file.is_none() && auth.hmac_secret_file.is_none() {
-        return Ok(());
-    }
-    let deny = |why: &str| {
-        Box::new(
-            (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                format!("{why}\n"),
-            )
-                .into_response(),
-        )
-    };
-    let read = |p: &std::path::Path| match std::fs::read(p) {
-        Ok(b) => Some(String::from_utf8_lossy(&b).trim().to_string()),
-        Err(e) => {
-            tracing::warn!(file = %p.display(), error = %e, "cannot read an auth secret file");
-            None
-        }
-    };
-    if let Some(token) = auth
-        .token_file
-        .as_deref()
-        .and_then(read)
-        .filter(|t| !t.is_empty())
-    {
-        let bearer = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        let from_query = query.and_then(|q| {
-            form_urlencoded::parse(q.as_bytes())
-                .find(|(k, _)| k == "token")
-                .map(|(_, v)| v.into_owned())
-        });
-        if bearer.is_some_and(|b| same(b.as_bytes(), token.as_bytes()))
-            || from_query.is_some_and(|q| same(q.as_bytes(), token.as_bytes()))
-        {
-            return Ok(());
-        }
-    }
-    if let Some(secret) = auth
-        .hmac_secret_file
-        .as_deref()
-        .and_then(read)
-        .filter(|t| !t.is_empty())
-    {
-        let want = crate::notify::sign_webhook(secret.as_bytes(), body);
-        let got = headers
-            .get("x-augur-signature")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("sha256="));
-        if got.is_some_and(|g| same(g.to_ascii_lowercase().as_bytes(), want.as_bytes())) {
-            return Ok(());
-        }
-    }
-    Err(deny(
-        "unauthorized: send Authorization: Bearer <token> (or ?token=) or X-Augur-Signature: sha256=<HMAC of the body>",
-    ))
-}
-
-/// Constant-time comparison, so a wrong token's prefix length does not leak.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// All routes.
 pub fn router(state: Arc<ApiState>) -> Router {
     // Every route that changes something (starts or cancels runs, webhooks,
     // gates, decisions, Argo and Kayenta calls) goes through one check.
-    let auth = || axum::middleware::from_fn_with_state(state.clone(), require_auth);
+    let auth = || axum::middleware::from_fn_with_state(state.clone(), auth::require_auth);
     Router::new()
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
@@ -215,7 +108,16 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/canary/{id}",
             get(kayenta::status).merge(post(kayenta::start).route_layer(auth())),
         )
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+async fn method_not_allowed(method: axum::http::Method) -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method {method} is not allowed here; the Allow header lists those that are\n"),
+    )
+        .into_response()
 }
 
 async fn healthy() -> &'static str {
@@ -247,6 +149,19 @@ fn labels_json(l: &Labels) -> Value {
             .map(|l| (l.name.to_string(), Value::String(l.value.to_string())))
             .collect(),
     )
+}
+
+/// The `limit` query parameter: an integer from 1 to 10,000 (default 100).
+pub(crate) fn limit_param(q: &Option<String>) -> Result<usize, String> {
+    match query_pairs(q).into_iter().find(|(k, _)| k == "limit") {
+        None => Ok(100),
+        Some((_, v)) => match v.parse::<usize>() {
+            Ok(n) if (1..=10_000).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "limit: expected an integer from 1 to 10000, found {v:?}"
+            )),
+        },
+    }
 }
 
 pub(crate) fn query_pairs(q: &Option<String>) -> Vec<(String, String)> {
@@ -343,6 +258,7 @@ pub(crate) fn parse_time(s: &str) -> Option<i64> {
     Some(d.as_millis() as i64)
 }
 
+#[derive(Clone)]
 struct Selection {
     sets: Vec<Vec<crate::labels::Matcher>>,
     mint: i64,
@@ -396,48 +312,135 @@ async fn series(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Respo
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
-    let mut all: Vec<Labels> = Vec::new();
-    for set in &sel.sets {
-        all.extend(st.store.series(set, sel.mint, sel.maxt));
+    // Index scans over many series are CPU work: off the async workers.
+    let store = st.store.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        let mut all: Vec<Labels> = Vec::new();
+        for set in &sel.sets {
+            all.extend(store.series(set, sel.mint, sel.maxt));
+        }
+        all.sort();
+        all.dedup();
+        all
+    })
+    .await;
+    match found {
+        Ok(all) => {
+            let data: Vec<Value> = all.iter().map(labels_json).collect();
+            Json(json!({"status": "success", "data": data})).into_response()
+        }
+        Err(e) => ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            kind: "internal",
+            message: format!("series lookup failed: {e}"),
+        }
+        .into_response(),
     }
-    all.sort();
-    all.dedup();
-    let data: Vec<Value> = all.iter().map(labels_json).collect();
-    Json(json!({"status": "success", "data": data})).into_response()
 }
+
+/// Bytes per chunk of a streamed answer.
+const CHUNK: usize = 64 << 10;
 
 /// Raw samples in the query API's matrix shape; staleness markers appear
 /// as the value `"stale"` so they can be told apart from a real NaN.
+/// Refused (422, like a query) when the selection holds more than
+/// `query.max_samples` samples; otherwise written out in chunks as it is
+/// formatted, at most `query.max_concurrency` exports at once.
 async fn export(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
     let sel = match selection(&q) {
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
-    let mut all = Vec::new();
-    for set in &sel.sets {
-        all.extend(st.store.select(set, sel.mint, sel.maxt));
+    let cfg = st.query.read().clone();
+    let permit =
+        match tokio::time::timeout(cfg.timeout, st.query_slots.clone().acquire_owned()).await {
+            Ok(Ok(p)) => p,
+            _ => {
+                return ApiError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    kind: "timeout",
+                    message: "too many queries and exports running; try again".into(),
+                }
+                .into_response()
+            }
+        };
+    let store = st.store.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel::<axum::body::Bytes>(4);
+    let limit = cfg.max_samples;
+    let counted = tokio::task::spawn_blocking({
+        let store = store.clone();
+        let sets = sel.sets.clone();
+        move || {
+            sets.iter()
+                .map(|set| store.count_samples(set, sel.mint, sel.maxt))
+                .fold(0usize, usize::saturating_add)
+        }
+    })
+    .await
+    .unwrap_or(usize::MAX);
+    if counted > limit {
+        return ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            kind: "execution",
+            message: format!(
+                "query processing would load too many samples into memory in query execution ({counted} samples, query.max_samples is {limit}); narrow match[] or start/end"
+            ),
+        }
+        .into_response();
     }
-    all.sort_by(|a, b| a.labels.cmp(&b.labels));
-    all.dedup_by(|a, b| a.labels == b.labels);
-    let result: Vec<Value> = all
-        .iter()
-        .map(|s| {
-            let values: Vec<Value> = s
-                .samples
-                .iter()
-                .map(|(t, v)| {
-                    let text = if is_stale_nan(*v) {
-                        "stale".to_string()
-                    } else {
-                        fmtfloat::go_g(*v)
-                    };
-                    json!([*t as f64 / 1000.0, text])
-                })
-                .collect();
-            json!({"metric": labels_json(&s.labels), "values": values})
-        })
-        .collect();
-    Json(json!({"status": "success", "data": {"resultType": "matrix", "result": result}}))
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let mut all = Vec::new();
+        for set in &sel.sets {
+            all.extend(store.select(set, sel.mint, sel.maxt));
+        }
+        all.sort_by(|a, b| a.labels.cmp(&b.labels));
+        all.dedup_by(|a, b| a.labels == b.labels);
+        let mut buf = String::with_capacity(CHUNK + 1024);
+        buf.push_str(r#"{"status":"success","data":{"resultType":"matrix","result":["#);
+        for (i, s) in all.iter().enumerate() {
+            if i > 0 {
+                buf.push(',');
+            }
+            buf.push_str(r#"{"metric":"#);
+            buf.push_str(&labels_json(&s.labels).to_string());
+            buf.push_str(r#","values":["#);
+            for (j, (t, v)) in s.samples.iter().enumerate() {
+                if j > 0 {
+                    buf.push(',');
+                }
+                let text = if is_stale_nan(*v) {
+                    "stale".to_string()
+                } else {
+                    fmtfloat::go_g(*v)
+                };
+                buf.push('[');
+                buf.push_str(&fmtfloat::prom_timestamp(*t));
+                buf.push_str(",\"");
+                buf.push_str(&text);
+                buf.push_str("\"]");
+                if buf.len() >= CHUNK {
+                    let chunk = axum::body::Bytes::from(std::mem::take(&mut buf));
+                    // The client went away: stop formatting.
+                    if tx.blocking_send(chunk).is_err() {
+                        return;
+                    }
+                }
+            }
+            buf.push_str("]}");
+        }
+        buf.push_str("]}}");
+        let _ = tx.blocking_send(axum::body::Bytes::from(buf));
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(stream),
+    )
         .into_response()
 }
 

@@ -88,6 +88,7 @@ fn query_error(e: DatasourceError) -> Response {
             "bad_data",
             format!("invalid parameter \"query\": {m}"),
         ),
+        DatasourceError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_data", m),
         DatasourceError::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout", e.to_string()),
         DatasourceError::Execution(m) => (StatusCode::UNPROCESSABLE_ENTITY, "execution", m),
         other => (
@@ -115,17 +116,38 @@ fn timeout_param(p: &[(String, String)], cfg: Duration) -> Result<Duration, ApiE
     }
 }
 
-/// The query limits for this request and the parsed expression.
-fn prepare(
+/// The query limits for this request.
+fn limits(
     st: &ApiState,
     p: &[(String, String)],
-    query: &str,
-) -> Result<(crate::config::QueryConfig, promql_parser::parser::Expr), Box<Response>> {
+) -> Result<crate::config::QueryConfig, Box<Response>> {
     let mut cfg = st.query.read().clone();
     cfg.timeout = timeout_param(p, cfg.timeout).map_err(|e| Box::new(e.into_response()))?;
-    let expr = promql::parse(query)
-        .map_err(|e| Box::new(query_error(DatasourceError::BadQuery(e.to_string()))))?;
-    Ok((cfg, expr))
+    Ok(cfg)
+}
+
+/// Runs one API query: at most `query.max_concurrency` at once (the rest
+/// wait, within their timeout, as in Prometheus's query queue), parsed
+/// and evaluated off the async workers.
+async fn run_query<F>(
+    st: &ApiState,
+    cfg: &crate::config::QueryConfig,
+    f: F,
+) -> Result<QueryResult, DatasourceError>
+where
+    F: FnOnce(&promql::Engine) -> Result<QueryResult, promql::EvalError> + Send + 'static,
+{
+    let started = tokio::time::Instant::now();
+    let permit =
+        match tokio::time::timeout(cfg.timeout, st.query_slots.clone().acquire_owned()).await {
+            Ok(Ok(p)) => p,
+            _ => return Err(DatasourceError::Timeout),
+        };
+    let mut left = cfg.clone();
+    left.timeout = cfg.timeout.saturating_sub(started.elapsed());
+    let r = run_local(&left, f).await;
+    drop(permit);
+    r
 }
 
 pub(super) async fn instant(
@@ -148,12 +170,17 @@ pub(super) async fn instant(
             }
         },
     };
-    let (cfg, expr) = match prepare(&st, &p, &query) {
+    let cfg = match limits(&st, &p) {
         Ok(x) => x,
         Err(r) => return *r,
     };
     let store = st.store.clone();
-    match run_local(&cfg, move |engine| engine.instant(&*store, &expr, t)).await {
+    let result = run_query(&st, &cfg, move |engine| {
+        let expr = promql::parse(&query)?;
+        engine.instant(&*store, &expr, t)
+    })
+    .await;
+    match result {
         Ok(r) => success(write_data(&r.value, t), &r),
         Err(e) => query_error(e),
     }
@@ -191,7 +218,7 @@ pub(super) async fn range(
             .into_response();
     }
     let step = match get(&p, "step").and_then(parse_duration) {
-        Some(d) => d.as_millis() as i64,
+        Some(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
         None => {
             return bad_data(format!(
                 "invalid parameter \"step\": cannot parse {:?} to a valid duration",
@@ -200,22 +227,22 @@ pub(super) async fn range(
             .into_response()
         }
     };
-    if step <= 0 {
-        return bad_data("zero or negative query resolution step widths are not accepted. Try a positive integer").into_response();
+    // Step and resolution checks with checked arithmetic, shared with
+    // every other caller of range queries.
+    if let Err(e) = promql::check_range(start, end, step) {
+        return bad_data(e.to_string()).into_response();
     }
-    if (end - start) / step > 11_000 {
-        return bad_data("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)").into_response();
-    }
-    let (cfg, expr) = match prepare(&st, &p, &query) {
+    let cfg = match limits(&st, &p) {
         Ok(x) => x,
         Err(r) => return *r,
     };
     let store = st.store.clone();
-    match run_local(&cfg, move |engine| {
+    let result = run_query(&st, &cfg, move |engine| {
+        let expr = promql::parse(&query)?;
         engine.range(&*store, &expr, start, end, step)
     })
-    .await
-    {
+    .await;
+    match result {
         Ok(r) => success(write_data(&r.value, end), &r),
         Err(e) => query_error(e),
     }
@@ -252,6 +279,22 @@ fn string_list(v: Vec<String>) -> Response {
         .into_response()
 }
 
+/// A store scan off the async workers, answered as a string list.
+async fn blocking_list<F>(f: F) -> Response
+where
+    F: FnOnce() -> Vec<String> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => string_list(v),
+        Err(e) => ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            kind: "internal",
+            message: format!("label lookup failed: {e}"),
+        }
+        .into_response(),
+    }
+}
+
 pub(super) async fn labels(
     State(st): State<Arc<ApiState>>,
     RawQuery(q): RawQuery,
@@ -260,7 +303,10 @@ pub(super) async fn labels(
 ) -> Response {
     let p = params(&q, &headers, &body);
     match label_selection(&p) {
-        Ok((sets, mint, maxt)) => string_list(st.store.label_names(&sets, mint, maxt)),
+        Ok((sets, mint, maxt)) => {
+            let store = st.store.clone();
+            blocking_list(move || store.label_names(&sets, mint, maxt)).await
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -274,7 +320,10 @@ pub(super) async fn label_values(
 ) -> Response {
     let p = params(&q, &headers, &body);
     match label_selection(&p) {
-        Ok((sets, mint, maxt)) => string_list(st.store.label_values(&name, &sets, mint, maxt)),
+        Ok((sets, mint, maxt)) => {
+            let store = st.store.clone();
+            blocking_list(move || store.label_values(&name, &sets, mint, maxt)).await
+        }
         Err(e) => e.into_response(),
     }
 }

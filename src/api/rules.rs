@@ -10,7 +10,7 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 
 use super::ApiState;
-use crate::rules::{Alert, AlertState, RuleState};
+use crate::rules::{Alert, AlertState, RuleView};
 
 fn time(ms: Option<i64>) -> String {
     crate::timefmt::rfc3339_nano(ms.map(|m| UNIX_EPOCH + Duration::from_millis(m.max(0) as u64)))
@@ -48,7 +48,7 @@ fn alert_json(a: &Alert) -> Value {
     v
 }
 
-fn rule_json(r: &RuleState) -> Value {
+fn rule_json(r: &RuleView) -> Value {
     let common = |mut v: Value| {
         v["health"] = json!(r.health.as_str());
         v["evaluationTime"] = json!(r.eval_seconds);
@@ -61,9 +61,10 @@ fn rule_json(r: &RuleState) -> Value {
     let labels = string_map(r.rule.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     match &r.rule.alert {
         Some(name) => {
-            let alerts: Vec<Value> = r.active_alerts().map(alert_json).collect();
+            let alerts: Vec<Value> = r.alerts.iter().map(alert_json).collect();
             let state = r
-                .active_alerts()
+                .alerts
+                .iter()
                 .map(|a| a.state)
                 .max()
                 .unwrap_or(AlertState::Inactive);
@@ -94,12 +95,12 @@ pub(super) async fn rules(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery
         .iter()
         .find(|(k, _)| k == "type")
         .map(|(_, v)| v.as_str());
+    // Views published after each evaluation: a slow rule never blocks this.
     let groups: Vec<Value> = st
         .rules
-        .groups()
+        .views()
         .iter()
         .map(|g| {
-            let g = g.lock();
             let rules: Vec<Value> = g
                 .rules
                 .iter()
@@ -126,10 +127,9 @@ pub(super) async fn rules(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery
 
 pub(super) async fn alerts(State(st): State<Arc<ApiState>>) -> Response {
     let mut alerts = Vec::new();
-    for g in st.rules.groups() {
-        let g = g.lock();
+    for g in st.rules.views() {
         for r in &g.rules {
-            alerts.extend(r.active_alerts().map(alert_json));
+            alerts.extend(r.alerts.iter().map(alert_json));
         }
     }
     Json(json!({"status": "success", "data": {"alerts": alerts}})).into_response()
@@ -145,6 +145,16 @@ pub(super) async fn notifications(
         .iter()
         .find(|(k, _)| k == "status")
         .map(|(_, v)| v.clone());
+    if let Some(s) = status.as_deref() {
+        if !matches!(s, "pending" | "sent" | "dead") {
+            return (
+                axum::http::StatusCode::BAD_REQUEST,
+                Json(json!({"status": "error", "errorType": "bad_data",
+                    "error": format!("status: expected pending, sent or dead, found {s:?}")})),
+            )
+                .into_response();
+        }
+    }
     let db = st.state.clone();
     let res = tokio::task::spawn_blocking(move || {
         let counts = db.outbox_counts()?;

@@ -1,7 +1,7 @@
 //! `match[]` series selectors, parsed with `promql-parser` into store matchers.
 
 use promql_parser::label::MatchOp as PMatchOp;
-use promql_parser::parser::{self, Expr};
+use promql_parser::parser::Expr;
 use thiserror::Error;
 
 use crate::labels::{MatchOp, Matcher, MatcherError, METRIC_NAME};
@@ -30,9 +30,9 @@ pub enum SelectorError {
 
 /// Parses one selector into one or more matcher sets (several for `or`).
 pub fn parse_selector(input: &str) -> Result<Vec<Vec<Matcher>>, SelectorError> {
-    let expr = parser::parse(input).map_err(|message| SelectorError::Parse {
+    let expr = crate::promql::parse(input).map_err(|e| SelectorError::Parse {
         input: input.to_string(),
-        message,
+        message: e.to_string(),
     })?;
     let Expr::VectorSelector(vs) = expr else {
         return Err(SelectorError::NotSelector(input.to_string()));

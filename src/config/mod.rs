@@ -103,8 +103,25 @@ pub struct ApiAuth {
 pub struct StorageConfig {
     /// How long samples are kept.
     pub retention: Duration,
-    /// Whether to snapshot the store on shutdown and load it at start.
+    /// Whether to snapshot the store (on shutdown and periodically) and
+    /// load it at start.
     pub snapshot_on_shutdown: bool,
+    /// How often the store is snapshotted while running (0: only at
+    /// shutdown), so a crash loses at most this much.
+    pub snapshot_interval: Duration,
+}
+
+/// `[state]`: bounds on SQLite's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateConfig {
+    /// How long finished runs (with measurements and verdicts), decisions
+    /// whose actions all finished, delivered or dead notifications, Kayenta
+    /// executions and audit rows are kept.
+    pub retention: Duration,
+    /// Most audit rows kept (the oldest go first).
+    pub max_audit_rows: u64,
+    /// Most analysis runs running at once; more are refused.
+    pub max_running_analyses: u64,
 }
 
 /// `[global]`
@@ -234,6 +251,8 @@ pub struct QueryConfig {
     pub timeout: Duration,
     /// Most samples a query may load (Prometheus `--query.max-samples`).
     pub max_samples: usize,
+    /// Most API queries evaluated at once (`--query.max-concurrency`).
+    pub max_concurrency: usize,
 }
 
 /// `[datasource]`: where rules and analyses read their data.
@@ -408,6 +427,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// `[storage]`
     pub storage: StorageConfig,
+    /// `[state]`
+    pub state: StateConfig,
     /// `[global]`
     pub global: GlobalConfig,
     /// `[query]`
@@ -623,6 +644,60 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         }
     }
 
+    let snapshot_interval = cx.duration(
+        &rst.snapshot_interval,
+        "storage.snapshot_interval",
+        Duration::from_secs(10),
+    );
+    if let Some(s) = &rst.snapshot_interval {
+        if snapshot_interval > Duration::from_secs(3600) {
+            cx.error(
+                s.span(),
+                "storage.snapshot_interval: at most 1h (0s: only at shutdown)",
+            );
+        }
+    }
+
+    let rstate = raw.state.unwrap_or_default();
+    let state_retention = cx.duration(
+        &rstate.retention,
+        "state.retention",
+        Duration::from_secs(30 * 86400),
+    );
+    if let Some(r) = &rstate.retention {
+        if state_retention < Duration::from_secs(3600)
+            || state_retention > Duration::from_secs(10 * 365 * 86400)
+        {
+            cx.error(r.span(), "state.retention: expected 1h to 10y");
+        }
+    }
+    let positive =
+        |cx: &mut Ctx<'_>, v: &Option<Spanned<u64>>, key: &str, default: u64, max: u64| match v {
+            None => default,
+            Some(n) if *n.get_ref() == 0 || *n.get_ref() > max => {
+                cx.error(n.span(), format!("{key}: expected 1 to {max}"));
+                default
+            }
+            Some(n) => *n.get_ref(),
+        };
+    let state = StateConfig {
+        retention: state_retention,
+        max_audit_rows: positive(
+            &mut cx,
+            &rstate.max_audit_rows,
+            "state.max_audit_rows",
+            1_000_000,
+            1_000_000_000,
+        ),
+        max_running_analyses: positive(
+            &mut cx,
+            &rstate.max_running_analyses,
+            "state.max_running_analyses",
+            1000,
+            1_000_000,
+        ),
+    };
+
     let rg = raw.global.unwrap_or_default();
     let g_interval = cx.duration(
         &rg.scrape_interval,
@@ -675,6 +750,14 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
             Some(m) if *m.get_ref() == 0 => {
                 cx.error(m.span(), "query.max_samples: must be greater than 0");
                 5_000_000
+            }
+            Some(m) => *m.get_ref() as usize,
+        },
+        max_concurrency: match &rq.max_concurrency {
+            None => 20,
+            Some(m) if *m.get_ref() == 0 || *m.get_ref() > 10_000 => {
+                cx.error(m.span(), "query.max_concurrency: expected 1 to 10000");
+                20
             }
             Some(m) => *m.get_ref() as usize,
         },
@@ -917,7 +1000,9 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         storage: StorageConfig {
             retention,
             snapshot_on_shutdown: rst.snapshot_on_shutdown.unwrap_or(true),
+            snapshot_interval,
         },
+        state,
         query,
         datasource,
         rule_files,

@@ -12,6 +12,7 @@ use toml::Spanned;
 pub struct RawConfig {
     pub server: Option<RawServer>,
     pub storage: Option<RawStorage>,
+    pub state: Option<RawState>,
     pub global: Option<RawGlobal>,
     pub query: Option<RawQuery>,
     pub datasource: Option<Spanned<RawDatasource>>,
@@ -36,6 +37,7 @@ pub struct RawQuery {
     pub lookback_delta: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
     pub max_samples: Option<Spanned<u64>>,
+    pub max_concurrency: Option<Spanned<u64>>,
 }
 
 /// `[datasource]`: where rules and analyses read data.
@@ -68,6 +70,16 @@ pub struct RawServer {
 pub struct RawStorage {
     pub retention: Option<Spanned<String>>,
     pub snapshot_on_shutdown: Option<bool>,
+    pub snapshot_interval: Option<Spanned<String>>,
+}
+
+/// `[state]`: how much of SQLite's history is kept.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    pub retention: Option<Spanned<String>>,
+    pub max_audit_rows: Option<Spanned<u64>>,
+    pub max_running_analyses: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -56,6 +56,9 @@ pub enum DatasourceError {
     /// The expression does not parse.
     #[error("{0}")]
     BadQuery(String),
+    /// The request asks for more than a query may (resolution, time range).
+    #[error("{0}")]
+    BadRequest(String),
     /// Evaluation failed (Prometheus errorType `execution`).
     #[error("{0}")]
     Execution(String),
@@ -114,16 +117,20 @@ impl Datasource {
     pub async fn instant(&self, query: &str, t: i64) -> Result<QueryResult, DatasourceError> {
         match self {
             Datasource::Embedded { store, query: q } => {
-                let expr =
-                    promql::parse(query).map_err(|e| DatasourceError::BadQuery(e.to_string()))?;
                 let store = store.clone();
-                run_local(q, move |engine| engine.instant(&*store, &expr, t)).await
+                let text = query.to_string();
+                run_local(q, move |engine| {
+                    let expr = promql::parse(&text)?;
+                    engine.instant(&*store, &expr, t)
+                })
+                .await
             }
             Datasource::Remote(r) => r.instant(query, t).await,
         }
     }
 
-    /// A range query from `start` to `end` every `step` (ms).
+    /// A range query from `start` to `end` every `step` (ms), with the
+    /// API's resolution limit whichever datasource answers.
     pub async fn range(
         &self,
         query: &str,
@@ -131,12 +138,14 @@ impl Datasource {
         end: i64,
         step: i64,
     ) -> Result<QueryResult, DatasourceError> {
+        promql::check_range(start, end, step)
+            .map_err(|e| DatasourceError::BadRequest(e.to_string()))?;
         match self {
             Datasource::Embedded { store, query: q } => {
-                let expr =
-                    promql::parse(query).map_err(|e| DatasourceError::BadQuery(e.to_string()))?;
                 let store = store.clone();
+                let text = query.to_string();
                 run_local(q, move |engine| {
+                    let expr = promql::parse(&text)?;
                     engine.range(&*store, &expr, start, end, step)
                 })
                 .await
@@ -146,28 +155,47 @@ impl Datasource {
     }
 }
 
-/// Runs a query on a blocking thread, cancelling it at the timeout.
+/// The engine with the configured limits.
+pub fn engine(q: &QueryConfig) -> Engine {
+    Engine {
+        cancel: None,
+        timeout: Some(q.timeout),
+        lookback: q.lookback_delta,
+        default_subquery_step: Duration::from_secs(60),
+        max_samples: q.max_samples,
+    }
+}
+
+/// Sets a query's cancel flag when dropped: when the HTTP client goes
+/// away, axum drops the handler's future, and with it this guard, so the
+/// evaluation on the blocking thread stops at its next check.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Runs a query (parse and evaluation, both CPU work) on a blocking
+/// thread, never on the async workers. It stops at the timeout, when the
+/// caller's future is dropped, or when `shutdown` is set.
 pub async fn run_local<F>(q: &QueryConfig, f: F) -> Result<QueryResult, DatasourceError>
 where
     F: FnOnce(&Engine) -> Result<QueryResult, EvalError> + Send + 'static,
 {
     let cancel = Arc::new(AtomicBool::new(false));
-    let engine = Engine {
-        cancel: Some(cancel.clone()),
-        lookback: q.lookback_delta,
-        default_subquery_step: Duration::from_secs(60),
-        max_samples: q.max_samples,
-    };
+    let _guard = CancelOnDrop(cancel.clone());
+    let mut engine = engine(q);
+    engine.cancel = Some(cancel.clone());
     let task = tokio::task::spawn_blocking(move || f(&engine));
     match tokio::time::timeout(q.timeout, task).await {
-        Err(_) => {
-            cancel.store(true, Ordering::SeqCst);
-            Err(DatasourceError::Timeout)
-        }
+        Err(_) => Err(DatasourceError::Timeout),
         Ok(Err(e)) => Err(DatasourceError::Execution(format!(
             "query task failed: {e}"
         ))),
         Ok(Ok(Err(EvalError::Parse(m)))) => Err(DatasourceError::BadQuery(m)),
+        Ok(Ok(Err(EvalError::Limit(m)))) => Err(DatasourceError::BadRequest(m)),
         Ok(Ok(Err(EvalError::Cancelled))) => Err(DatasourceError::Timeout),
         Ok(Ok(Err(e))) => Err(DatasourceError::Execution(e.to_string())),
         Ok(Ok(Ok(r))) => Ok(r),

@@ -9,7 +9,7 @@
 //! (`metricproviders/webmetric`) turns non-2xx into Error measurements, so
 //! its endpoint always answers 2xx with a verdict.
 
-use crate::analysis::run::RunState;
+use crate::analysis::run::{RunState, Seen};
 
 /// Flagger's webhook types (`CanaryWebhook.type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,8 +93,13 @@ fn answer(status: u16, reason: impl Into<String>) -> Answer {
 /// `pre-rollout`/`rollout`: proceed while the analysis passes or is still
 /// gathering evidence; halt (403) once it failed, erred, was inconclusive
 /// or was cancelled.
-pub fn flagger_analysis(state: RunState, message: &str) -> Answer {
+/// A run that has measured intervals without any data halts too: no
+/// data must never let a canary advance.
+pub fn flagger_analysis(state: RunState, seen: Seen, message: &str) -> Answer {
     match state {
+        RunState::Running if seen == Seen::NoData => {
+            answer(403, format!("analysis has no data yet: {message}"))
+        }
         RunState::Running => answer(200, format!("analysis running: {message}")),
         RunState::Passed => answer(200, format!("analysis passed: {message}")),
         RunState::Failed => answer(403, format!("analysis failed: {message}")),
@@ -158,8 +163,14 @@ impl Verdict {
 /// polls again next interval); an analysis whose queries keep failing is
 /// inconclusive, not a failure: a broken metrics pipeline should pause the
 /// rollout for a person, neither promote nor abort it.
-pub fn argo_verdict(state: RunState) -> Verdict {
+///
+/// A running analysis whose measured intervals all lacked data is
+/// inconclusive; one that has measured nothing yet passes (Argo takes its
+/// first measurement when the analysis starts, before augur's first
+/// interval; use `count` of 2 or more, or `initialDelay`).
+pub fn argo_verdict(state: RunState, seen: Seen) -> Verdict {
     match state {
+        RunState::Running if seen == Seen::NoData => Verdict::Inconclusive,
         RunState::Running | RunState::Passed => Verdict::Pass,
         RunState::Failed => Verdict::Fail,
         RunState::Error | RunState::Inconclusive | RunState::Cancelled => Verdict::Inconclusive,
@@ -185,10 +196,24 @@ mod tests {
 
     #[test]
     fn flagger_answers() {
-        assert_eq!(flagger_analysis(RunState::Running, "x").status, 200);
-        assert_eq!(flagger_analysis(RunState::Failed, "errors").status, 403);
         assert_eq!(
-            flagger_analysis(RunState::Failed, "errors").reason,
+            flagger_analysis(RunState::Running, Seen::Data, "x").status,
+            200
+        );
+        assert_eq!(
+            flagger_analysis(RunState::Running, Seen::Nothing, "x").status,
+            200
+        );
+        assert_eq!(
+            flagger_analysis(RunState::Running, Seen::NoData, "x").status,
+            403
+        );
+        assert_eq!(
+            flagger_analysis(RunState::Failed, Seen::Data, "errors").status,
+            403
+        );
+        assert_eq!(
+            flagger_analysis(RunState::Failed, Seen::Data, "errors").reason,
             "analysis failed: errors"
         );
         assert_eq!(flagger_rollback(None, false).status, 403);
@@ -207,6 +232,17 @@ mod tests {
         ] {
             assert_eq!(Hook::parse(h).unwrap().as_str(), h);
         }
-        assert_eq!(argo_verdict(RunState::Error), Verdict::Inconclusive);
+        assert_eq!(
+            argo_verdict(RunState::Error, Seen::Data),
+            Verdict::Inconclusive
+        );
+        assert_eq!(
+            argo_verdict(RunState::Running, Seen::NoData),
+            Verdict::Inconclusive
+        );
+        assert_eq!(
+            argo_verdict(RunState::Running, Seen::Nothing),
+            Verdict::Pass
+        );
     }
 }

@@ -8,8 +8,6 @@ mod email;
 mod slack;
 mod webhook;
 
-pub use webhook::SIGNATURE_HEADER;
-
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -25,12 +23,6 @@ use crate::config::{NotifyConfig, Receiver, ReceiverKind};
 use crate::rules::{Alert, AlertState};
 use crate::state::{OutboxEntry, State, StateError};
 use crate::timefmt::rfc3339_ms;
-
-/// HMAC-SHA256 signature (hex) of a webhook body, as sent in
-/// `X-Augur-Signature: sha256=<hex>`, for receivers to verify.
-pub fn sign_webhook(secret: &[u8], body: &[u8]) -> String {
-    webhook::sign(secret, body)
-}
 
 /// Most alerts in one Alertmanager request (Prometheus's maxBatchSize).
 const MAX_BATCH: usize = 256;

@@ -1,19 +1,15 @@
 //! Generic webhook with Alertmanager's webhook payload (version 4), signed
-//! with HMAC-SHA256 of the body in `X-Augur-Signature: sha256=<hex>` when
-//! a secret is configured.
+//! as [`crate::signing`] describes (`X-Augur-Timestamp` and
+//! `X-Augur-Signature` over time, method, path and body) when a secret is
+//! configured.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{json, Value};
-use sha2::Sha256;
 
 use super::{alert_json, fingerprint, OutgoingAlert, SendError};
 use crate::config::Receiver;
-
-/// The signature header.
-pub const SIGNATURE_HEADER: &str = "X-Augur-Signature";
 
 pub(super) fn payload(
     receiver: &str,
@@ -51,15 +47,6 @@ pub(super) fn payload(
     })
 }
 
-/// HMAC-SHA256 of `body` as lowercase hex.
-pub fn sign(secret: &[u8], body: &[u8]) -> String {
-    // Invariant: HMAC accepts keys of any length.
-    let mut mac =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
-}
-
 pub(super) async fn send(
     http: &reqwest::Client,
     r: &Receiver,
@@ -78,10 +65,12 @@ pub(super) async fn send(
             .trim_end()
             .as_bytes()
             .to_vec();
-        req = req.header(
-            SIGNATURE_HEADER,
-            format!("sha256={}", sign(&secret, payload.as_bytes())),
-        );
+        let url = reqwest::Url::parse(&r.url)
+            .map_err(|e| SendError::Invalid(format!("url {:?}: {e}", r.url)))?;
+        let now = crate::scrape::now_ms().div_euclid(1000);
+        for (k, v) in crate::signing::headers(&secret, "POST", &url, payload.as_bytes(), now) {
+            req = req.header(k, v);
+        }
     }
     let resp = req
         .send()
@@ -91,19 +80,5 @@ pub(super) async fn send(
         Ok(())
     } else {
         Err(SendError::Status(resp.status().to_string()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hmac_sha256_matches_rfc4231() {
-        // RFC 4231 test case 2.
-        assert_eq!(
-            sign(b"Jefe", b"what do ya want for nothing?"),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
     }
 }

@@ -59,6 +59,10 @@ pub(crate) struct Evaluator<'a> {
     pub(crate) annotations: Vec<Annotation>,
     pub(crate) max_samples: usize,
     pub(crate) cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// When the query times out (monotonic clock).
+    pub(crate) deadline: Option<std::time::Instant>,
+    /// Cancellation checks since the clock was last read.
+    checks: std::cell::Cell<u32>,
     /// Nodes of a range query computed for every step up front.
     tables: HashMap<usize, StepTable>,
     /// Per aggregation node: label storage address -> grouping key.
@@ -152,6 +156,8 @@ impl<'a> Evaluator<'a> {
             annotations: Vec::new(),
             max_samples,
             cancel: None,
+            deadline: None,
+            checks: std::cell::Cell::new(0),
             tables: HashMap::new(),
             group_caches: HashMap::new(),
             table_groupings: HashMap::new(),
@@ -339,7 +345,7 @@ impl<'a> Evaluator<'a> {
         self.group_caches.entry(node_id(a)).or_default()
     }
 
-    fn check_cancel(&self) -> Result<(), EvalError> {
+    pub(crate) fn check_cancel(&self) -> Result<(), EvalError> {
         if self
             .cancel
             .as_ref()
@@ -347,7 +353,24 @@ impl<'a> Evaluator<'a> {
         {
             return Err(EvalError::Cancelled);
         }
+        if let Some(d) = self.deadline {
+            // Reading the clock costs more than a step of most loops.
+            let n = self.checks.get().wrapping_add(1);
+            self.checks.set(n);
+            if n % 64 == 0 && std::time::Instant::now() >= d {
+                return Err(EvalError::Cancelled);
+            }
+        }
         Ok(())
+    }
+
+    /// Refuses a step table of `n` series by `nsteps` steps that would
+    /// hold more values than the query may load.
+    fn check_table(&self, n: usize, nsteps: usize) -> Result<(), EvalError> {
+        match n.checked_mul(nsteps) {
+            Some(cells) if cells <= self.max_samples => Ok(()),
+            _ => Err(EvalError::TooManySamples),
+        }
     }
 
     /// Precomputes, for a range query over `[start, end]`, the nodes that
@@ -402,10 +425,12 @@ impl<'a> Evaluator<'a> {
         let data = self.series_of(vs)?;
         let off = offset_ms(&vs.offset);
         let n = data.len();
+        self.check_table(n, nsteps)?;
         let mut values = vec![0.0; n * nsteps];
         let mut present = vec![false; n * nsteps];
         let mut times = vec![0i64; n * nsteps];
         for (i, s) in data.iter().enumerate() {
+            self.check_cancel()?;
             let mut j = 0;
             for k in 0..nsteps {
                 let reft = start + k as i64 * step - off;
@@ -475,11 +500,13 @@ impl<'a> Evaluator<'a> {
         let off = offset_ms(&ms.vs.offset);
         let range = dur_ms(&ms.range);
         let n = data.len();
+        self.check_table(n, nsteps)?;
         let mut values = vec![0.0; n * nsteps];
         let mut present = vec![false; n * nsteps];
         let counter_fn = matches!(name, "rate" | "increase" | "irate");
         let mut filtered: Vec<(i64, f64)> = Vec::new();
         for (i, s) in data.iter().enumerate() {
+            self.check_cancel()?;
             let (mut lo, mut hi) = (0usize, 0usize);
             let mut warned = false;
             for k in 0..nsteps {

@@ -11,14 +11,16 @@
 mod aggregate;
 mod eval;
 mod functions;
+mod parse;
 pub mod promqltest;
 mod value;
 
 use std::time::Duration;
 
-use promql_parser::parser::{self, Expr};
+use promql_parser::parser::Expr;
 use thiserror::Error;
 
+pub use parse::{parse, MAX_DEPTH, MAX_DURATION, MAX_QUERY_BYTES, MAX_TIME_MS};
 pub use value::{Annotation, AnnotationKind, Sample, Series, Value};
 
 use crate::labels::Matcher;
@@ -75,14 +77,23 @@ pub enum EvalError {
     /// The caller cancelled the query (timeout).
     #[error("query timed out in expression evaluation")]
     Cancelled,
+    /// The query asks for more than augur evaluates (too many points per
+    /// series, a time out of range): a client error.
+    #[error("{0}")]
+    Limit(String),
 }
+
+/// Most points a range query may return per series (Prometheus's API limit).
+pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
 
 /// Query settings.
 #[derive(Debug, Clone)]
 pub struct Engine {
-    /// Set by the caller to stop a running query (timeouts); the engine
-    /// itself never reads the clock.
+    /// Set by the caller to stop a running query (client gone, shutdown).
     pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Longest a query may run; checked against a monotonic clock while
+    /// evaluating (the wall clock never enters the query's semantics).
+    pub timeout: Option<Duration>,
     /// How far back an instant selector looks for a sample (default 5m).
     pub lookback: Duration,
     /// Step of subqueries without an explicit step (default 1m).
@@ -95,6 +106,7 @@ impl Default for Engine {
     fn default() -> Engine {
         Engine {
             cancel: None,
+            timeout: None,
             lookback: Duration::from_secs(300),
             default_subquery_step: Duration::from_secs(60),
             max_samples: 5_000_000,
@@ -130,50 +142,63 @@ pub fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
     diff / abs_sum.min(f64::MAX) < eps
 }
 
-/// Parses a PromQL expression. Errors name the line and column where the
-/// query stops making sense and the text there, like Prometheus's
-/// `1:5: parse error: ...`.
-pub fn parse(query: &str) -> Result<Expr, EvalError> {
-    parser::parse(query).map_err(|msg| EvalError::Parse(locate_parse_error(query, &msg)))
+/// Refuses evaluation times whose arithmetic could overflow.
+fn check_time(name: &str, t: i64) -> Result<(), EvalError> {
+    if t.unsigned_abs() > MAX_TIME_MS as u64 {
+        return Err(EvalError::Limit(format!(
+            "invalid parameter \"{name}\": time out of range"
+        )));
+    }
+    Ok(())
 }
 
-/// promql-parser reports no positions, so find the longest prefix that is
-/// still valid or merely unfinished; the error starts right after it.
-fn locate_parse_error(query: &str, msg: &str) -> String {
-    let unfinished = |m: &str| {
-        m.contains("end of input") || m.contains("unclosed") || m.contains("unterminated")
-    };
-    let mut good = 0;
-    for (i, _) in query
-        .char_indices()
-        .skip(1)
-        .chain(std::iter::once((query.len(), ' ')))
-    {
-        match parser::parse(&query[..i]) {
-            Ok(_) => good = i,
-            Err(m) if unfinished(&m) => good = i,
-            Err(_) => break,
-        }
+/// The range checks of Prometheus's API (`web/api/v1/api.go` queryRange),
+/// here so that every caller (API, analyses, Kayenta) gets them, with
+/// checked arithmetic.
+pub fn check_range(start: i64, end: i64, step: i64) -> Result<(), EvalError> {
+    check_time("start", start)?;
+    check_time("end", end)?;
+    if end < start {
+        return Err(EvalError::Limit(
+            "invalid parameter \"end\": end timestamp must not be before start time".into(),
+        ));
     }
-    let rest = &query[good..];
-    let skipped = rest.len() - rest.trim_start().len();
-    let at = (good + skipped).min(query.len());
-    let before = &query[..at];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    let near: String = query[at..]
-        .chars()
-        .take_while(|c| !c.is_whitespace())
-        .take(20)
-        .collect();
-    if near.is_empty() {
-        format!("{line}:{col}: parse error: {msg}")
-    } else {
-        format!("{line}:{col}: parse error: {msg} (at {near:?})")
+    if step <= 0 {
+        return Err(EvalError::Limit(
+            "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+        ));
     }
+    // Both bounded by MAX_TIME_MS, so the difference cannot overflow.
+    if (end - start) / step > MAX_POINTS_PER_SERIES {
+        return Err(EvalError::Limit(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
+        ));
+    }
+    Ok(())
 }
 
 impl Engine {
+    fn evaluator<'a>(
+        &self,
+        source: &'a dyn SeriesSource,
+        start: i64,
+        end: i64,
+    ) -> eval::Evaluator<'a> {
+        let mut ev = eval::Evaluator::new(
+            source,
+            self.lookback.as_millis() as i64,
+            start,
+            end,
+            self.default_subquery_step.as_millis() as i64,
+            self.max_samples,
+        );
+        ev.cancel = self.cancel.clone();
+        ev.deadline = self
+            .timeout
+            .and_then(|t| std::time::Instant::now().checked_add(t));
+        ev
+    }
+
     /// Evaluates `expr` at `t` (ms).
     pub fn instant(
         &self,
@@ -181,15 +206,8 @@ impl Engine {
         expr: &Expr,
         t: i64,
     ) -> Result<QueryResult, EvalError> {
-        let mut ev = eval::Evaluator::new(
-            source,
-            self.lookback.as_millis() as i64,
-            t,
-            t,
-            self.default_subquery_step.as_millis() as i64,
-            self.max_samples,
-        );
-        ev.cancel = self.cancel.clone();
+        check_time("time", t)?;
+        let mut ev = self.evaluator(source, t, t);
         ev.plan(expr, t, t);
         let value = match ev.eval(expr, t)? {
             Value::Vector(v) => Value::Vector(eval::cleanup_vector(v)?),
@@ -221,21 +239,9 @@ impl Engine {
         end: i64,
         step: i64,
     ) -> Result<QueryResult, EvalError> {
-        if step <= 0 {
-            return Err(EvalError::Exec(
-                "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
-            ));
-        }
-        let mut ev = eval::Evaluator::new(
-            source,
-            self.lookback.as_millis() as i64,
-            start,
-            end,
-            self.default_subquery_step.as_millis() as i64,
-            self.max_samples,
-        );
+        check_range(start, end, step)?;
+        let mut ev = self.evaluator(source, start, end);
         ev.set_query_step(step);
-        ev.cancel = self.cancel.clone();
         ev.plan(expr, start, end);
         if end > start {
             ev.precompute(expr, start, end, step)?;
@@ -295,7 +301,7 @@ mod tests {
     #[test]
     fn parse_errors_carry_position_and_text() {
         let e = parse("foo bar").unwrap_err().to_string();
-        assert_eq!(e, "1:5: parse error: invalid promql query (at \"bar\")");
+        assert_eq!(e, "1:5: parse error: unexpected identifier \"bar\"");
         let e = parse("sum(rate(x[5m])").unwrap_err().to_string();
         assert!(
             e.starts_with("1:16: parse error: unclosed left parenthesis"),
@@ -304,7 +310,7 @@ mod tests {
         let e = parse("up[5x]").unwrap_err().to_string();
         assert!(e.contains("5x"), "{e}");
         let e = parse("rate(up)").unwrap_err().to_string();
-        assert!(e.contains("expected type matrix"), "{e}");
+        assert!(e.contains("expected type range vector"), "{e}");
     }
 
     /// Range queries take a series-by-series fast path; stepping instant

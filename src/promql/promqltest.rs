@@ -239,7 +239,7 @@ fn selector_labels(sel: &str) -> Result<Labels, String> {
     if sel == "{}" {
         return Ok(Labels::default());
     }
-    let expr = promql_parser::parser::parse(sel).map_err(|e| format!("bad series {sel:?}: {e}"))?;
+    let expr = super::parse(sel).map_err(|e| format!("bad series {sel:?}: {e}"))?;
     let Expr::VectorSelector(vs) = expr else {
         return Err(format!("bad series {sel:?}"));
     };

@@ -5,9 +5,11 @@
 pub mod file;
 pub mod group;
 pub mod manager;
+pub mod runner;
 pub mod template;
 pub mod unittest;
 
 pub use file::{load, parse, Group, Rule, RuleFile};
 pub use group::{Alert, AlertState, EvalContext, GroupState, Health, RuleState};
-pub use manager::RuleManager;
+pub use manager::{GroupHandle, GroupView, RuleManager, RuleView};
+pub use runner::RuleRunner;

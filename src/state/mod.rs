@@ -361,19 +361,22 @@ impl SavedAlert {
         }
     }
 
-    /// Back to an alert; `None` if the row is unreadable.
-    pub fn to_alert(&self) -> Option<crate::rules::Alert> {
+    /// Back to an alert; an unreadable row is an error naming what is
+    /// wrong (an unknown state is never read as some default).
+    pub fn to_alert(&self) -> Result<crate::rules::Alert, String> {
         use crate::rules::AlertState;
         let labels: std::collections::BTreeMap<String, String> =
-            serde_json::from_str(&self.labels).ok()?;
-        let annotations = serde_json::from_str(&self.annotations).ok()?;
-        Some(crate::rules::Alert {
+            serde_json::from_str(&self.labels).map_err(|e| format!("labels: {e}"))?;
+        let annotations =
+            serde_json::from_str(&self.annotations).map_err(|e| format!("annotations: {e}"))?;
+        Ok(crate::rules::Alert {
             labels: crate::labels::Labels::from_pairs(labels),
             annotations,
             state: match self.state.as_str() {
                 "pending" => AlertState::Pending,
                 "firing" => AlertState::Firing,
-                _ => AlertState::Inactive,
+                "inactive" => AlertState::Inactive,
+                other => return Err(format!("unknown alert state {other:?}")),
             },
             value: self.value,
             active_at: self.active_at,
@@ -1115,6 +1118,225 @@ impl State {
             self.cache_run(&r);
             Arc::new(r)
         }))
+    }
+}
+
+/// Rows deleted by one retention pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// finished analysis runs (with their measurements and verdicts)
+    pub runs: usize,
+    /// decisions whose actions had all finished (with those actions)
+    pub decisions: usize,
+    /// delivered or dead notifications
+    pub notifications: usize,
+    /// Kayenta-API executions
+    pub kayenta: usize,
+    /// audit rows (by age or over the row cap)
+    pub audit: usize,
+    /// saved state of rules not evaluated since
+    pub rules: usize,
+}
+
+/// Rows deleted per statement, so a large pass does not hold the
+/// connection for long.
+const PRUNE_BATCH: i64 = 5000;
+
+impl State {
+    /// Deletes history older than `before` (ms) and audit rows beyond
+    /// `max_audit_rows`. Running runs and pending actions are never
+    /// deleted, nor runs bound to a rollout that were not decided yet.
+    pub fn prune(&self, before: i64, max_audit_rows: u64) -> Result<Pruned, StateError> {
+        let mut p = Pruned::default();
+        loop {
+            let ids: Vec<String> = {
+                let mut c = self.conn.lock();
+                let tx = c.transaction()?;
+                let ids: Vec<String> = {
+                    let mut st = tx.prepare_cached(
+                        "SELECT id FROM analysis_runs WHERE state != 'running' AND finished_at < ?1
+                         AND (rollout IS NULL OR decided = 1) LIMIT ?2",
+                    )?;
+                    let rows = st.query_map(params![before, PRUNE_BATCH], |r| r.get(0))?;
+                    rows.collect::<Result<_, _>>()?
+                };
+                for id in &ids {
+                    tx.execute(
+                        "DELETE FROM analysis_measurements WHERE run_id = ?1",
+                        params![id],
+                    )?;
+                    tx.execute(
+                        "DELETE FROM analysis_verdicts WHERE run_id = ?1",
+                        params![id],
+                    )?;
+                    tx.execute("DELETE FROM analysis_runs WHERE id = ?1", params![id])?;
+                }
+                tx.commit()?;
+                ids
+            };
+            if !ids.is_empty() {
+                let gone: std::collections::HashSet<&String> = ids.iter().collect();
+                self.runs_by_key
+                    .write()
+                    .retain(|_, r| !gone.contains(&r.id));
+            }
+            p.runs += ids.len();
+            if (ids.len() as i64) < PRUNE_BATCH {
+                break;
+            }
+        }
+        loop {
+            let n = {
+                let mut c = self.conn.lock();
+                let tx = c.transaction()?;
+                let ids: Vec<i64> = {
+                    let mut st = tx.prepare_cached(
+                        "SELECT id FROM decisions d WHERE t < ?1 AND NOT EXISTS
+                         (SELECT 1 FROM actions a WHERE a.decision_id = d.id AND a.status = 'pending') LIMIT ?2",
+                    )?;
+                    let rows = st.query_map(params![before, PRUNE_BATCH], |r| r.get(0))?;
+                    rows.collect::<Result<_, _>>()?
+                };
+                for id in &ids {
+                    tx.execute("DELETE FROM actions WHERE decision_id = ?1", params![id])?;
+                    tx.execute("DELETE FROM decisions WHERE id = ?1", params![id])?;
+                }
+                tx.commit()?;
+                ids.len()
+            };
+            p.decisions += n;
+            if (n as i64) < PRUNE_BATCH {
+                break;
+            }
+        }
+        let batched = |sql: &str, arg: i64| -> Result<usize, StateError> {
+            let mut total = 0;
+            loop {
+                let n = self.conn.lock().execute(sql, params![arg, PRUNE_BATCH])?;
+                total += n;
+                if (n as i64) < PRUNE_BATCH {
+                    return Ok(total);
+                }
+            }
+        };
+        p.notifications = batched(
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE status IN ('sent', 'dead')
+             AND created_at < ?1 LIMIT ?2)",
+            before,
+        )?;
+        p.kayenta = batched(
+            "DELETE FROM kayenta_executions WHERE rowid IN (SELECT rowid FROM kayenta_executions
+             WHERE created_at < ?1 LIMIT ?2)",
+            before,
+        )?;
+        p.audit = batched(
+            "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE t < ?1 LIMIT ?2)",
+            before,
+        )?;
+        let cutoff: Option<i64> = self
+            .conn
+            .lock()
+            .query_row(
+                "SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?1",
+                params![i64::try_from(max_audit_rows).unwrap_or(i64::MAX)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(cut) = cutoff {
+            p.audit += batched(
+                "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE id <= ?1 LIMIT ?2)",
+                cut,
+            )?;
+        }
+        {
+            let mut c = self.conn.lock();
+            let tx = c.transaction()?;
+            tx.execute(
+                "DELETE FROM alerts WHERE rule_key IN (SELECT rule_key FROM rule_evals WHERE last_eval < ?1)",
+                params![before],
+            )?;
+            p.rules = tx.execute(
+                "DELETE FROM rule_evals WHERE last_eval < ?1",
+                params![before],
+            )?;
+            tx.commit()?;
+        }
+        Ok(p)
+    }
+
+    /// Moves a running run's next measurement without recording one.
+    pub fn postpone_run(&self, id: &str, next_at: i64) -> Result<(), StateError> {
+        let c = self.conn.lock();
+        c.execute(
+            "UPDATE analysis_runs SET next_at = ?2 WHERE id = ?1 AND state = 'running'",
+            params![id, next_at],
+        )?;
+        Ok(())
+    }
+
+    /// How many runs are running.
+    pub fn running_count(&self) -> Result<u64, StateError> {
+        let c = self.conn.lock();
+        let n: i64 = c.query_row(
+            "SELECT COUNT(*) FROM analysis_runs WHERE state = 'running'",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// Running runs due at `now` (oldest due first), at most `limit`.
+    pub fn due_runs(&self, now: i64, limit: usize) -> Result<Vec<RunRow>, StateError> {
+        let c = self.conn.lock();
+        let mut st = c.prepare_cached(&format!(
+            "SELECT {RUN_COLUMNS} FROM analysis_runs WHERE state = 'running'
+             AND (next_at IS NULL OR next_at <= ?1) ORDER BY next_at LIMIT ?2"
+        ))?;
+        let rows = st.query_map(params![now, limit as i64], row_run)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// When the next running run is due, if any runs.
+    pub fn next_due(&self) -> Result<Option<i64>, StateError> {
+        let c = self.conn.lock();
+        Ok(c.query_row(
+            "SELECT MIN(next_at) FROM analysis_runs WHERE state = 'running'",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Cancels running runs whose key starts with `prefix` but not with
+    /// `keep` (earlier revisions of the same canary); returns their ids.
+    pub fn cancel_superseded(
+        &self,
+        prefix: &str,
+        keep: &str,
+        now: i64,
+        why: &str,
+    ) -> Result<Vec<String>, StateError> {
+        let ids: Vec<String> = {
+            let c = self.conn.lock();
+            let mut st = c.prepare_cached(
+                "SELECT id, run_key FROM analysis_runs WHERE state = 'running'
+                 AND run_key >= ?1 AND substr(run_key, 1, length(?1)) = ?1",
+            )?;
+            let rows = st.query_map(params![prefix], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, key) = row?;
+                if key.as_deref().is_some_and(|k| !k.starts_with(keep)) {
+                    out.push(id);
+                }
+            }
+            out
+        };
+        for id in &ids {
+            self.cancel_run(id, now, why)?;
+        }
+        Ok(ids)
     }
 }
 

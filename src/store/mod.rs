@@ -240,6 +240,22 @@ impl Store {
         out
     }
 
+    /// How many samples in `[mint, maxt]` the series matching all
+    /// `matchers` hold (to refuse a read before copying it).
+    pub fn count_samples(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> usize {
+        let inner = self.inner.read();
+        inner
+            .matching_slots(matchers)
+            .into_iter()
+            .filter_map(|slot| inner.series[slot as usize].as_ref())
+            .map(|s| {
+                s.ts.iter()
+                    .filter(|o| (mint..=maxt).contains(&(s.base + i64::from(**o))))
+                    .count()
+            })
+            .sum()
+    }
+
     /// Label sets of series matching all `matchers` that have a sample in
     /// `[mint, maxt]`.
     pub fn series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Labels> {

@@ -1,0 +1,304 @@
+//! Rule groups on their schedule: one loop per group, slots at
+//! `k * interval + offset` with the offset a hash of the group's file and
+//! name (Prometheus's `rules/group.go`), alert state restored from SQLite
+//! at start, notifications queued in the outbox and alert state saved
+//! after every round.
+//!
+//! Every query of a round has `query.timeout`; a round runs on a blocking
+//! thread and stops at its next check when the daemon shuts down. Readers
+//! never wait for a round: they read the view published after it.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use super::group::EvalContext;
+use super::manager::{GroupHandle, RuleManager};
+use crate::config::{Config, NotifyConfig, QueryConfig, RulesConfig};
+use crate::metrics::{GroupLabel, Metrics};
+use crate::state::{SavedAlert, State};
+use crate::store::Store;
+
+/// Owns the rule groups' evaluation loops; a reload replaces them all.
+pub struct RuleRunner {
+    /// the groups
+    pub manager: Arc<RuleManager>,
+    store: Arc<Store>,
+    state: Arc<State>,
+    notify: Arc<RwLock<NotifyConfig>>,
+    metrics: Arc<Metrics>,
+    tracker: TaskTracker,
+    parent: CancellationToken,
+    generation: Mutex<CancellationToken>,
+}
+
+/// What every loop of one generation shares.
+#[derive(Clone)]
+struct Settings {
+    rules: RulesConfig,
+    query: QueryConfig,
+    external_labels: BTreeMap<String, String>,
+    external_url: String,
+}
+
+impl RuleRunner {
+    /// A runner whose loops are tracked by `tracker` and stop with `parent`.
+    pub fn new(
+        store: Arc<Store>,
+        state: Arc<State>,
+        notify: Arc<RwLock<NotifyConfig>>,
+        metrics: Arc<Metrics>,
+        tracker: TaskTracker,
+        parent: CancellationToken,
+    ) -> RuleRunner {
+        RuleRunner {
+            manager: Arc::new(RuleManager::new()),
+            store,
+            state,
+            notify,
+            metrics,
+            tracker,
+            parent,
+            generation: Mutex::new(CancellationToken::new()),
+        }
+    }
+
+    /// The notification settings the loops read (replaced on reload).
+    pub fn set_notify(&self, n: NotifyConfig) {
+        *self.notify.write() = n;
+    }
+
+    /// Starts one loop per group, stopping the previous generation. With
+    /// `restore` (the first start), alert state comes back from SQLite.
+    pub fn spawn(&self, cfg: &Config, restore: bool) {
+        let token = self.parent.child_token();
+        let old = std::mem::replace(&mut *self.generation.lock(), token.clone());
+        old.cancel();
+        let settings = Settings {
+            rules: cfg.rules_config.clone(),
+            query: cfg.query.clone(),
+            external_labels: cfg.global.external_labels_map(),
+            external_url: cfg.server.external_url.clone(),
+        };
+        for g in self.manager.groups() {
+            if restore {
+                self.restore(&g, &settings.rules);
+            } else {
+                let mut gs = g.state.lock();
+                for r in &mut gs.rules {
+                    if r.last_evaluation.is_none() {
+                        r.restored = true;
+                    }
+                }
+            }
+            self.tracker.spawn(group_loop(
+                g,
+                self.store.clone(),
+                self.state.clone(),
+                self.notify.clone(),
+                self.metrics.clone(),
+                settings.clone(),
+                restore,
+                token.clone(),
+            ));
+        }
+    }
+
+    /// Alert state from the database, saved at every evaluation.
+    fn restore(&self, g: &GroupHandle, rc: &RulesConfig) {
+        let mut gs = g.state.lock();
+        let now = crate::scrape::now_ms();
+        let keys: Vec<String> = gs.rules.iter().map(|r| gs.rule_key(r)).collect();
+        for (r, key) in gs.rules.iter_mut().zip(keys) {
+            if !r.is_alerting() {
+                continue;
+            }
+            match self.state.load_rule(&key) {
+                Ok((Some(last), saved)) => {
+                    let mut alerts = Vec::with_capacity(saved.len());
+                    for s in &saved {
+                        match s.to_alert() {
+                            Ok(a) => alerts.push(a),
+                            Err(e) => {
+                                warn!(rule = %key, error = %e, "saved alert skipped")
+                            }
+                        }
+                    }
+                    r.restore_saved(
+                        alerts,
+                        last,
+                        now,
+                        rc.for_outage_tolerance,
+                        rc.for_grace_period,
+                    );
+                    info!(rule = %key, alerts = r.active.len(), "alert state restored");
+                }
+                Ok((None, _)) => {}
+                Err(e) => warn!(rule = %key, error = %e, "cannot read saved alert state"),
+            }
+        }
+        g.publish(&gs);
+    }
+}
+
+/// Evaluates one group on its own schedule.
+#[allow(clippy::too_many_arguments)]
+async fn group_loop(
+    group: Arc<GroupHandle>,
+    store: Arc<Store>,
+    state: Arc<State>,
+    notify: Arc<RwLock<NotifyConfig>>,
+    metrics: Arc<Metrics>,
+    settings: Settings,
+    mut restore: bool,
+    token: CancellationToken,
+) {
+    let (interval, offset, key) = {
+        use std::hash::{Hash, Hasher};
+        let v = group.view();
+        let iv = i64::try_from(v.interval.as_millis())
+            .unwrap_or(i64::MAX)
+            .max(1);
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        v.file.hash(&mut h);
+        v.name.hash(&mut h);
+        (
+            iv,
+            (h.finish() % iv as u64) as i64,
+            format!("{};{}", v.file, v.name),
+        )
+    };
+    let labels = GroupLabel { rule_group: key };
+    let mut last_slot: Option<i64> = None;
+    loop {
+        let now = crate::scrape::now_ms();
+        let mut slot = (now - offset).div_euclid(interval) * interval + offset + interval;
+        if let Some(prev) = last_slot {
+            let missed = (slot - prev) / interval - 1;
+            if missed > 0 {
+                metrics
+                    .rule_group_iterations_missed
+                    .get_or_create(&labels)
+                    .inc_by(missed as u64);
+            }
+            slot = slot.max(prev + interval);
+        }
+        let wait = Duration::from_millis((slot - now).max(0) as u64);
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        last_slot = Some(slot);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let round = Round {
+            group: group.clone(),
+            store: store.clone(),
+            state: state.clone(),
+            notify: notify.read().clone(),
+            settings: settings.clone(),
+            restore,
+            cancel: cancel.clone(),
+        };
+        restore = false;
+        let mut task = tokio::task::spawn_blocking(move || round.run(slot));
+        let result = tokio::select! {
+            r = &mut task => r,
+            _ = token.cancelled() => {
+                // Shutdown or reload: the evaluation stops at its next check.
+                cancel.store(true, Ordering::SeqCst);
+                task.await
+            }
+        };
+        match result {
+            Ok((secs, failures)) => {
+                metrics
+                    .rule_group_last_duration
+                    .get_or_create(&labels)
+                    .set(secs);
+                metrics.rule_evaluations.get_or_create(&labels).inc();
+                if failures > 0 {
+                    metrics
+                        .rule_evaluation_failures
+                        .get_or_create(&labels)
+                        .inc_by(failures as u64);
+                }
+            }
+            Err(e) => warn!(error = %e, "rule group evaluation task failed"),
+        }
+    }
+}
+
+/// One evaluation round of one group, run on a blocking thread.
+struct Round {
+    group: Arc<GroupHandle>,
+    store: Arc<Store>,
+    state: Arc<State>,
+    notify: NotifyConfig,
+    settings: Settings,
+    restore: bool,
+    cancel: Arc<AtomicBool>,
+}
+
+impl Round {
+    /// Evaluates at `slot`; returns the round's duration and failed rules.
+    fn run(self, slot: i64) -> (f64, usize) {
+        let mut engine = crate::datasource::engine(&self.settings.query);
+        engine.cancel = Some(self.cancel.clone());
+        let clock_origin = Instant::now();
+        let clock = move || clock_origin.elapsed().as_secs_f64();
+        let (ext, url) = (&self.settings.external_labels, &self.settings.external_url);
+        let cx = EvalContext {
+            store: &self.store,
+            engine: &engine,
+            external_labels: ext,
+            external_url: url,
+            clock: Some(&clock),
+        };
+        let rc = &self.settings.rules;
+        let started = Instant::now();
+        let mut gs = self.group.state.lock();
+        gs.eval(slot, &cx);
+        if self.restore {
+            gs.restore_for_state(
+                slot,
+                &self.store,
+                rc.for_outage_tolerance,
+                rc.for_grace_period,
+            );
+        }
+        // Notifications go to the outbox before the state that says they
+        // were sent, so a crash can repeat a send but never lose one.
+        for (expr, alerts) in gs.take_sendable(slot, rc.resend_delay) {
+            let out: Vec<_> = alerts
+                .iter()
+                .map(|a| crate::notify::outgoing(a, &expr, ext, url))
+                .collect();
+            if let Err(e) = crate::notify::enqueue(
+                &self.state,
+                &self.notify,
+                &out,
+                url,
+                crate::scrape::now_ms(),
+            ) {
+                warn!(error = %e, "cannot queue notifications");
+            }
+        }
+        for r in gs.rules.iter().filter(|r| r.is_alerting()) {
+            let saved: Vec<SavedAlert> = r.active.values().map(SavedAlert::from_alert).collect();
+            if let Err(e) = self.state.save_rule(&gs.rule_key(r), slot, &saved) {
+                warn!(error = %e, "cannot save alert state");
+            }
+        }
+        gs.last_eval_seconds = started.elapsed().as_secs_f64();
+        gs.last_evaluation = Some(slot);
+        let failures = gs.rules.iter().filter(|r| r.last_error.is_some()).count();
+        self.group.publish(&gs);
+        (gs.last_eval_seconds, failures)
+    }
+}
