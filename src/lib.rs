@@ -36,6 +36,7 @@ pub mod labels;
 pub mod metrics;
 pub mod names;
 pub mod notify;
+pub mod pathglob;
 pub mod promql;
 pub mod rules;
 pub mod scrape;

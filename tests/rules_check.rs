@@ -75,7 +75,8 @@ fn rejects_invalid_files_with_promtool_messages() {
         ("annotations_on_recording.yml", "4:17: group \"g\", rule 1, \"job:up:sum\": invalid field 'annotations' in recording rule"),
         ("missing_expr.yml", "0:0: group \"g\", rule 1, \"NoExpr\": field 'expr' must be set in rule"),
         ("record_and_alert.yml", "4:17: 5:16: group \"g\", rule 1, \"AlsoAlert\": only one of 'record' and 'alert' must be set"),
-        ("bad_duration.yml", "not a valid duration string: \"5x\""),
+        // promtool prints this one without a position; augur adds it.
+        ("bad_duration.yml", "6:14: not a valid duration string: \"5x\""),
         ("empty_group_name.yml", "2:5: Groupname must not be empty"),
         ("unknown_field.yml", "6:9: unknown field `severity`"),
     ];
@@ -98,6 +99,25 @@ fn rejects_invalid_files_with_promtool_messages() {
             format!("Checking {}\n\n", p.display())
         );
         assert!(!stderr.ends_with("\n\n"), "{stderr:?}");
+    }
+    // Every error, not only the first: an unknown field does not hide a
+    // bad duration further down (promtool stops at the first).
+    let p = own("many_errors.yml");
+    let errs = augur::rules::load(&p).unwrap_err();
+    let text: Vec<String> = errs
+        .iter()
+        .map(|e| {
+            e.trim_start_matches(&format!("{}: ", p.display()))
+                .to_string()
+        })
+        .collect();
+    for want in [
+        "7:9: unknown field `bogus`",
+        "15:9: unknown field `junk`",
+        "6:14: duration out of range",
+        "10:14: not a valid duration string: \"-5m\"",
+    ] {
+        assert!(text.iter().any(|e| e.starts_with(want)), "{want}: {text:?}");
     }
     let ok = own("canary_alerts.yml");
     let out = augur(&["check", "rules"], std::slice::from_ref(&ok));

@@ -430,12 +430,12 @@ pub fn compile_all<'a>(
 /// Loads an analysis file.
 pub fn load(path: &Path) -> Result<Vec<Template>, Vec<TemplateError>> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = crate::config::read_text(path).map_err(|(line, column, message)| {
         vec![TemplateError {
             file: file.clone(),
-            line: 0,
-            column: 0,
-            message: format!("cannot read analysis file: {e}"),
+            line,
+            column,
+            message: format!("analysis file: {message}"),
         }]
     })?;
     parse_file(&file, &text)

@@ -29,6 +29,10 @@ pub const DEFAULT_BODY_SIZE_LIMIT: u64 = 16 << 20;
 /// The longest retention the store's 32-bit time offsets allow with margin.
 pub const MAX_RETENTION: Duration = Duration::from_secs(30 * 86400);
 
+/// The longest duration any setting accepts: past it, millisecond
+/// arithmetic on schedules could overflow.
+pub const MAX_CONFIG_DURATION: Duration = Duration::from_secs(3650 * 86400);
+
 /// One config error at a position in a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -44,6 +48,10 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            // A whole-file problem (cannot read it): no position to give.
+            return write!(f, "{}: {}", self.file.display(), self.message);
+        }
         write!(
             f,
             "{}:{}:{}: {}",
@@ -53,6 +61,21 @@ impl fmt::Display for ConfigError {
             self.message
         )
     }
+}
+
+/// Reads a text file; invalid UTF-8 is an error at its line and column.
+pub fn read_text(path: &Path) -> Result<String, (usize, usize, String)> {
+    let bytes = std::fs::read(path).map_err(|e| (0, 0, format!("cannot read it: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let ok = e.utf8_error().valid_up_to();
+        let text = String::from_utf8_lossy(&e.as_bytes()[..ok]).into_owned();
+        let (line, column) = line_col(&text, text.len());
+        (
+            line,
+            column,
+            "invalid UTF-8: expected a text file".to_string(),
+        )
+    })
 }
 
 /// All errors found in one config file.
@@ -472,15 +495,89 @@ pub struct KayentaConfigFile {
 
 /// Reads and compiles a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = read_text(path).map_err(|(line, column, message)| {
         ConfigErrors(vec![ConfigError {
             file: path.to_path_buf(),
-            line: 0,
-            column: 0,
-            message: format!("cannot read config file: {e}"),
+            line,
+            column,
+            message: format!("config file: {message}"),
         }])
     })?;
     compile(path, &text)
+}
+
+/// Deserialises the raw config, collecting every key error: after each
+/// one the offending entry is blanked out (same byte offsets, so positions
+/// stay true) and decoding is tried again. A TOML syntax error stops at
+/// once: past it nothing can be read reliably.
+fn parse_raw(file: &Path, text: &str) -> (Option<raw::RawConfig>, Vec<ConfigError>) {
+    let error = |t: &str, e: &toml::de::Error| {
+        let (line, column) = e.span().map_or((1, 1), |s| line_col(t, s.start));
+        ConfigError {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message: toml_message(e),
+        }
+    };
+    if let Err(e) = text.parse::<toml::Table>() {
+        return (None, vec![error(text, &e)]);
+    }
+    let mut t = text.to_string();
+    let mut errors: Vec<ConfigError> = Vec::new();
+    for _ in 0..200 {
+        match toml::from_str::<raw::RawConfig>(&t) {
+            Ok(raw) => return (Some(raw), errors),
+            Err(e) => {
+                let err = error(&t, &e);
+                let repeated = errors
+                    .iter()
+                    .any(|x| x.line == err.line && x.message == err.message);
+                errors.push(err);
+                let Some(span) = e.span() else { break };
+                if repeated || !blank_entry(&mut t, span) {
+                    break;
+                }
+            }
+        }
+    }
+    errors.dedup();
+    (None, errors)
+}
+
+/// Replaces the lines of `span` (a whole table for a table header) with
+/// spaces; false when nothing was left to blank.
+fn blank_entry(t: &mut String, span: Range<usize>) -> bool {
+    let start = t[..span.start.min(t.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let header = t[start..].trim_start().starts_with('[');
+    let mut end = span.end.max(span.start + 1).min(t.len());
+    end = t[end..].find('\n').map_or(t.len(), |i| end + i);
+    if header {
+        // The table's keys go with it, up to the next header.
+        let mut at = end;
+        while at < t.len() {
+            let line_end = t[at + 1..].find('\n').map_or(t.len(), |i| at + 1 + i);
+            if t[at + 1..line_end].trim_start().starts_with('[') {
+                break;
+            }
+            at = line_end;
+        }
+        end = at;
+    }
+    let region = &t[start..end];
+    if region.trim().is_empty() {
+        return false;
+    }
+    let blanked: String = region
+        .chars()
+        .map(|c| if c == '\n' { '\n' } else { ' ' })
+        .collect();
+    // Multi-byte characters become one space each: pad to keep offsets.
+    let pad = region.len() - blanked.len();
+    t.replace_range(start..end, &(blanked + &" ".repeat(pad)));
+    true
 }
 
 struct Ctx<'a> {
@@ -500,10 +597,33 @@ impl Ctx<'_> {
         });
     }
 
+    /// The files a `rule_files`-style pattern names, resolved against the
+    /// config file's directory (Go's filepath.Glob semantics); a bad
+    /// pattern is reported at its position.
+    fn expand(&mut self, base: &Path, pat: &Spanned<String>, key: &str) -> Vec<PathBuf> {
+        match crate::pathglob::glob(&resolve(base, pat.get_ref())) {
+            Ok(paths) => paths,
+            Err(e) => {
+                self.error(pat.span(), format!("{key}: {e}"));
+                Vec::new()
+            }
+        }
+    }
+
     fn duration(&mut self, v: &Option<Spanned<String>>, key: &str, default: Duration) -> Duration {
         match v {
             None => default,
             Some(s) => match duration::parse(s.get_ref()) {
+                Ok(d) if d > MAX_CONFIG_DURATION => {
+                    self.error(
+                        s.span(),
+                        format!(
+                            "{key}: {} is longer than any setting needs (at most 10y)",
+                            s.get_ref()
+                        ),
+                    );
+                    default
+                }
                 Ok(d) => d,
                 Err(e) => {
                     self.error(s.span(), format!("{key}: {e}"));
@@ -529,6 +649,24 @@ impl Ctx<'_> {
             }
         }
         Labels::from_pairs(map.iter().map(|(n, v)| (n.as_str(), v.get_ref().as_str())))
+    }
+}
+
+/// `"L:C: rest"` split into its position and the rest.
+fn split_position(e: &str) -> Option<(usize, usize, &str)> {
+    let (l, rest) = e.split_once(':')?;
+    let (c, rest) = rest.split_once(':')?;
+    let (line, column) = (l.trim().parse().ok()?, c.trim().parse().ok()?);
+    (line > 0).then_some((line, column, rest.trim_start()))
+}
+
+/// A path from the config, relative to the config file's directory.
+fn resolve(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
     }
 }
 
@@ -560,22 +698,14 @@ pub fn valid_label_name(s: &str) -> bool {
 
 /// Compiles config text; `file` is used in error messages.
 pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
-    let raw: raw::RawConfig = match toml::from_str(text) {
-        Ok(r) => r,
-        Err(e) => {
-            let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
-            return Err(ConfigErrors(vec![ConfigError {
-                file: file.to_path_buf(),
-                line,
-                column,
-                message: toml_message(&e),
-            }]));
-        }
+    let (raw, early) = parse_raw(file, text);
+    let Some(raw) = raw else {
+        return Err(ConfigErrors(early));
     };
     let mut cx = Ctx {
         file,
         text,
-        errors: Vec::new(),
+        errors: early,
     };
 
     let rs = raw.server.unwrap_or_default();
@@ -595,7 +725,19 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
             cx.error(s.span(), "server.state_dir: must not be empty");
             PathBuf::new()
         }
-        Some(s) => PathBuf::from(s.get_ref()),
+        Some(s) => {
+            let p = PathBuf::from(s.get_ref());
+            if p.exists() && !p.is_dir() {
+                cx.error(
+                    s.span(),
+                    format!(
+                        "server.state_dir: {} exists and is not a directory",
+                        p.display()
+                    ),
+                );
+            }
+            p
+        }
     };
 
     let external_url = match &rs.external_url {
@@ -699,31 +841,37 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
     };
 
     let rg = raw.global.unwrap_or_default();
-    let g_interval = cx.duration(
-        &rg.scrape_interval,
-        "global.scrape_interval",
+    // Prometheus (config.go GlobalConfig.UnmarshalYAML): 0 means the
+    // default, for the intervals and the timeout alike; an unset (or 0)
+    // timeout is 10s, lowered to the interval when that is shorter.
+    let nonzero = |d: Duration, default: Duration| if d.is_zero() { default } else { d };
+    let g_interval = nonzero(
+        cx.duration(
+            &rg.scrape_interval,
+            "global.scrape_interval",
+            Duration::from_secs(60),
+        ),
         Duration::from_secs(60),
     );
-    // Prometheus (GlobalConfig.UnmarshalYAML): an unset global timeout is
-    // 10s, lowered to the interval when the interval is shorter.
     let g_timeout = match &rg.scrape_timeout {
         None => Duration::from_secs(10).min(g_interval),
-        Some(_) => cx.duration(
+        Some(_) => match cx.duration(
             &rg.scrape_timeout,
             "global.scrape_timeout",
             Duration::from_secs(10),
-        ),
+        ) {
+            d if d.is_zero() => Duration::from_secs(10).min(g_interval),
+            d => d,
+        },
     };
-    let eval = cx.duration(
-        &rg.evaluation_interval,
-        "global.evaluation_interval",
+    let eval = nonzero(
+        cx.duration(
+            &rg.evaluation_interval,
+            "global.evaluation_interval",
+            Duration::from_secs(60),
+        ),
         Duration::from_secs(60),
     );
-    if let Some(s) = &rg.scrape_interval {
-        if g_interval.is_zero() {
-            cx.error(s.span(), "global.scrape_interval: must be greater than 0");
-        }
-    }
     if g_timeout > g_interval {
         let span = rg.scrape_timeout.as_ref().map_or(0..0, |s| s.span());
         cx.error(
@@ -778,30 +926,30 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let mut rule_files = Vec::new();
     let mut rules = Vec::new();
     for pat in &raw.rule_files {
-        let p = Path::new(pat.get_ref());
-        let full = if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            base.join(p)
-        };
-        match glob::glob(&full.to_string_lossy()) {
-            Err(e) => cx.error(
-                pat.span(),
-                format!("rule_files: bad pattern {:?}: {e}", pat.get_ref()),
-            ),
-            Ok(paths) => {
-                for path in paths.flatten() {
-                    match crate::rules::load(&path) {
-                        Ok(rf) => rules.push((path.clone(), rf)),
-                        Err(errs) => {
-                            for e in errs {
-                                cx.error(pat.span(), format!("rule_files: {e}"));
+        for path in cx.expand(base, pat, "rule_files") {
+            match crate::rules::load(&path) {
+                Ok(rf) => rules.push((path.clone(), rf)),
+                Err(errs) => {
+                    let prefix = format!("{}: ", path.display());
+                    for e in errs {
+                        let e = e.strip_prefix(&prefix).unwrap_or(&e);
+                        // "L:C: message" is placed in the rule file itself;
+                        // anything else at the rule_files entry.
+                        match split_position(e) {
+                            Some((line, column, message)) => cx.errors.push(ConfigError {
+                                file: path.clone(),
+                                line,
+                                column,
+                                message: message.to_string(),
+                            }),
+                            None => {
+                                cx.error(pat.span(), format!("rule_files: {}: {e}", path.display()))
                             }
                         }
                     }
-                    rule_files.push(path);
                 }
             }
+            rule_files.push(path);
         }
     }
 
@@ -809,39 +957,38 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let mut analysis_files = Vec::new();
     let mut analyses: Vec<crate::analysis::template::Template> = Vec::new();
     for pat in &raw.analysis_files {
-        let p = Path::new(pat.get_ref());
-        let full = if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            base.join(p)
-        };
-        match glob::glob(&full.to_string_lossy()) {
-            Err(e) => cx.error(
+        let paths = cx.expand(base, pat, "analysis_files");
+        if paths.is_empty() && !pat.get_ref().contains(['*', '?', '[']) {
+            cx.error(
                 pat.span(),
-                format!("analysis_files: bad pattern {:?}: {e}", pat.get_ref()),
-            ),
-            Ok(paths) => {
-                let mut any = false;
-                for path in paths.flatten() {
-                    any = true;
-                    match crate::analysis::template::load(&path) {
-                        Ok(ts) => analyses.extend(ts),
-                        Err(errs) => cx.errors.extend(errs.into_iter().map(|e| ConfigError {
-                            file: PathBuf::from(e.file),
-                            line: e.line,
-                            column: e.column,
-                            message: e.message,
-                        })),
+                format!(
+                    "analysis_files: {} does not exist",
+                    resolve(base, pat.get_ref()).display()
+                ),
+            );
+        }
+        for path in paths {
+            match crate::analysis::template::load(&path) {
+                Ok(ts) => analyses.extend(ts),
+                Err(errs) => {
+                    for e in errs {
+                        if e.line == 0 {
+                            cx.error(
+                                pat.span(),
+                                format!("analysis_files: {}: {}", e.file, e.message),
+                            );
+                        } else {
+                            cx.errors.push(ConfigError {
+                                file: PathBuf::from(e.file),
+                                line: e.line,
+                                column: e.column,
+                                message: e.message,
+                            });
+                        }
                     }
-                    analysis_files.push(path);
-                }
-                if !any && !pat.get_ref().contains(['*', '?', '[']) {
-                    cx.error(
-                        pat.span(),
-                        format!("analysis_files: {} does not exist", full.display()),
-                    );
                 }
             }
+            analysis_files.push(path);
         }
     }
     let file_name = file.display().to_string();
@@ -860,50 +1007,49 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
     }
     let mut kayenta_configs: Vec<KayentaConfigFile> = Vec::new();
     for pat in &raw.kayenta_configs {
-        let p = Path::new(pat.get_ref());
-        let full = if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            base.join(p)
-        };
-        let paths = match glob::glob(&full.to_string_lossy()) {
-            Ok(paths) => paths.flatten().collect::<Vec<_>>(),
-            Err(e) => {
-                cx.error(
-                    pat.span(),
-                    format!("kayenta_configs: bad pattern {:?}: {e}", pat.get_ref()),
-                );
-                continue;
-            }
+        let paths = cx.expand(base, pat, "kayenta_configs");
+        // File-level problems are placed at the kayenta_configs entry.
+        let (pl, pc) = line_col(text, pat.span().start);
+        let at_entry = |path: &Path, message: String| ConfigError {
+            file: file.to_path_buf(),
+            line: pl,
+            column: pc,
+            message: format!("kayenta_configs: {}: {message}", path.display()),
         };
         for path in paths {
             let name = path.display().to_string();
-            let loaded = std::fs::read_to_string(&path)
-                .map_err(|e| ConfigError {
-                    file: path.clone(),
-                    line: 0,
-                    column: 0,
-                    message: format!("cannot read Kayenta canary config: {e}"),
+            let loaded = read_text(&path)
+                .map_err(|(line, column, message)| {
+                    if line == 0 {
+                        at_entry(&path, format!("Kayenta canary config: {message}"))
+                    } else {
+                        ConfigError {
+                            file: path.clone(),
+                            line,
+                            column,
+                            message,
+                        }
+                    }
                 })
                 .and_then(|text| {
                     let cfg = crate::analysis::kayenta::parse_canary_config(&name, &text).map_err(
                         |e| {
-                            let (line, column) = match &e {
+                            let message = e
+                                .to_string()
+                                .split_once(": ")
+                                .map_or(e.to_string(), |(_, m)| m.to_string());
+                            match &e {
                                 crate::analysis::kayenta::KayentaError::Json {
                                     line,
                                     column,
                                     ..
-                                } => (*line, *column),
-                                _ => (0, 0),
-                            };
-                            ConfigError {
-                                file: path.clone(),
-                                line,
-                                column,
-                                message: e
-                                    .to_string()
-                                    .split_once(": ")
-                                    .map_or(e.to_string(), |(_, m)| m.to_string()),
+                                } => ConfigError {
+                                    file: path.clone(),
+                                    line: *line,
+                                    column: *column,
+                                    message,
+                                },
+                                _ => at_entry(&path, message),
                             }
                         },
                     )?;
@@ -923,12 +1069,10 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
                         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                         .map_or(0, |d| d.as_millis() as i64);
                     if kayenta_configs.iter().any(|k| k.id == id) {
-                        cx.errors.push(ConfigError {
-                            file: path.clone(),
-                            line: 0,
-                            column: 0,
-                            message: format!("Kayenta canary config id {id:?} is used twice"),
-                        });
+                        cx.errors.push(at_entry(
+                            &path,
+                            format!("Kayenta canary config id {id:?} is used twice"),
+                        ));
                     }
                     kayenta_configs.push(KayentaConfigFile {
                         id,
@@ -945,10 +1089,16 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let mut seen: HashMap<String, String> = HashMap::new();
     for t in &analyses {
         if let Some(first) = seen.insert(t.name.clone(), t.source.clone()) {
+            // `source` is "file:line" of the template's name.
+            let (src, line) = t
+                .source
+                .rsplit_once(':')
+                .and_then(|(f, l)| Some((PathBuf::from(f), l.parse().ok()?)))
+                .unwrap_or_else(|| (file.to_path_buf(), 1));
             cx.errors.push(ConfigError {
-                file: file.to_path_buf(),
-                line: 0,
-                column: 0,
+                file: src,
+                line,
+                column: 1,
                 message: format!(
                     "analysis template {:?} is defined twice ({first} and {})",
                     t.name, t.source
@@ -1055,23 +1205,21 @@ fn compile_job(
         }
     };
     let what = |k: &str| format!("job {job_name:?}: {k}");
-    let interval = cx.duration(&r.scrape_interval, &what("scrape_interval"), g_interval);
-    if interval.is_zero() {
-        let s = r
-            .scrape_interval
-            .as_ref()
-            .map_or(span.clone(), |s| s.span());
-        cx.error(
-            s,
-            format!("{}: must be greater than 0", what("scrape_interval")),
-        );
-    }
-    // Prometheus: an unset job timeout is the global one, capped at the
-    // job's interval (config/config.go ScrapeConfig.Validate).
-    let timeout = match &r.scrape_timeout {
+    // Prometheus (ScrapeConfig.Validate): a job's 0 (or unset) interval
+    // is the global one; an unset or 0 timeout is the global one, capped
+    // at the job's interval.
+    let interval = match cx.duration(&r.scrape_interval, &what("scrape_interval"), g_interval) {
+        d if d.is_zero() => g_interval,
+        d => d,
+    };
+    let explicit_timeout = r
+        .scrape_timeout
+        .as_ref()
+        .map(|_| cx.duration(&r.scrape_timeout, &what("scrape_timeout"), g_timeout))
+        .filter(|t| !t.is_zero());
+    let timeout = match explicit_timeout {
         None => g_timeout.min(interval),
-        Some(_) => {
-            let t = cx.duration(&r.scrape_timeout, &what("scrape_timeout"), g_timeout);
+        Some(t) => {
             if t > interval {
                 let s = r.scrape_timeout.as_ref().map_or(span.clone(), |s| s.span());
                 cx.error(
@@ -1162,10 +1310,16 @@ fn compile_job(
         let labels = cx.labels(&st.get_ref().labels, &what("static_configs.labels"));
         for t in &st.get_ref().targets {
             let a = t.get_ref();
-            if a.is_empty() || a.contains('/') || a.contains(char::is_whitespace) {
+            // A port, when given, is 1..65535 (host[:port]; IPv6 in brackets).
+            let port = a
+                .rsplit_once(':')
+                .filter(|(h, _)| !h.is_empty() && (!h.contains(':') || h.ends_with(']')))
+                .map(|(_, p)| p);
+            let bad_port = port.is_some_and(|p| !matches!(p.parse::<u16>(), Ok(1..)));
+            if a.is_empty() || a.contains('/') || a.contains(char::is_whitespace) || bad_port {
                 cx.error(
                     t.span(),
-                    format!("{}: {a:?} is not a valid target (expected host:port, without scheme or path)", what("targets")),
+                    format!("{}: {a:?} is not a valid target (expected host:port with a port from 1 to 65535, without scheme or path)", what("targets")),
                 );
                 continue;
             }

@@ -207,3 +207,140 @@ target = "argo-rollout"
     let e = c("[[actions.webhook]]\nurl = \"http://h/x\"\nrollouts = [\"web\"]\n").unwrap_err();
     assert!(e.to_string().contains("expected \"namespace/name\""), "{e}");
 }
+
+#[test]
+fn every_key_error_is_reported_not_only_the_first() {
+    let text = r#"
+[server]
+listen = 5
+lisen = "x"
+[storage]
+retention = 10
+
+[bogus]
+x = 1
+y = 2
+
+[global]
+scrape_interval = true
+[[scrape_configs]]
+job_name = "a"
+sample_limit = -1
+static_configs = [{ targets = ["127.0.0.1:99999", "h:0", "ok:9100", "[::1]:9100"] }]
+"#;
+    let errs = c(text).unwrap_err();
+    let got: Vec<(usize, usize)> = errs.0.iter().map(|e| (e.line, e.column)).collect();
+    let text_of = errs.to_string();
+    for (line, col, what) in [
+        (3, 10, "invalid type: integer `5`, expected a string"),
+        (4, 1, "unknown field `lisen`"),
+        (6, 13, "invalid type: integer `10`"),
+        (8, 2, "unknown field `bogus`"),
+        (13, 19, "invalid type: boolean `true`"),
+        (16, 16, "invalid value: integer `-1`"),
+        (17, 32, "\"127.0.0.1:99999\" is not a valid target"),
+        (17, 51, "\"h:0\" is not a valid target"),
+    ] {
+        assert!(got.contains(&(line, col)), "{line}:{col} {what}\n{text_of}");
+        assert!(text_of.contains(what), "{what}\n{text_of}");
+    }
+    assert!(
+        !text_of.contains("ok:9100") && !text_of.contains("::1"),
+        "{text_of}"
+    );
+    assert!(!text_of.contains(":0:0:"), "{text_of}");
+}
+
+#[test]
+fn zero_intervals_mean_the_defaults_as_in_prometheus() {
+    let cfg = c(r#"
+[global]
+evaluation_interval = "0s"
+scrape_interval = "0s"
+scrape_timeout = "0s"
+[[scrape_configs]]
+job_name = "a"
+scrape_interval = "0s"
+static_configs = [{ targets = ["127.0.0.1:9100"] }]
+"#)
+    .unwrap();
+    assert_eq!(cfg.global.evaluation_interval, Duration::from_secs(60));
+    assert_eq!(cfg.global.scrape_interval, Duration::from_secs(60));
+    assert_eq!(cfg.global.scrape_timeout, Duration::from_secs(10));
+    assert_eq!(
+        cfg.scrape_configs[0].scrape_interval,
+        Duration::from_secs(60)
+    );
+}
+
+#[test]
+fn absurd_durations_are_config_errors() {
+    let e = c("[query]\ntimeout = \"9223372036854775807ms\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("augur.toml:2:11: query.timeout:"), "{e}");
+    let e = c(r#"
+[[analysis]]
+name = "t"
+interval = "9223372036854775807ms"
+window = "100000y"
+initial_delay = "31d"
+[[analysis.metric]]
+name = "m"
+check = "threshold"
+max = 1
+canary = 'up'
+"#)
+    .unwrap_err()
+    .to_string();
+    for key in ["interval", "window", "initial_delay"] {
+        assert!(e.contains(&format!("{key}: ")), "{key}: {e}");
+    }
+}
+
+#[test]
+fn a_rule_files_glob_over_a_symlink_loop_finishes() {
+    let d = tempfile::tempdir().unwrap();
+    let a = d.path().join("loop/a");
+    std::fs::create_dir_all(&a).unwrap();
+    std::os::unix::fs::symlink("..", a.join("back")).unwrap();
+    std::os::unix::fs::symlink("../a", a.join("self")).unwrap();
+    std::fs::write(
+        a.join("r.yml"),
+        "groups:\n  - name: g\n    rules:\n      - record: r\n        expr: up\n",
+    )
+    .unwrap();
+    let file = d.path().join("augur.toml");
+    let cfg = compile(
+        &file,
+        "rule_files = [\"loop/**/*.yml\", \"loop/*/*/*/*/*.yml\"]\n",
+    )
+    .unwrap();
+    assert_eq!(cfg.rules[0].0, a.join("r.yml"));
+}
+
+#[test]
+fn file_level_errors_name_the_file_and_where_it_is_referenced() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("adir")).unwrap();
+    std::fs::write(d.path().join("bin.toml"), b"x = \"\xff\"\n").unwrap();
+    let e = load(&d.path().join("bin.toml")).unwrap_err().to_string();
+    assert!(
+        e.ends_with("bin.toml:1:6: config file: invalid UTF-8: expected a text file"),
+        "{e}"
+    );
+    let e = load(&d.path().join("adir")).unwrap_err().to_string();
+    assert!(e.contains("adir: config file: cannot read it"), "{e}");
+    assert!(!e.contains(":0:0"), "{e}");
+    let file = d.path().join("augur.toml");
+    let e = compile(&file, "\nanalysis_files = [\"adir\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("augur.toml:2:19: analysis_files: "), "{e}");
+    let state = d.path().join("state-file");
+    std::fs::write(&state, "").unwrap();
+    let e = compile(&file, &format!("[server]\nstate_dir = {:?}\n", state))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("exists and is not a directory"), "{e}");
+}

@@ -203,13 +203,102 @@ fn node_pos(text: &str, line: u64, column: u64) -> (u64, u64) {
 
 fn dur(s: &Option<Spanned<Scalar>>, errs: &mut Vec<String>) -> Option<Duration> {
     let s = s.as_ref()?;
+    // promtool's words (model.ParseDuration), with the value's position.
+    let at = format!("{}:{}", s.referenced.line(), s.referenced.column());
     match duration::parse(&s.value.0) {
+        Ok(d) if d > crate::promql::MAX_DURATION => {
+            errs.push(format!("{at}: duration out of range"));
+            None
+        }
         Ok(d) => Some(d),
+        Err(duration::DurationError::Range(_)) => {
+            errs.push(format!("{at}: duration out of range"));
+            None
+        }
         Err(_) => {
-            errs.push(format!("not a valid duration string: {:?}", s.value.0));
+            errs.push(format!(
+                "{at}: not a valid duration string: {:?}",
+                s.value.0
+            ));
             None
         }
     }
+}
+
+/// Decodes the first YAML document, collecting every field error: after
+/// each unknown field or wrong type the offending line (with the lines
+/// nested under it) is blanked and decoding is tried again, so one typo
+/// does not hide the rest. promtool reports only the first.
+fn decode(text: &str) -> (Option<(RawFile, String)>, Vec<String>) {
+    let fmt_err = |e: &serde_saphyr::Error| -> (Option<usize>, String) {
+        let msg = e.to_string();
+        let first = msg.lines().next().unwrap_or("invalid YAML").to_string();
+        // serde-saphyr says "error: line L column C: msg"; keep "L:C: msg".
+        let first = first.trim_start_matches("error: ");
+        let first = match first.split_once(": ") {
+            Some((head, rest)) if head.starts_with("line ") => rest,
+            _ => first,
+        };
+        match e.location() {
+            Some(l) => (
+                Some(l.line() as usize),
+                format!("{}:{}: {first}", l.line(), l.column()),
+            ),
+            None => (None, first.to_string()),
+        }
+    };
+    let mut t = text.to_string();
+    let mut errs: Vec<String> = Vec::new();
+    for _ in 0..100 {
+        match serde_saphyr::from_multiple::<RawFile>(&t) {
+            Ok(docs) => {
+                let raw = docs.into_iter().next().unwrap_or_default();
+                return (Some((raw, t)), errs);
+            }
+            Err(e) => {
+                let (line, msg) = fmt_err(&e);
+                let recoverable = ["unknown field", "invalid type", "invalid value"]
+                    .iter()
+                    .any(|k| msg.contains(k));
+                let repeated = errs.contains(&msg);
+                errs.push(msg);
+                match line {
+                    Some(l) if recoverable && !repeated && blank_yaml_line(&mut t, l) => {}
+                    _ => break,
+                }
+            }
+        }
+    }
+    errs.dedup();
+    (None, errs)
+}
+
+/// Blanks 1-based line `l` and the more-indented lines under it.
+fn blank_yaml_line(t: &mut String, l: usize) -> bool {
+    let mut lines: Vec<String> = t.split('\n').map(str::to_string).collect();
+    let Some(first) = lines.get(l.wrapping_sub(1)) else {
+        return false;
+    };
+    if first.trim().is_empty() {
+        return false;
+    }
+    let indent = |s: &str| s.len() - s.trim_start().len();
+    let base = indent(first);
+    // A "- key: value" list item keeps its dash: blank only the key.
+    let dash = first.trim_start().starts_with("- ");
+    lines[l - 1] = if dash {
+        format!("{}-", " ".repeat(base))
+    } else {
+        String::new()
+    };
+    let child = if dash { base + 2 } else { base };
+    let mut i = l;
+    while i < lines.len() && (lines[i].trim().is_empty() || indent(&lines[i]) > child) {
+        lines[i] = String::new();
+        i += 1;
+    }
+    *t = lines.join("\n");
+    true
 }
 
 /// A label name Prometheus 3 accepts (UTF-8 names): non-empty, not `__name__`.
@@ -220,25 +309,12 @@ fn valid_label_name(n: &str) -> bool {
 /// Parses and validates rule file text. On failure, every error found,
 /// formatted as `promtool check rules` prints them (without the file name).
 pub fn parse(text: &str) -> Result<RuleFile, Vec<String>> {
-    let docs: Vec<RawFile> = match serde_saphyr::from_multiple(text) {
-        Ok(d) => d,
-        Err(e) => {
-            let msg = e.to_string();
-            let first = msg.lines().next().unwrap_or("invalid YAML").to_string();
-            // serde-saphyr says "error: line L column C: msg"; keep "L:C: msg".
-            let first = first.trim_start_matches("error: ");
-            let first = match first.split_once(": ") {
-                Some((head, rest)) if head.starts_with("line ") => rest,
-                _ => first,
-            };
-            return Err(vec![match e.location() {
-                Some(l) => format!("{}:{}: {first}", l.line(), l.column()),
-                None => first.to_string(),
-            }]);
-        }
+    let (decoded, mut errs) = decode(text);
+    let Some((raw, blanked)) = decoded else {
+        return Err(errs);
     };
-    let raw = docs.into_iter().next().unwrap_or_default();
-    let mut errs = Vec::new();
+    // Positions below are read in the text as decoded (same lines).
+    let text = blanked.as_str();
     let mut out = RuleFile::default();
     let mut seen = std::collections::HashSet::new();
     for g in raw.groups.unwrap_or_default() {
@@ -418,8 +494,13 @@ fn validate_rule(text: &str, r: &RawRule) -> Vec<(Option<String>, String)> {
 
 /// Reads and validates a rule file; errors are prefixed with the path.
 pub fn load(path: &Path) -> Result<RuleFile, Vec<String>> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| vec![format!("{}: {e}", path.display())])?;
+    let text = crate::config::read_text(path).map_err(|(line, column, message)| {
+        vec![if line == 0 {
+            format!("{}: {message}", path.display())
+        } else {
+            format!("{}: {line}:{column}: {message}", path.display())
+        }]
+    })?;
     parse(&text).map_err(|errs| {
         errs.into_iter()
             .map(|e| format!("{}: {e}", path.display()))

@@ -199,7 +199,11 @@ impl GroupState {
         Ok(GroupState {
             file: file.to_string(),
             name: g.name.clone(),
-            interval: g.interval.unwrap_or(default_interval),
+            // 0 is "unset", as in Prometheus's rules manager.
+            interval: g
+                .interval
+                .filter(|d| !d.is_zero())
+                .unwrap_or(default_interval),
             query_offset: g.query_offset.unwrap_or_default(),
             limit: g.limit,
             rules,

@@ -202,9 +202,7 @@ pub fn run_file(path: &Path) -> UnitTestReport {
             base.join(rf)
         };
         let pattern = p.to_string_lossy().to_string();
-        let matched: Vec<PathBuf> = glob::glob(&pattern)
-            .map(|g| g.flatten().collect())
-            .unwrap_or_default();
+        let matched: Vec<PathBuf> = crate::pathglob::glob(&p).unwrap_or_default();
         if matched.is_empty() {
             report
                 .warnings
