@@ -147,9 +147,12 @@ async fn run_with(opts: RunOptions, embedded: Option<Embedded>) -> Result<(), St
     ));
 
     let db_path = cfg.server.state_dir.join("augur.db");
-    let state = Arc::new(
-        State::open(&db_path).with_context(|| format!("cannot open {}", db_path.display()))?,
-    );
+    let state = Arc::new(State::open(&db_path).with_context(|| {
+        format!(
+            "cannot open {} (the state directory must be writable)",
+            db_path.display()
+        )
+    })?);
     let groups = crate::rules::RuleManager::compile(&cfg.rules, cfg.global.evaluation_interval)
         .map_err(|e| anyhow::anyhow!("cannot load rules: {e}"))?;
     let datasource = crate::datasource::Datasource::new(&cfg.datasource, &cfg.query, store.clone())

@@ -131,7 +131,7 @@ fn on_path(bin: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_alertmanager_receives_and_resolves_alerts() {
     if !on_path("prometheus-alertmanager") {
-        eprintln!("SKIP: prometheus-alertmanager not found; install the Debian package `prometheus-alertmanager`");
+        common::skip_or_fail("prometheus-alertmanager not found; install the Debian package `prometheus-alertmanager`");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -198,7 +198,7 @@ async fn email_reaches_a_real_smtp_server() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_aiosmtpd {
-        eprintln!("SKIP: aiosmtpd not found; install it with `pip install aiosmtpd`");
+        common::skip_or_fail("aiosmtpd not found; install it with `pip install aiosmtpd`");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

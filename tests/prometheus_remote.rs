@@ -80,7 +80,9 @@ fn vector(v: &Value) -> Vec<(String, f64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_prometheus_and_augur_agree() {
     let Some(bin) = find_prometheus() else {
-        eprintln!("SKIP: prometheus not found on PATH; install the Debian package `prometheus`");
+        common::skip_or_fail(
+            "prometheus not found on PATH; install the Debian package `prometheus`",
+        );
         return;
     };
     let target = TestTarget::start(Reply::text(

@@ -106,9 +106,9 @@ fn check_config_reports_rule_file_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("augur.toml:1:15: rule_files: "), "{err}");
+    // Placed in the rule file itself, where the fix goes.
     assert!(
-        err.contains("bad.yml: 5:15: group \"g\", rule 1, \"X\": could not parse expression"),
+        err.contains("bad.yml:5:15: group \"g\", rule 1, \"X\": could not parse expression: 1:7: parse error: unclosed left parenthesis"),
         "{err}"
     );
 }

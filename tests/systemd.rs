@@ -44,7 +44,7 @@ fn unit_passes_systemd_analyze_verify() {
         .output()
         .is_err()
     {
-        eprintln!("SKIP: systemd-analyze not found; install the Debian package `systemd`");
+        common::skip_or_fail("systemd-analyze not found; install the Debian package `systemd`");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

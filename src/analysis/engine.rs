@@ -46,8 +46,8 @@ pub struct AnalysisManager {
     state: Arc<State>,
     wake: tokio::sync::Notify,
     max_running: std::sync::atomic::AtomicU64,
-    /// When this process started (ms): runs created before it resumed
-    /// after a restart and get a grace period for the store to catch up.
+    /// When this process started (ms): measurements soon after it get a
+    /// grace period for the store to catch up.
     started_at: i64,
 }
 
@@ -537,16 +537,15 @@ impl AnalysisManager {
             let ev = &mut status.metrics[i].evidence;
             ms.push(measure(m, fetched, ev, look, level));
         }
-        // A run that was running before this process started resumes
-        // into a store that is still filling up again: while in grace,
-        // an interval without data for every metric is taken again a
-        // second later instead of counting as no data.
-        let resumed = row.created_at < self.started_at;
+        // Right after a start (or a restart, with runs resuming) the store
+        // is still filling up: while in grace (the run's window, 15s to
+        // 10m after the start), an interval without data for every metric
+        // is taken again a second later instead of counting as no data.
         let grace = t
             .window
             .clamp(Duration::from_secs(15), Duration::from_secs(600));
         let in_grace = now < later(self.started_at, grace);
-        if resumed && in_grace && ms.iter().any(Measurement::lacks_data) {
+        if in_grace && ms.iter().any(Measurement::lacks_data) {
             if let Err(e) = self.state.postpone_run(&row.id, now + 1000) {
                 warn!(run = %row.id, error = %e, "cannot postpone a resumed run");
             }

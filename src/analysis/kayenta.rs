@@ -566,7 +566,11 @@ pub async fn fetch_pairs(
         let mut series = Vec::new();
         for scope in [control, experiment] {
             let query = build_query(cfg, q, scope)?;
-            let step = scope.step.max(1) * 1000;
+            let step = scope
+                .step
+                .max(1)
+                .checked_mul(1000)
+                .ok_or_else(|| format!("step: {} seconds is out of range", scope.step))?;
             if scope.end < scope.start {
                 return Err("scope end is before its start".into());
             }
@@ -577,6 +581,7 @@ pub async fn fetch_pairs(
             let crate::promql::Value::Matrix(ss) = v.value else {
                 return Err(format!("{}: expected a range result", m.name));
             };
+            // Bounded: the datasource refused more than 11,000 points.
             let steps = ((scope.end - scope.start) / step + 1) as usize;
             let mut values = Vec::with_capacity(steps * ss.len().max(1));
             for s in &ss {

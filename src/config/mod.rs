@@ -255,6 +255,14 @@ pub struct ScrapeConfig {
     pub body_size_limit: u64,
     /// Most samples accepted per scrape; 0 = no limit.
     pub sample_limit: u64,
+    /// Most labels per series (after target labels); 0 = no limit.
+    pub label_limit: u64,
+    /// Longest label name in bytes; 0 = no limit.
+    pub label_name_length_limit: u64,
+    /// Longest label value in bytes; 0 = no limit.
+    pub label_value_length_limit: u64,
+    /// Most targets of the job; 0 = no limit (more: all are marked down).
+    pub target_limit: u64,
     /// Parser to use when the target sends no usable Content-Type.
     pub fallback_scrape_protocol: Option<Format>,
     /// URL query parameters.
@@ -1345,6 +1353,10 @@ fn compile_job(
         enable_compression: r.enable_compression.unwrap_or(true),
         body_size_limit,
         sample_limit: r.sample_limit.unwrap_or(0),
+        label_limit: r.label_limit.unwrap_or(0),
+        label_name_length_limit: r.label_name_length_limit.unwrap_or(0),
+        label_value_length_limit: r.label_value_length_limit.unwrap_or(0),
+        target_limit: r.target_limit.unwrap_or(0),
         fallback_scrape_protocol,
         params,
         auth,

@@ -106,6 +106,10 @@ pub struct RawScrapeConfig {
     pub enable_compression: Option<bool>,
     pub body_size_limit: Option<Spanned<BodySize>>,
     pub sample_limit: Option<u64>,
+    pub label_limit: Option<u64>,
+    pub label_name_length_limit: Option<u64>,
+    pub label_value_length_limit: Option<u64>,
+    pub target_limit: Option<u64>,
     pub fallback_scrape_protocol: Option<Spanned<String>>,
     #[serde(default)]
     pub params: BTreeMap<String, Vec<String>>,

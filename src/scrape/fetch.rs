@@ -52,6 +52,18 @@ pub enum ScrapeError {
         /// samples in the body
         got: u64,
     },
+    /// A series over `label_limit` or a label over a length limit
+    /// (Prometheus's `verifyLabelLimits` message).
+    #[error("{0}")]
+    LabelLimit(String),
+    /// More targets than the job's `target_limit`.
+    #[error("target_limit exceeded (number of targets: {got}, limit: {limit})")]
+    TargetLimit {
+        /// configured limit
+        limit: u64,
+        /// targets of the job
+        got: u64,
+    },
 }
 
 impl ScrapeError {
@@ -68,6 +80,8 @@ impl ScrapeError {
             }
             ScrapeError::Parse(_) => "parse",
             ScrapeError::SampleLimit { .. } => "sample_limit",
+            ScrapeError::LabelLimit(_) => "label_limits",
+            ScrapeError::TargetLimit { .. } => "target_limit",
         }
     }
 

@@ -348,7 +348,16 @@ impl ScrapeLoop {
         let wall = SystemTime::now();
         let started = Instant::now();
         self.metrics.scrapes.get_or_create(&self.job_label).inc();
+        let targets = self.job.targets.len() as u64;
         let fetched = match &self.client {
+            // Prometheus: past target_limit no target of the job is
+            // scraped; each reports the error with up = 0.
+            _ if self.job.target_limit > 0 && targets > self.job.target_limit => {
+                Err(ScrapeError::TargetLimit {
+                    limit: self.job.target_limit,
+                    got: targets,
+                })
+            }
             Ok(c) => fetch::fetch(c, &self.job, &self.target.url).await,
             Err(e) => Err(ScrapeError::Client(e.clone())),
         };
@@ -424,6 +433,7 @@ impl ScrapeLoop {
                 got: n,
             });
         }
+        self.check_label_limits(&parsed)?;
         self.iteration += 1;
         let mut stats = AppendStats {
             scraped: n,
@@ -487,6 +497,60 @@ impl ScrapeLoop {
 
     /// The store series for a scraped sample, via the cache; `true` when
     /// the series is new to this target's cache (`scrape_series_added`).
+    /// Prometheus's `verifyLabelLimits` on every series not seen in an
+    /// earlier scrape (cached ones passed already), before anything of
+    /// this scrape is stored: one series over a limit fails the scrape.
+    fn check_label_limits(&self, parsed: &expfmt::Parsed<'_>) -> Result<(), ScrapeError> {
+        let (count, name_len, value_len) = (
+            self.job.label_limit as usize,
+            self.job.label_name_length_limit as usize,
+            self.job.label_value_length_limit as usize,
+        );
+        if count == 0 && name_len == 0 && value_len == 0 {
+            return Ok(());
+        }
+        let short = |s: &str| s.chars().take(50).collect::<String>();
+        for s in &parsed.samples {
+            if self.cache.contains_key(s.series) {
+                continue;
+            }
+            let pairs = sample_labels(
+                &s.name,
+                parsed.labels(s),
+                &self.target.labels,
+                self.job.honor_labels,
+            );
+            let metric = pairs
+                .iter()
+                .find(|(n, _)| n == crate::labels::METRIC_NAME)
+                .map_or(String::new(), |(_, v)| short(v));
+            if count > 0 && pairs.len() > count {
+                return Err(ScrapeError::LabelLimit(format!(
+                    "label_limit exceeded (metric: {metric}, number of labels: {}, limit: {count})",
+                    pairs.len()
+                )));
+            }
+            for (n, v) in &pairs {
+                if name_len > 0 && n.len() > name_len {
+                    return Err(ScrapeError::LabelLimit(format!(
+                        "label_name_length_limit exceeded (metric: {metric}, label name: {}, length: {}, limit: {name_len})",
+                        short(n),
+                        n.len()
+                    )));
+                }
+                if value_len > 0 && v.len() > value_len {
+                    return Err(ScrapeError::LabelLimit(format!(
+                        "label_value_length_limit exceeded (metric: {metric}, label name: {}, value: {:?}, length: {}, limit: {value_len})",
+                        short(n),
+                        short(v),
+                        v.len()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn resolve(
         &mut self,
         app: &mut Appender<'_>,

@@ -11,10 +11,18 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 use thiserror::Error;
 
-/// A database error.
+/// A database error. rusqlite's message already says everything its
+/// source would, so the source is not chained (an error chain would print
+/// the same cause three times).
 #[derive(Debug, Error)]
 #[error("state database: {0}")]
-pub struct StateError(#[from] rusqlite::Error);
+pub struct StateError(rusqlite::Error);
+
+impl From<rusqlite::Error> for StateError {
+    fn from(e: rusqlite::Error) -> StateError {
+        StateError(e)
+    }
+}
 
 /// Schema versions, applied in order.
 const MIGRATIONS: &[&str] = &[

@@ -89,12 +89,17 @@ impl Store {
         let dir = path.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir).map_err(io_err)?;
         let tmp = path.with_extension("tmp");
-        {
-            let mut f = fs::File::create(&tmp).map_err(io_err)?;
-            f.write_all(&buf).map_err(io_err)?;
-            f.sync_all().map_err(io_err)?;
+        let written = (|| {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(&buf)?;
+            f.sync_all()?;
+            fs::rename(&tmp, path)
+        })();
+        if let Err(e) = written {
+            // A full disk must not keep a half-written file around.
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err(e));
         }
-        fs::rename(&tmp, path).map_err(io_err)?;
         // Make the rename itself durable.
         if let Ok(d) = fs::File::open(dir) {
             let _ = d.sync_all();

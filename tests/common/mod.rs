@@ -192,24 +192,51 @@ impl Daemon {
 
     pub fn start_with(dir: &Path, cfg_path: &Path) -> Daemon {
         let state = dir.join("state");
-        let mut child = Command::new(bin())
-            .args([
-                "--log-format",
-                "text",
-                "--log-level",
-                "info",
-                "run",
-                "--config",
-            ])
-            .arg(cfg_path)
-            .args(["--listen", "127.0.0.1:0", "--state-dir"])
-            .arg(&state)
-            .stdout(Stdio::null())
+        let mut cmd = Command::new(bin());
+        cmd.args(Self::run_args(cfg_path, &state));
+        Self::spawn(dir, cfg_path, cmd)
+    }
+
+    /// The arguments of `augur run` on `cfg_path` with state in `state`.
+    pub fn run_args(cfg_path: &Path, state: &Path) -> Vec<String> {
+        let mut v: Vec<String> = [
+            "--log-format",
+            "text",
+            "--log-level",
+            "info",
+            "run",
+            "--config",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.push(cfg_path.display().to_string());
+        v.extend(["--listen", "127.0.0.1:0", "--state-dir"].map(String::from));
+        v.push(state.display().to_string());
+        v
+    }
+
+    /// Starts `cmd` (augur itself, or a wrapper that execs it) and waits
+    /// until it listens.
+    pub fn spawn(dir: &Path, cfg_path: &Path, mut cmd: Command) -> Daemon {
+        let mut child = cmd
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start augur");
+        let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
+        {
+            // A wrapper's own output (augur writes nothing to stdout).
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    log.lock().unwrap().push(format!("stdout: {line}"));
+                }
+            });
+        }
         let (tx, rx) = std::sync::mpsc::channel();
         {
             let log = log.clone();
@@ -234,6 +261,10 @@ impl Daemon {
             config: cfg_path.to_path_buf(),
             log,
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -322,6 +353,16 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A test that needs an outside tool skips when it is missing, saying
+/// what to install; with `AUGUR_REQUIRE_ALL=1` (set by `.ci/run`) a
+/// missing tool fails the test instead, so CI never skips silently.
+pub fn skip_or_fail(why: &str) {
+    if std::env::var("AUGUR_REQUIRE_ALL").is_ok_and(|v| v == "1") {
+        panic!("required by AUGUR_REQUIRE_ALL=1: {why}");
+    }
+    eprintln!("SKIP: {why}");
 }
 
 /// Polls `f` until it returns Some, or panics after `secs` with `what`.
