@@ -628,3 +628,55 @@ async fn watchdog_loop(every: Duration, token: CancellationToken) {
         }
     }
 }
+
+/// The HTTP API over an in-memory store and SQLite database, with no
+/// scrapes, rule loops, deliveries or listener: every request is answered
+/// as the daemon would, nothing runs in the background. For fuzzing the
+/// API's request handling.
+pub fn offline_router(cfg: &Config) -> anyhow::Result<axum::Router> {
+    let store = Arc::new(Store::new());
+    let metrics = Arc::new(Metrics::new(store.clone()));
+    let scrape = Arc::new(ScrapeManager::new(
+        store.clone(),
+        metrics.clone(),
+        TaskTracker::new(),
+        CancellationToken::new(),
+        0,
+    ));
+    let state = Arc::new(State::in_memory().context("in-memory state")?);
+    let rules = crate::rules::RuleManager::new();
+    rules.install(
+        crate::rules::RuleManager::compile(&cfg.rules, cfg.global.evaluation_interval)
+            .map_err(|e| anyhow::anyhow!(e))?,
+    );
+    let datasource = crate::datasource::Datasource::new(&cfg.datasource, &cfg.query, store.clone())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let analysis = Arc::new(crate::analysis::engine::AnalysisManager::new(
+        state.clone(),
+        datasource,
+    ));
+    analysis.set_templates(&cfg.analyses);
+    analysis.set_kayenta_configs(&cfg.kayenta_configs);
+    analysis.set_limits(cfg.state.max_running_analyses);
+    let act = Arc::new(crate::act::Dispatcher::new(
+        state.clone(),
+        Arc::new(RwLock::new(cfg.actions.clone())),
+    ));
+    let st = ApiState {
+        config: Arc::new(RwLock::new(cfg.clone())),
+        store,
+        scrape,
+        metrics,
+        ready: Arc::new(AtomicBool::new(true)),
+        query: Arc::new(RwLock::new(cfg.query.clone())),
+        query_slots: Arc::new(tokio::sync::Semaphore::new(cfg.query.max_concurrency)),
+        rules: Arc::new(rules),
+        state,
+        analysis,
+        auth: Arc::new(crate::api::Auth::new(Arc::new(RwLock::new(
+            cfg.server.auth.clone(),
+        )))),
+        act,
+    };
+    Ok(api::router(Arc::new(st)))
+}

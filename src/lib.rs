@@ -1,25 +1,45 @@
 //! augur: a canary analysis daemon and Prometheus-compatible alert evaluator.
 //!
-//! Data flows one way (see `../shared/design.md`):
+//! Data flows one way:
 //!
 //! ```text
 //! targets' /metrics --reqwest--> scrape --expfmt--> store (sliding windows)
+//! remote Prometheus API -------------------------> datasource (same queries)
 //!                                                     | read at eval time t
-//!                                      rules / analysis -> decide -> act -> state
+//!                   rules (record/alert) -> notify    analysis -> decide -> act
+//!                              \___________________________________/
+//!                                   state (SQLite: alerts, runs, decisions,
+//!                                          outbox, audit)
+//! api (axum) reads every stage and writes only through analysis and act.
 //! ```
 //!
+//! Stages, in data-flow order:
 //! - [`expfmt`]: Prometheus text 0.0.4 and OpenMetrics parsing into samples.
+//! - [`scrape`]: target schedules, HTTP fetch, limits, `up`/`scrape_*` series.
 //! - [`store`]: in-memory series, label index, ring buffers, retention, snapshots.
-//! - [`scrape`]: target schedules, HTTP fetch, `up`/`scrape_*` series.
-//! - [`config`]: the TOML config, raw serde structs compiled into a validated config.
-//! - [`api`]: the HTTP API (health, readiness, own metrics, targets).
-//! - [`app`]: wiring, task ownership, signals, reload and shutdown.
-//! - [`duration`]: Prometheus duration strings (`1h30m`).
-//! - [`fmtfloat`]: Go-compatible float formatting.
-//! - [`stats`]: two-sample tests (Mann-Whitney, Welch, KS, proportions, Fisher),
-//!   sequential e-values and Kayenta's classifier and scorer.
-//! - [`analysis`]: canary analysis around the statistics (Kayenta formats so far).
+//! - [`promql`]: the PromQL engine over a `SeriesSource`, its one parser door
+//!   with limits, and the promqltest runner.
+//! - [`datasource`]: queries over the embedded store or a remote API, off the
+//!   async workers, with timeouts and cancellation.
+//! - [`rules`]: rule files, groups and their runner, alert state machine,
+//!   templates, promtool-format unit tests.
+//! - [`notify`]: the notification outbox (Alertmanager, webhook, Slack, email).
+//! - [`stats`]: two-sample, Kayenta and sequential tests on plain numbers.
+//! - [`analysis`]: analysis templates, runs, measurements and verdicts, the
+//!   Kayenta formats and judge.
+//! - [`decide`]: pure policy from verdicts and gates to answers and decisions.
+//! - [`act`]: decisions carried out once (webhooks, Kubernetes) from the outbox.
+//! - [`state`]: SQLite schema, migrations, retention; the only durable writer.
+//! - [`api`]: the HTTP API (Prometheus-compatible queries, rules, targets,
+//!   runs, Flagger, Argo, Kayenta, decisions, audit) and its auth.
+//! - [`app`]: wiring, task ownership, signals, atomic reload and shutdown.
 //! - [`demo`]: `augur demo`, the whole pipeline on simulated traffic.
+//!
+//! Leaves: [`config`] (the TOML config, compiled with every error
+//! collected), [`labels`], [`metrics`] (augur's own), [`duration`],
+//! [`fmtfloat`], [`timefmt`], [`names`] (Kubernetes name checks),
+//! [`pathglob`] (Prometheus's `rule_files` globs), [`signing`] (request
+//! signatures).
 
 pub mod act;
 pub mod analysis;

@@ -242,6 +242,9 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Queries evaluate recursively on blocking threads; the parser
+        // bounds their depth, this leaves a wide margin (tokio: 2 MiB).
+        .thread_stack_size(8 << 20)
         .build()
         .map_err(|e| {
             eprintln!("augur: cannot start the runtime: {e}");
@@ -410,7 +413,12 @@ fn main() -> ExitCode {
                 listen,
                 state_dir,
             };
-            match rt.block_on(app::run(opts)) {
+            let outcome = rt.block_on(app::run(opts));
+            // Work still running on blocking threads (a query past its
+            // cancellation check) must not hold the exit: the state is
+            // already written.
+            rt.shutdown_timeout(std::time::Duration::from_secs(3));
+            match outcome {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(StartError::Config(errs)) => {
                     for e in &errs.0 {

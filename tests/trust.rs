@@ -582,3 +582,66 @@ async fn zero_evaluation_interval_is_the_default_and_reload_survives_symlink_loo
     assert_eq!(d.stop(), 0);
     assert!(t0.elapsed() < Duration::from_secs(20));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn label_and_target_limits_mark_targets_down_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let many: Vec<String> = (0..1000).map(|i| format!("l{i}=\"v\"")).collect();
+    let wide = TestTarget::start(Reply::text(&format!("wide{{{}}} 1\n", many.join(",")))).await;
+    let long = TestTarget::start(Reply::text(&format!(
+        "long{{a=\"{}\"}} 1\n",
+        "x".repeat(1 << 20)
+    )))
+    .await;
+    let ok = TestTarget::start(Reply::text("fine 1\n")).await;
+    let (a, b) = (
+        TestTarget::start(Reply::text("x 1\n")).await,
+        TestTarget::start(Reply::text("x 1\n")).await,
+    );
+    let cfg = config_for(&[
+        ("wide", "label_limit = 30", &[wide.addr], ""),
+        ("long", "label_value_length_limit = 1024", &[long.addr], ""),
+        (
+            "fine",
+            "label_limit = 30\nlabel_value_length_limit = 1024",
+            &[ok.addr],
+            "",
+        ),
+        ("pool", "target_limit = 1", &[a.addr, b.addr], ""),
+    ]);
+    let d = Daemon::start(dir.path(), &cfg);
+    let targets = eventually(20, "every target scraped", || async {
+        let v = d.get_json("/api/v1/targets").await;
+        let t = v["data"]["activeTargets"].as_array()?.clone();
+        t.iter()
+            .all(|t| t["lastScrape"] != "0001-01-01T00:00:00Z" && t["health"] != "unknown")
+            .then_some(t)
+    })
+    .await;
+    let by_job =
+        |job: &str| -> Vec<&Value> { targets.iter().filter(|t| t["scrapePool"] == job).collect() };
+    let err = |t: &Value| t["lastError"].as_str().unwrap_or("").to_string();
+    assert_eq!(by_job("wide")[0]["health"], "down");
+    assert!(
+        err(by_job("wide")[0])
+            .starts_with("label_limit exceeded (metric: wide, number of labels: 1003, limit: 30)"),
+        "{}",
+        err(by_job("wide")[0])
+    );
+    assert_eq!(by_job("long")[0]["health"], "down");
+    assert!(err(by_job("long")[0]).contains("label_value_length_limit exceeded"));
+    assert_eq!(by_job("fine")[0]["health"], "up");
+    for t in by_job("pool") {
+        assert_eq!(t["health"], "down");
+        assert!(
+            err(t).contains("target_limit exceeded (number of targets: 2, limit: 1)"),
+            "{}",
+            err(t)
+        );
+    }
+    // Nothing of the refused scrapes was stored.
+    let v = d
+        .get_json("/api/v1/query?query=count(%7B__name__%3D~%22wide%7Clong%22%7D)")
+        .await;
+    assert!(v["data"]["result"].as_array().unwrap().is_empty(), "{v}");
+}

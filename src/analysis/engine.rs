@@ -141,9 +141,18 @@ impl AnalysisManager {
         );
         let ds = self.datasource.read().clone();
         let outcome = match kayenta::fetch_pairs(&ds, &config.config, scopes).await {
-            Ok(pairs) => kayenta::judge_pairs(&config.config, &pairs).map(|results| {
-                kayenta::judge_result(&config.config, &pairs, &results, thresholds.0, thresholds.1)
-            }),
+            // Judging up to 11,000 points per series is CPU work: off the
+            // async workers.
+            Ok(pairs) => {
+                let cfg = config.config.clone();
+                tokio::task::spawn_blocking(move || {
+                    kayenta::judge_pairs(&cfg, &pairs).map(|results| {
+                        kayenta::judge_result(&cfg, &pairs, &results, thresholds.0, thresholds.1)
+                    })
+                })
+                .await
+                .unwrap_or_else(|e| Err(format!("judge failed: {e}")))
+            }
             Err(e) => Err(e),
         };
         let end = crate::scrape::now_ms();

@@ -150,6 +150,20 @@ where
     r
 }
 
+/// The answer to a query; a large result is serialised off the async
+/// workers.
+async fn respond(result: Result<QueryResult, DatasourceError>, t: i64) -> Response {
+    match result {
+        Ok(r) => {
+            match tokio::task::spawn_blocking(move || success(write_data(&r.value, t), &r)).await {
+                Ok(resp) => resp,
+                Err(e) => query_error(DatasourceError::Execution(format!("encoding failed: {e}"))),
+            }
+        }
+        Err(e) => query_error(e),
+    }
+}
+
 pub(super) async fn instant(
     State(st): State<Arc<ApiState>>,
     RawQuery(q): RawQuery,
@@ -180,10 +194,7 @@ pub(super) async fn instant(
         engine.instant(&*store, &expr, t)
     })
     .await;
-    match result {
-        Ok(r) => success(write_data(&r.value, t), &r),
-        Err(e) => query_error(e),
-    }
+    respond(result, t).await
 }
 
 pub(super) async fn range(
@@ -242,10 +253,7 @@ pub(super) async fn range(
         engine.range(&*store, &expr, start, end, step)
     })
     .await;
-    match result {
-        Ok(r) => success(write_data(&r.value, end), &r),
-        Err(e) => query_error(e),
-    }
+    respond(result, end).await
 }
 
 fn label_selection(

@@ -313,6 +313,46 @@ mod tests {
         assert!(e.contains("expected type range vector"), "{e}");
     }
 
+    /// The deepest queries the parser lets through evaluate on a 2 MiB
+    /// stack (tokio's default for blocking threads; augur's runtime gives
+    /// them 8 MiB) in a debug build, whose frames are the largest.
+    #[test]
+    fn the_deepest_accepted_queries_evaluate_on_a_small_stack() {
+        let d = MAX_DEPTH;
+        let shapes = [
+            format!("{}up{}", "abs(".repeat(d - 2), ")".repeat(d - 2)),
+            format!("{}up{}", "sum(".repeat(d - 2), ")".repeat(d - 2)),
+            format!("up{}", " + up".repeat(d - 1)),
+            format!("up{}", " ^ up".repeat(d - 1)),
+            format!("{}up", "- ".repeat(d - 1)),
+            format!("{}up{}", "(".repeat(d - 2), ")".repeat(d - 2)),
+            // Nested subqueries multiply their steps; one step per level
+            // (range = step, at whole minutes) keeps this linear.
+            format!(
+                "{}up{}",
+                "last_over_time(".repeat(d / 2 - 1),
+                "[1m:1m])".repeat(d / 2 - 1)
+            ),
+        ];
+        let h = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                let store = Store::new();
+                let l = Labels::from_pairs([("__name__", "up")]);
+                for k in 0..20 {
+                    store.append(&l, k * 15_000, 1.0).unwrap();
+                }
+                let engine = Engine::default();
+                for q in &shapes {
+                    let e = parse(q).unwrap_or_else(|e| panic!("{}: {e}", &q[..30]));
+                    engine.instant(&store, &e, 300_000).unwrap();
+                    engine.range(&store, &e, 0, 300_000, 60_000).unwrap();
+                }
+            })
+            .unwrap();
+        h.join().unwrap();
+    }
+
     /// Range queries take a series-by-series fast path; stepping instant
     /// queries does not. Both must give the same numbers.
     #[test]

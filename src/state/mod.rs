@@ -1437,6 +1437,87 @@ mod tests {
         assert_eq!(s.load_rule("other").unwrap(), (None, vec![]));
     }
 
+    fn run(id: &str, state: &str, finished: Option<i64>, rollout: Option<&str>) -> RunRow {
+        RunRow {
+            id: id.into(),
+            template: "t".into(),
+            args: "{}".into(),
+            key: Some(format!("k/{id}")),
+            state: state.into(),
+            message: String::new(),
+            created_at: 0,
+            updated_at: 0,
+            finished_at: finished,
+            next_at: None,
+            spec: "{}".into(),
+            status: "{}".into(),
+            rollout: rollout.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn retention_deletes_old_history_and_keeps_what_is_live() {
+        let s = State::in_memory().unwrap();
+        s.insert_run(&run("old", "passed", Some(1_000), None))
+            .unwrap();
+        s.insert_run(&run("new", "passed", Some(9_000), None))
+            .unwrap();
+        s.insert_run(&run("live", "running", None, None)).unwrap();
+        // Bound to a rollout and not decided yet: kept until decided.
+        s.insert_run(&run("bound", "failed", Some(1_000), Some("{}")))
+            .unwrap();
+        s.record_interval(
+            &run("live", "running", None, None),
+            &[MeasurementRow {
+                interval: 1,
+                metric: "m".into(),
+                t: 1_000,
+                phase: "successful".into(),
+                baseline: None,
+                canary: None,
+                message: String::new(),
+                detail: "{}".into(),
+            }],
+        )
+        .unwrap();
+        let d = |key: &str, t: i64| DecisionRow {
+            id: 0,
+            key: key.into(),
+            t,
+            namespace: "shop".into(),
+            name: "web".into(),
+            revision: "r".into(),
+            decision: "abort".into(),
+            actor: "api".into(),
+            reason: String::new(),
+            detail: "{}".into(),
+        };
+        // An old decision whose action is still pending stays.
+        s.decide(&d("a", 1_000), &[("hook".into(), "{}".into())], 1_000)
+            .unwrap();
+        s.decide(&d("b", 1_000), &[], 1_000).unwrap();
+        let sent = s.enqueue("am", "alertmanager", "[]", 1_000).unwrap();
+        s.mark_sent(sent, 1_000).unwrap();
+        s.enqueue("am", "alertmanager", "[]", 1_000).unwrap();
+        for t in 0..10 {
+            s.audit(t * 1_000, "x", "y", "z", "{}").unwrap();
+        }
+        let p = s.prune(5_000, 3).unwrap();
+        assert_eq!(p.runs, 1);
+        assert_eq!(p.decisions, 1);
+        assert_eq!(p.notifications, 1);
+        assert!(s.run("old").unwrap().is_none());
+        for id in ["new", "live", "bound"] {
+            assert!(s.run(id).unwrap().is_some(), "{id}");
+        }
+        assert_eq!(s.measurements("live").unwrap().len(), 1);
+        assert_eq!(s.decisions(10).unwrap().len(), 1);
+        assert_eq!(s.outbox(Some("pending"), 10).unwrap().len(), 1);
+        // Audit: older than the cutoff and beyond the newest 3.
+        assert_eq!(s.audit_log(None, 100).unwrap().len(), 3);
+        assert!(s.run_by_key("k/old").unwrap().is_none());
+    }
+
     #[test]
     fn outbox_retries_then_dead_letters() {
         let s = State::in_memory().unwrap();
