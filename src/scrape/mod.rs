@@ -162,8 +162,14 @@ impl ScrapeManager {
         let mut seen = HashSet::new();
         let mut next = Vec::new();
         for job in &cfg.scrape_configs {
+            // Each loop gets the job without its target list, except when
+            // target_limit needs the count.
             let job_cfg = ScrapeConfig {
-                targets: Vec::new(),
+                targets: if job.target_limit > 0 {
+                    job.targets.clone()
+                } else {
+                    Vec::new()
+                },
                 ..job.clone()
             };
             self.metrics
