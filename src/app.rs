@@ -175,17 +175,11 @@ async fn run_with(opts: RunOptions, embedded: Option<Embedded>) -> Result<(), St
     rules.manager.install(groups);
     rules.spawn(&cfg, true);
 
-    let analysis = Arc::new(crate::analysis::engine::AnalysisManager::new(
-        state.clone(),
-        datasource,
-    ));
-    analysis.set_templates(&cfg.analyses);
-    analysis.set_kayenta_configs(&cfg.kayenta_configs);
-    analysis.set_limits(cfg.state.max_running_analyses);
+    let analysis = analysis_manager(&cfg, state.clone(), datasource);
     {
-        // Resumed runs are measured only once the store has caught up:
-        // after the first scrape round (the embedded datasource), and
-        // each resumed run waits for data within its grace period.
+        // Runs are measured only once the store has caught up: after the
+        // first scrape round, and within a grace period after the start
+        // an interval without data is taken again (analysis::engine).
         let scrape = scrape.clone();
         let token = scrape_token.clone();
         tracker.spawn(analysis.clone().run(token, async move {
@@ -353,6 +347,22 @@ async fn run_with(opts: RunOptions, embedded: Option<Embedded>) -> Result<(), St
     }
     info!("augur stopped");
     Ok(())
+}
+
+/// The analysis manager with the config's templates, Kayenta configs and
+/// limits.
+fn analysis_manager(
+    cfg: &Config,
+    state: Arc<State>,
+    datasource: crate::datasource::Datasource,
+) -> Arc<crate::analysis::engine::AnalysisManager> {
+    let analysis = Arc::new(crate::analysis::engine::AnalysisManager::new(
+        state, datasource,
+    ));
+    analysis.set_templates(&cfg.analyses);
+    analysis.set_kayenta_configs(&cfg.kayenta_configs);
+    analysis.set_limits(cfg.state.max_running_analyses);
+    analysis
 }
 
 /// Exits the process if an orderly shutdown has not finished in time:
@@ -651,13 +661,7 @@ pub fn offline_router(cfg: &Config) -> anyhow::Result<axum::Router> {
     );
     let datasource = crate::datasource::Datasource::new(&cfg.datasource, &cfg.query, store.clone())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let analysis = Arc::new(crate::analysis::engine::AnalysisManager::new(
-        state.clone(),
-        datasource,
-    ));
-    analysis.set_templates(&cfg.analyses);
-    analysis.set_kayenta_configs(&cfg.kayenta_configs);
-    analysis.set_limits(cfg.state.max_running_analyses);
+    let analysis = analysis_manager(cfg, state.clone(), datasource);
     let act = Arc::new(crate::act::Dispatcher::new(
         state.clone(),
         Arc::new(RwLock::new(cfg.actions.clone())),

@@ -148,6 +148,15 @@ fn unshare_works() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// `augur run`'s arguments quoted for `sh -c`.
+fn quoted_run_args(cfg_path: &Path, state: &Path) -> String {
+    Daemon::run_args(cfg_path, state)
+        .iter()
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// augur run inside a user and mount namespace whose state directory is
 /// a tmpfs of `size`, prepared by `prepare` (shell); the wrapper lists
 /// the state directory after augur exits.
@@ -156,17 +165,13 @@ fn start_on_tmpfs(dir: &Path, config: &str, size: &str, prepare: &str) -> Daemon
     std::fs::write(&cfg_path, config).unwrap();
     let state = dir.join("state");
     std::fs::create_dir_all(&state).unwrap();
-    let args: Vec<String> = Daemon::run_args(&cfg_path, &state)
-        .into_iter()
-        .map(|a| format!("'{a}'"))
-        .collect();
     let script = format!(
         "set -e; mount -t tmpfs -o size={size} tmpfs '{s}'; {prepare}; \
          '{bin}' {args} & pid=$!; trap 'kill -TERM $pid' TERM; \
          set +e; wait $pid; wait $pid; code=$?; echo \"augur exited $code\"; ls -a '{s}'; exit $code",
         s = state.display(),
         bin = common::bin(),
-        args = args.join(" "),
+        args = quoted_run_args(&cfg_path, &state),
     );
     let mut cmd = Command::new("unshare");
     cmd.args(["-rm", "sh", "-c", &script]);
@@ -240,15 +245,11 @@ fn a_read_only_state_directory_is_a_clear_start_error() {
     std::fs::write(&cfg_path, "").unwrap();
     let state = dir.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
-    let args: Vec<String> = Daemon::run_args(&cfg_path, &state)
-        .into_iter()
-        .map(|a| format!("'{a}'"))
-        .collect();
     let script = format!(
         "mount -t tmpfs -o ro,size=1m tmpfs '{}' && exec '{}' {}",
         state.display(),
         common::bin(),
-        args.join(" ")
+        quoted_run_args(&cfg_path, &state)
     );
     let out = Command::new("unshare")
         .args(["-rm", "sh", "-c", &script])
