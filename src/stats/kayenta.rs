@@ -7,7 +7,7 @@
 //! `classifiers/metric/MannWhitneyClassifier.scala` (labels),
 //! `stats/EffectSizes.scala`, `detectors/IQRDetector.scala`,
 //! `scorers/WeightedSumScorer.scala`, `classifiers/score/ThresholdScoreClassifier.scala`.
-//! Notes: `../shared/reference/kayenta.md`. The one deliberate deviation:
+//! The one deliberate deviation:
 //! Kayenta breaks the all-tied case with *unseeded* Gaussian noise; augur
 //! uses the same noise from a fixed seed so a verdict is reproducible.
 

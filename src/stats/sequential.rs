@@ -4,7 +4,10 @@
 //! Under "no difference" each e-value sequence is a nonnegative
 //! (super)martingale starting at 1, so by Ville's inequality the chance that
 //! it *ever* reaches 1/alpha is at most alpha, however often it is looked at.
-//! Formulas and golden values: `../shared/reference/statistics.md` §1.2, §2.3.
+//! Formulas: the Dirichlet-mixture count test of Lindon & Malek (NeurIPS
+//! 2022, arXiv 2011.03567; code `ssrm`, `savvi`), the anytime-valid t-test
+//! of Lindon et al. (arXiv 2210.08589), and the Howard-Ramdas CDF band
+//! (`confseq`); golden values in `tests/stats/`.
 
 use super::StatsError;
 use statrs::function::beta::{checked_beta_reg, ln_beta};

@@ -6,11 +6,9 @@
 //! `result.judgeResult.score.score`, truncate it, and compare with the
 //! thresholds. The daemon scrapes a simulated service.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{config_for, simulated, Arm, Daemon};
+use crate::common::{config_for, simulated, Arm, Daemon};
 use serde_json::{json, Value};
 
 fn canary_config(name: &str) -> Value {

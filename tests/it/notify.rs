@@ -3,12 +3,10 @@
 //! ends in the dead-letter state; a real Alertmanager receives and resolves
 //! augur's alerts; email reaches a real SMTP server.
 
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{backlog_rules, eventually, rules_config, Daemon, Reply, Sink, TestTarget};
+use crate::common::{backlog_rules, eventually, rules_config, Daemon, Reply, Sink, TestTarget};
 use serde_json::Value;
 
 async fn backlog_target() -> TestTarget {
@@ -131,7 +129,7 @@ fn on_path(bin: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_alertmanager_receives_and_resolves_alerts() {
     if !on_path("prometheus-alertmanager") {
-        common::skip_or_fail("prometheus-alertmanager not found; install the Debian package `prometheus-alertmanager`");
+        crate::common::skip_or_fail("prometheus-alertmanager not found; install the Debian package `prometheus-alertmanager`");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -198,7 +196,7 @@ async fn email_reaches_a_real_smtp_server() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_aiosmtpd {
-        common::skip_or_fail("aiosmtpd not found; install it with `pip install aiosmtpd`");
+        crate::common::skip_or_fail("aiosmtpd not found; install it with `pip install aiosmtpd`");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -1,11 +1,9 @@
 //! The Prometheus-compatible query API of the running daemon, the remote
 //! datasource client against it, and the `augur query` CLI.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{config_for, eventually, Daemon, Reply, TestTarget};
+use crate::common::{config_for, eventually, Daemon, Reply, TestTarget};
 use serde_json::Value;
 
 async fn daemon_with_data() -> (tempfile::TempDir, Daemon, TestTarget, TestTarget) {
@@ -299,7 +297,7 @@ async fn remote_datasource_and_cli_query_a_prometheus_compatible_api() {
         ),
     )
     .unwrap();
-    let out = std::process::Command::new(common::bin())
+    let out = std::process::Command::new(crate::common::bin())
         .args(["query", "sum by (code) (http_requests_total)", "--config"])
         .arg(&cfg)
         .output()
@@ -313,7 +311,7 @@ async fn remote_datasource_and_cli_query_a_prometheus_compatible_api() {
     assert!(stdout.contains("{code=\"500\"} => 10"), "{stdout}");
     assert!(stdout.contains("{code=\"200\"} => 200"), "{stdout}");
 
-    let out = std::process::Command::new(common::bin())
+    let out = std::process::Command::new(crate::common::bin())
         .args(["query", "vector(3)", "--json", "--time", "100", "--url"])
         .arg(format!("http://{}", d.addr))
         .output()

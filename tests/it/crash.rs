@@ -3,13 +3,11 @@
 //! no run turned inconclusive; a full disk and a read-only state
 //! directory must give clear errors, never a crash or a lost action.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{config_for, eventually, simulated, skip_or_fail, Arm, Daemon, Sink};
+use crate::common::{config_for, eventually, simulated, skip_or_fail, Arm, Daemon, Sink};
 use serde_json::{json, Value};
 
 const TEMPLATE: &str = r#"
@@ -170,7 +168,7 @@ fn start_on_tmpfs(dir: &Path, config: &str, size: &str, prepare: &str) -> Daemon
          '{bin}' {args} & pid=$!; trap 'kill -TERM $pid' TERM; \
          set +e; wait $pid; wait $pid; code=$?; echo \"augur exited $code\"; ls -a '{s}'; exit $code",
         s = state.display(),
-        bin = common::bin(),
+        bin = crate::common::bin(),
         args = quoted_run_args(&cfg_path, &state),
     );
     let mut cmd = Command::new("unshare");
@@ -248,7 +246,7 @@ fn a_read_only_state_directory_is_a_clear_start_error() {
     let script = format!(
         "mount -t tmpfs -o ro,size=1m tmpfs '{}' && exec '{}' {}",
         state.display(),
-        common::bin(),
+        crate::common::bin(),
         quoted_run_args(&cfg_path, &state)
     );
     let out = Command::new("unshare")

@@ -6,11 +6,9 @@
 //! canary without traffic ends inconclusive, a cancelled run stops, and a
 //! run survives `kill -9`.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{bin, config_for, eventually, simulated, Arm, Daemon, TestTarget};
+use crate::common::{bin, config_for, eventually, simulated, Arm, Daemon, TestTarget};
 use serde_json::{json, Value};
 
 fn config(t: &TestTarget) -> String {

@@ -3,13 +3,11 @@
 //! the same target: the same queries must agree. Skips, saying what to
 //! install, when `prometheus` is not on PATH (`.ci/run` installs Debian's).
 
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::common::{config_for, eventually, Daemon, Reply, TestTarget};
 use augur::promql::Value;
-use common::{config_for, eventually, Daemon, Reply, TestTarget};
 
 struct Prometheus {
     child: Child,
@@ -80,7 +78,7 @@ fn vector(v: &Value) -> Vec<(String, f64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_prometheus_and_augur_agree() {
     let Some(bin) = find_prometheus() else {
-        common::skip_or_fail(
+        crate::common::skip_or_fail(
             "prometheus not found on PATH; install the Debian package `prometheus`",
         );
         return;

@@ -2,9 +2,7 @@
 //! alerts go pending -> firing -> resolved on the group's schedule, and
 //! /api/v1/rules and /api/v1/alerts show them in Prometheus's shape.
 
-mod common;
-
-use common::{config_for, eventually, Daemon, Reply, TestTarget};
+use crate::common::{config_for, eventually, Daemon, Reply, TestTarget};
 
 const RULES: &str = r#"groups:
   - name: queues
@@ -99,7 +97,7 @@ fn check_config_reports_rule_file_errors() {
     .unwrap();
     let cfg = dir.path().join("augur.toml");
     std::fs::write(&cfg, "rule_files = [\"*.yml\"]\n").unwrap();
-    let out = std::process::Command::new(common::bin())
+    let out = std::process::Command::new(crate::common::bin())
         .args(["check", "config"])
         .arg(&cfg)
         .output()

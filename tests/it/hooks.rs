@@ -8,11 +8,9 @@
 //! (`metricproviders/webmetric`, `utils/evaluate`). The daemon scrapes a
 //! simulated service whose canary regresses.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{config_for, eventually, simulated, Arm, Daemon, Sink, TestTarget};
+use crate::common::{config_for, eventually, simulated, Arm, Daemon, Sink, TestTarget};
 use serde_json::{json, Value};
 
 fn config(t: &TestTarget) -> String {
@@ -329,7 +327,7 @@ async fn auth_protects_mutating_and_webhook_endpoints() {
     let token = "s3cret-token-4f9a";
     std::fs::write(dir.path().join("token"), format!("{token}\n")).unwrap();
     std::fs::write(dir.path().join("hmac"), "hmac-key").unwrap();
-    let t = TestTarget::start(common::Reply::text("up 1\n")).await;
+    let t = TestTarget::start(crate::common::Reply::text("up 1\n")).await;
     let cfg = format!(
         "[server]\nauth_token_file = \"{}\"\nhmac_secret_file = \"{}\"\n{}",
         dir.path().join("token").display(),

@@ -6,11 +6,9 @@
 //! which must answer a 4xx with a reason, stay healthy while the bad
 //! requests run, and stop on SIGTERM in time.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{config_for, eventually, Daemon, Reply, TestTarget};
+use crate::common::{config_for, eventually, Daemon, Reply, TestTarget};
 use serde_json::{json, Value};
 
 fn http() -> reqwest::Client {

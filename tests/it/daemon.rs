@@ -1,11 +1,9 @@
 //! End-to-end tests of the daemon: the real binary scraping real HTTP
 //! targets, checked through its HTTP API.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{config_for, eventually, Daemon, Reply, TestTarget};
+use crate::common::{config_for, eventually, Daemon, Reply, TestTarget};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
@@ -463,7 +461,7 @@ fn check_config_lists_every_error_and_exits_2() {
         "[global]\nscrape_interval = \"15x\"\n[[scrape_configs]]\njob_name = \"a\"\nscheme = \"ftp\"\n[[scrape_configs]]\njob_name = \"a\"\n",
     )
     .unwrap();
-    let out = std::process::Command::new(common::bin())
+    let out = std::process::Command::new(crate::common::bin())
         .args(["check", "config"])
         .arg(&bad)
         .output()
@@ -478,7 +476,7 @@ fn check_config_lists_every_error_and_exits_2() {
     assert!(lines[2].starts_with(&format!("{prefix}7:12:")), "{err}");
 
     let good = std::env::current_dir().unwrap().join("examples/augur.toml");
-    let out = std::process::Command::new(common::bin())
+    let out = std::process::Command::new(crate::common::bin())
         .args(["check", "config"])
         .arg(&good)
         .output()
@@ -491,7 +489,7 @@ fn check_config_lists_every_error_and_exits_2() {
     );
 
     // `run` with a bad config exits 2 too, listing the errors.
-    let out = std::process::Command::new(common::bin())
+    let out = std::process::Command::new(crate::common::bin())
         .args(["run", "--config"])
         .arg(&bad)
         .output()

@@ -5,15 +5,13 @@
 //! and `kill -9` while an action is in flight: after the restart it is
 //! delivered again with the same idempotency key, so it takes effect once.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::{config_for, eventually, simulated, Arm, Daemon, TestTarget};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::Router;
-use common::{config_for, eventually, simulated, Arm, Daemon, TestTarget};
 use serde_json::{json, Value};
 
 #[derive(Clone, Debug)]
@@ -128,7 +126,7 @@ async fn webhook_actions_are_exact_idempotent_and_retried() {
     // 1st decision: 500, 503, then 200. 2nd: 404 (dead at once).
     let r = Receiver::start(vec![(500, 0), (503, 0), (200, 0), (404, 0)]).await;
     let dir = tempfile::tempdir().unwrap();
-    let t = TestTarget::start(common::Reply::text("up 1\n")).await;
+    let t = TestTarget::start(crate::common::Reply::text("up 1\n")).await;
     let cfg = format!(
         "{}{}",
         actions_config(&r, dir.path(), ""),
@@ -234,7 +232,7 @@ async fn webhook_actions_are_exact_idempotent_and_retried() {
 async fn dry_run_records_without_sending() {
     let r = Receiver::start(vec![]).await;
     let dir = tempfile::tempdir().unwrap();
-    let t = TestTarget::start(common::Reply::text("up 1\n")).await;
+    let t = TestTarget::start(crate::common::Reply::text("up 1\n")).await;
     let cfg = format!(
         "{}{}",
         actions_config(&r, dir.path(), "dry_run = true"),

@@ -3,15 +3,13 @@
 //! conflicts) and records every request: method, path, content type and
 //! body are the ones `kubectl argo rollouts abort/promote` and kubectl send.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::common::{config_for, eventually, Daemon, TestTarget};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::Router;
-use common::{config_for, eventually, Daemon, TestTarget};
 use serde_json::{json, Value};
 
 #[derive(Clone, Debug)]
@@ -166,7 +164,7 @@ async fn settled(d: &Daemon, key_prefix: &str) -> Vec<Value> {
 async fn rollouts_canaries_and_deployments_get_kubectls_patches() {
     let (addr, api) = start_api().await;
     let dir = tempfile::tempdir().unwrap();
-    let t = TestTarget::start(common::Reply::text("up 1\n")).await;
+    let t = TestTarget::start(crate::common::Reply::text("up 1\n")).await;
     let cfg = format!(
         r#"[actions]
 max_backoff = "100ms"
@@ -456,7 +454,7 @@ decisions = ["abort", "promote", "rollback"]
 async fn actions_are_rate_limited_per_rollout() {
     let (addr, api) = start_api().await;
     let dir = tempfile::tempdir().unwrap();
-    let t = TestTarget::start(common::Reply::text("up 1\n")).await;
+    let t = TestTarget::start(crate::common::Reply::text("up 1\n")).await;
     let cfg = format!(
         r#"[actions]
 rate_limit_per_minute = 2

@@ -2,8 +2,6 @@
 //! the daemon speaks the sd_notify protocol (READY, RELOADING, STOPPING,
 //! WATCHDOG) to a real notify socket.
 
-mod common;
-
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -44,12 +42,14 @@ fn unit_passes_systemd_analyze_verify() {
         .output()
         .is_err()
     {
-        common::skip_or_fail("systemd-analyze not found; install the Debian package `systemd`");
+        crate::common::skip_or_fail(
+            "systemd-analyze not found; install the Debian package `systemd`",
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     // verify checks that ExecStart binaries exist: point it at the test build.
-    let unit = unit_text().replace("/usr/local/bin/augur", common::bin());
+    let unit = unit_text().replace("/usr/local/bin/augur", crate::common::bin());
     let path = dir.path().join("augur.service");
     std::fs::write(&path, unit).unwrap();
     let out = Command::new("systemd-analyze")
@@ -92,7 +92,7 @@ fn daemon_speaks_sd_notify() {
         .unwrap();
     let cfg = dir.path().join("augur.toml");
     std::fs::write(&cfg, "[storage]\nretention = \"10m\"\n").unwrap();
-    let mut child = Command::new(common::bin())
+    let mut child = Command::new(crate::common::bin())
         .args(["run", "--listen", "127.0.0.1:0", "--config"])
         .arg(&cfg)
         .arg("--state-dir")
