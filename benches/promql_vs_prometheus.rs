@@ -60,7 +60,7 @@ fn main() {
         );
         return;
     }
-    let now = augur::scrape::now_ms() / 15_000 * 15_000;
+    let now = augur::clock::now_ms() / 15_000 * 15_000;
     let shift = now - data::END;
     let store = data::build();
     let dir = tempfile::tempdir().unwrap();

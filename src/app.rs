@@ -17,10 +17,11 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::api::{self, ApiState};
+use crate::clock::now_ms;
 use crate::config::{self, Config, ConfigErrors};
 use crate::metrics::Metrics;
 use crate::rules::RuleRunner;
-use crate::scrape::{now_ms, ScrapeManager};
+use crate::scrape::ScrapeManager;
 use crate::state::State;
 use crate::store::Store;
 

@@ -692,7 +692,7 @@ fn query(
 ) -> ExitCode {
     use augur::config::DatasourceConfig;
     let t = match time {
-        None => augur::scrape::now_ms(),
+        None => augur::clock::now_ms(),
         Some(s) => match augur::api::parse_time_param(s) {
             Some(t) => t,
             None => {

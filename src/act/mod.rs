@@ -178,7 +178,7 @@ impl Dispatcher {
     /// Delivers due actions until `token` is cancelled.
     pub async fn run(self: Arc<Self>, token: CancellationToken) {
         loop {
-            let now = crate::scrape::now_ms();
+            let now = crate::clock::now_ms();
             match self.state.due_actions(now, 64) {
                 Ok(due) => {
                     for a in due {
@@ -197,7 +197,7 @@ impl Dispatcher {
 
     async fn deliver(&self, a: ActionRow) {
         let cfg = self.cfg.read().clone();
-        let now = crate::scrape::now_ms();
+        let now = crate::clock::now_ms();
         let subject = match self.state.decision(a.decision_id) {
             Ok(Some(d)) => format!("{}/{}", d.namespace, d.name),
             _ => String::new(),
@@ -209,7 +209,7 @@ impl Dispatcher {
                 retry,
                 err,
                 resp,
-                crate::scrape::now_ms(),
+                crate::clock::now_ms(),
                 &subject,
             ) {
                 warn!(key = %a.key, error = %e, "cannot record an action attempt");
@@ -446,7 +446,7 @@ impl Dispatcher {
     /// Settles finished runs every 250 ms until `token` is cancelled.
     pub async fn settle_loop(self: Arc<Self>, token: CancellationToken) {
         loop {
-            if let Err(e) = self.settle_runs(crate::scrape::now_ms()) {
+            if let Err(e) = self.settle_runs(crate::clock::now_ms()) {
                 warn!(error = %e, "cannot turn finished analyses into decisions");
             }
             tokio::select! {

@@ -13,6 +13,7 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::kayenta;
 use super::run::{measure, Fetched, Measurement, Phase, RunState, RunStatus};
 use super::template::{substitute, Queries, Template, Vars};
 use crate::datasource::Datasource;
@@ -91,7 +92,7 @@ impl AnalysisManager {
             state,
             wake: tokio::sync::Notify::new(),
             max_running: std::sync::atomic::AtomicU64::new(1000),
-            started_at: crate::scrape::now_ms(),
+            started_at: crate::clock::now_ms(),
         }
     }
 
@@ -140,7 +141,7 @@ impl AnalysisManager {
             rand::random::<u64>() & 0xffff_ffff_ffff
         );
         let ds = self.datasource.read().clone();
-        let outcome = match kayenta::fetch_pairs(&ds, &config.config, scopes).await {
+        let outcome = match fetch_pairs(&ds, &config.config, scopes).await {
             // Judging up to 11,000 points per series is CPU work: off the
             // async workers.
             Ok(pairs) => {
@@ -155,7 +156,7 @@ impl AnalysisManager {
             }
             Err(e) => Err(e),
         };
-        let end = crate::scrape::now_ms();
+        let end = crate::clock::now_ms();
         let iso = |ms: i64| crate::timefmt::rfc3339_ms(ms);
         let durations: Vec<i64> = scopes.values().map(|(c, _)| c.end - c.start).collect();
         let duration = durations
@@ -448,7 +449,7 @@ impl AnalysisManager {
             _ = ready => {}
         }
         loop {
-            let now = crate::scrape::now_ms();
+            let now = crate::clock::now_ms();
             let next = match self.tick(now).await {
                 Ok(next) => next,
                 Err(e) => {
@@ -457,9 +458,9 @@ impl AnalysisManager {
                 }
             };
             let wait = next
-                .map(|t| {
-                    Duration::from_millis((t - crate::scrape::now_ms()).clamp(100, 1000) as u64)
-                })
+                .map(
+                    |t| Duration::from_millis((t - crate::clock::now_ms()).clamp(100, 1000) as u64),
+                )
                 .unwrap_or(Duration::from_secs(1));
             tokio::select! {
                 _ = token.cancelled() => return,
@@ -674,6 +675,70 @@ impl AnalysisManager {
     ) -> Result<Vec<serde_json::Value>, AnalysisError> {
         Ok(self.state.runs(state, limit)?.iter().map(summary).collect())
     }
+}
+
+/// Fetches every metric's control and experiment series over its scope
+/// (Prometheus range queries at the scope's step, as Kayenta's Prometheus
+/// provider does) into metric set pairs. Steps without a sample are NaN,
+/// as Kayenta's own data has gaps; several series of one query are
+/// concatenated.
+async fn fetch_pairs(
+    ds: &crate::datasource::Datasource,
+    cfg: &kayenta::CanaryConfig,
+    scopes: &BTreeMap<String, (kayenta::Scope, kayenta::Scope)>,
+) -> Result<Vec<kayenta::MetricSetPair>, String> {
+    let mut out = Vec::with_capacity(cfg.metrics.len());
+    for (m, q) in cfg.metrics.iter().zip(&cfg.queries) {
+        let Some((control, experiment)) = scopes.get(&q.scope_name) else {
+            return Err(format!(
+                "metric {:?} reads scope {:?}, which the request does not define",
+                m.name, q.scope_name
+            ));
+        };
+        let mut series = Vec::new();
+        for scope in [control, experiment] {
+            let query = kayenta::build_query(cfg, q, scope)?;
+            let step = scope
+                .step
+                .max(1)
+                .checked_mul(1000)
+                .ok_or_else(|| format!("step: {} seconds is out of range", scope.step))?;
+            if scope.end < scope.start {
+                return Err("scope end is before its start".into());
+            }
+            let v = ds
+                .range(&query, scope.start, scope.end, step)
+                .await
+                .map_err(|e| format!("{}: query failed: {e}: {query}", m.name))?;
+            let crate::promql::Value::Matrix(ss) = v.value else {
+                return Err(format!("{}: expected a range result", m.name));
+            };
+            // Bounded: the datasource refused more than 11,000 points.
+            let steps = ((scope.end - scope.start) / step + 1) as usize;
+            let mut values = Vec::with_capacity(steps * ss.len().max(1));
+            for s in &ss {
+                let mut row = vec![f64::NAN; steps];
+                for &(t, v) in &s.points {
+                    let i = ((t - scope.start) / step) as usize;
+                    if i < steps {
+                        row[i] = v;
+                    }
+                }
+                values.extend(row);
+            }
+            series.push(values);
+        }
+        let experiment_values = series.pop().unwrap_or_default();
+        let control_values = series.pop().unwrap_or_default();
+        out.push(kayenta::MetricSetPair {
+            name: m.name.clone(),
+            id: serde_json::Value::String(format!("{:016x}", rand::random::<u64>())),
+            tags: json!({}),
+            control: control_values,
+            experiment: experiment_values,
+        });
+    }
+    Ok(out)
 }
 
 /// `now + d` in ms, saturating instead of wrapping.

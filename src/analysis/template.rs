@@ -13,10 +13,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 use toml::Spanned;
 
-use crate::config::line_col;
+use crate::diag::{line_col, toml_message, Located};
 use crate::duration;
 use crate::stats::judge::TestKind;
 
@@ -37,18 +36,8 @@ pub fn check_schedule(key: &str, d: Duration) -> Result<(), String> {
     Ok(())
 }
 
-#[derive(Clone, Debug, Error, PartialEq)]
-#[error("{file}:{line}:{column}: {message}")]
-pub struct TemplateError {
-    /// The file.
-    pub file: String,
-    /// 1-based line (0 when unknown).
-    pub line: usize,
-    /// 1-based column.
-    pub column: usize,
-    /// What is wrong and what was expected.
-    pub message: String,
-}
+/// An error in an analysis file, at its position.
+pub type TemplateError = crate::diag::Located;
 
 /// Which change of the canary is bad.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -311,13 +300,8 @@ struct Cx<'a> {
 
 impl Cx<'_> {
     fn err(&mut self, span: std::ops::Range<usize>, message: impl Into<String>) {
-        let (line, column) = line_col(self.text, span.start);
-        self.errors.push(TemplateError {
-            file: self.file.to_string(),
-            line,
-            column,
-            message: message.into(),
-        });
+        self.errors
+            .push(Located::at(self.file, self.text, span.start, message));
     }
 
     fn dur(&mut self, v: &Option<Spanned<String>>, key: &str, default: Duration) -> Duration {
@@ -385,21 +369,20 @@ pub fn is_sequential(kind: TestKind) -> bool {
 /// Parses an analysis file (one or more `[[analysis]]` tables).
 pub fn parse_file(file: &str, text: &str) -> Result<Vec<Template>, Vec<TemplateError>> {
     let raw: RawFile = toml::from_str(text).map_err(|e| {
-        let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
-        vec![TemplateError {
-            file: file.to_string(),
-            line,
-            column,
-            message: crate::config::toml_message(&e),
-        }]
+        vec![Located::at(
+            file,
+            text,
+            e.span().map_or(0, |s| s.start),
+            toml_message(&e),
+        )]
     })?;
     if raw.analysis.is_empty() {
-        return Err(vec![TemplateError {
-            file: file.to_string(),
-            line: 1,
-            column: 1,
-            message: "no [[analysis]] table: expected at least one analysis template".into(),
-        }]);
+        return Err(vec![Located::at(
+            file,
+            text,
+            0,
+            "no [[analysis]] table: expected at least one analysis template",
+        )]);
     }
     compile_all(
         file,
@@ -429,16 +412,8 @@ pub fn compile_all<'a>(
 
 /// Loads an analysis file.
 pub fn load(path: &Path) -> Result<Vec<Template>, Vec<TemplateError>> {
-    let file = path.display().to_string();
-    let text = crate::config::read_text(path).map_err(|(line, column, message)| {
-        vec![TemplateError {
-            file: file.clone(),
-            line,
-            column,
-            message: format!("analysis file: {message}"),
-        }]
-    })?;
-    parse_file(&file, &text)
+    let text = crate::diag::read_text(path, "analysis file").map_err(|e| vec![e])?;
+    parse_file(&path.display().to_string(), &text)
 }
 
 fn compile(cx: &mut Cx<'_>, span: std::ops::Range<usize>, t: &RawTemplate) -> Template {

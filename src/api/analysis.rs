@@ -153,7 +153,7 @@ pub async fn create(State(st): State<Arc<ApiState>>, body: Bytes) -> Response {
     }
     match st
         .analysis
-        .create(template, &args, key, &ov, crate::scrape::now_ms())
+        .create(template, &args, key, &ov, crate::clock::now_ms())
     {
         Ok(row) => success(StatusCode::CREATED, summary(&row)),
         Err(e) => analysis_error(e),
@@ -199,7 +199,7 @@ pub async fn get(State(st): State<Arc<ApiState>>, Path(id): Path<String>) -> Res
 
 /// `DELETE /api/v1/analysis/runs/{id}`: cancels a running run.
 pub async fn cancel(State(st): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
-    match st.analysis.cancel(&id, crate::scrape::now_ms()) {
+    match st.analysis.cancel(&id, crate::clock::now_ms()) {
         Ok(Some(row)) => success(StatusCode::OK, summary(&row)),
         Ok(None) => error(
             StatusCode::NOT_FOUND,

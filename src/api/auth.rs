@@ -211,7 +211,7 @@ pub(super) async fn require_auth(
         parts.method.as_str(),
         &path_and_query,
         &bytes,
-        crate::scrape::now_ms().div_euclid(1000),
+        crate::clock::now_ms().div_euclid(1000),
     );
     if let Err(r) = verdict {
         return deny(r.as_str());

@@ -135,7 +135,7 @@ fn ensure_run(
         }
     }
     st.analysis
-        .create(template, &args, Some(key), ov, crate::scrape::now_ms())
+        .create(template, &args, Some(key), ov, crate::clock::now_ms())
 }
 
 /// `POST /flagger/{hook}`: Flagger's webhooks.
@@ -165,7 +165,7 @@ pub async fn flagger(
     });
     let action = format!("flagger.{}", h.as_str());
     if matches!(h, Hook::Event | Hook::PostRollout) {
-        let now = crate::scrape::now_ms();
+        let now = crate::clock::now_ms();
         st.analysis
             .audit(now, "flagger", &action, &subject, &detail);
         let (ncfg, ext, url) = {
@@ -191,7 +191,7 @@ pub async fn flagger(
         // Ticks repeat every interval: record answers when they change.
         let answer_key = format!("{}|{}|{}", p.checksum, answer.status, answer.reason);
         st.analysis.audit_change(
-            crate::scrape::now_ms(),
+            crate::clock::now_ms(),
             "flagger",
             &action,
             &subject,
@@ -310,7 +310,7 @@ fn gate_op(st: &ApiState, kind: &str, op: String, body: Bytes) -> Response {
                 kind,
                 open,
                 "api",
-                crate::scrape::now_ms(),
+                crate::clock::now_ms(),
             ) {
                 Ok(()) => text(202, if open { "Gate opened" } else { "Gate closed" }),
                 Err(e) => text(500, &e.to_string()),
@@ -477,7 +477,7 @@ pub async fn argo(
         .collect();
     let v = decide::argo_verdict(state, status.seen());
     st.analysis.audit_change(
-        crate::scrape::now_ms(),
+        crate::clock::now_ms(),
         "argo",
         "argo.measure",
         &template,
@@ -565,7 +565,7 @@ pub async fn operator_decision(
         reason: reason.unwrap_or_else(|| "operator request".to_string()),
         detail: json!({"request": v}),
     };
-    match st.act.submit(&d, crate::scrape::now_ms()) {
+    match st.act.submit(&d, crate::clock::now_ms()) {
         Ok((row, new)) => (
             if new {
                 StatusCode::ACCEPTED

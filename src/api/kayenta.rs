@@ -184,7 +184,7 @@ pub async fn start(
             &parsed,
             (pass, marginal),
             &p,
-            crate::scrape::now_ms(),
+            crate::clock::now_ms(),
         )
         .await
     {

@@ -51,7 +51,7 @@ fn parse_duration(s: &str) -> Option<Duration> {
 }
 
 fn now_ms() -> i64 {
-    crate::scrape::now_ms()
+    crate::clock::now_ms()
 }
 
 fn success(data: String, r: &QueryResult) -> Response {

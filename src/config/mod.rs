@@ -19,6 +19,7 @@ use std::time::Duration;
 use thiserror::Error;
 use toml::Spanned;
 
+use crate::diag::{line_col, toml_message};
 use crate::duration;
 use crate::expfmt::Format;
 use crate::labels::Labels;
@@ -34,49 +35,7 @@ pub const MAX_RETENTION: Duration = Duration::from_secs(30 * 86400);
 pub const MAX_CONFIG_DURATION: Duration = Duration::from_secs(3650 * 86400);
 
 /// One config error at a position in a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// the config file
-    pub file: PathBuf,
-    /// 1-based line
-    pub line: usize,
-    /// 1-based column (characters)
-    pub column: usize,
-    /// what is wrong and what was expected
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            // A whole-file problem (cannot read it): no position to give.
-            return write!(f, "{}: {}", self.file.display(), self.message);
-        }
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.line,
-            self.column,
-            self.message
-        )
-    }
-}
-
-/// Reads a text file; invalid UTF-8 is an error at its line and column.
-pub fn read_text(path: &Path) -> Result<String, (usize, usize, String)> {
-    let bytes = std::fs::read(path).map_err(|e| (0, 0, format!("cannot read it: {e}")))?;
-    String::from_utf8(bytes).map_err(|e| {
-        let ok = e.utf8_error().valid_up_to();
-        let text = String::from_utf8_lossy(&e.as_bytes()[..ok]).into_owned();
-        let (line, column) = line_col(&text, text.len());
-        (
-            line,
-            column,
-            "invalid UTF-8: expected a text file".to_string(),
-        )
-    })
-}
+pub type ConfigError = crate::diag::Located;
 
 /// All errors found in one config file.
 #[derive(Debug, Clone, Error)]
@@ -190,6 +149,35 @@ pub enum Auth {
         /// password
         password: Secret,
     },
+}
+
+impl Auth {
+    /// The `Authorization` header's value, secrets read now; an error
+    /// says which secret could not be read or is no header value.
+    pub fn header_value(&self) -> Result<Option<String>, String> {
+        let v = match self {
+            Auth::None => return Ok(None),
+            Auth::Authorization { kind, credentials } => {
+                format!("{kind} {}", credentials.read().map_err(|e| e.to_string())?)
+            }
+            Auth::Basic { username, password } => {
+                use base64::Engine;
+                let raw = format!(
+                    "{}:{}",
+                    username.read().map_err(|e| e.to_string())?,
+                    password.read().map_err(|e| e.to_string())?
+                );
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(raw)
+                )
+            }
+        };
+        if v.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f) {
+            return Err("credentials contain invalid header characters".into());
+        }
+        Ok(Some(v))
+    }
 }
 
 /// A secret given inline or as a file path.
@@ -503,14 +491,7 @@ pub struct KayentaConfigFile {
 
 /// Reads and compiles a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let text = read_text(path).map_err(|(line, column, message)| {
-        ConfigErrors(vec![ConfigError {
-            file: path.to_path_buf(),
-            line,
-            column,
-            message: format!("config file: {message}"),
-        }])
-    })?;
+    let text = crate::diag::read_text(path, "config file").map_err(|e| ConfigErrors(vec![e]))?;
     compile(path, &text)
 }
 
@@ -676,25 +657,6 @@ fn resolve(base: &Path, p: &str) -> PathBuf {
     } else {
         base.join(p)
     }
-}
-
-/// A TOML error's message; the toml crate leaves some lexer errors
-/// without one.
-pub(crate) fn toml_message(e: &toml::de::Error) -> String {
-    if e.message().trim().is_empty() {
-        "invalid TOML here (expected a key, a table header or a value)".to_string()
-    } else {
-        e.message().trim_end().to_string()
-    }
-}
-
-/// 1-based line and column (characters) of a byte offset.
-pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |p| p + 1);
-    (line, before[line_start..].chars().count() + 1)
 }
 
 /// Whether `s` is a legacy Prometheus label name.
@@ -983,15 +945,10 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
                         if e.line == 0 {
                             cx.error(
                                 pat.span(),
-                                format!("analysis_files: {}: {}", e.file, e.message),
+                                format!("analysis_files: {}: {}", e.file.display(), e.message),
                             );
                         } else {
-                            cx.errors.push(ConfigError {
-                                file: PathBuf::from(e.file),
-                                line: e.line,
-                                column: e.column,
-                                message: e.message,
-                            });
+                            cx.errors.push(e);
                         }
                     }
                 }
@@ -1006,12 +963,7 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         raw.analysis.iter().map(|t| (t.span(), t.get_ref())),
     ) {
         Ok(ts) => analyses.extend(ts),
-        Err(errs) => cx.errors.extend(errs.into_iter().map(|e| ConfigError {
-            file: PathBuf::from(e.file),
-            line: e.line,
-            column: e.column,
-            message: e.message,
-        })),
+        Err(errs) => cx.errors.extend(errs),
     }
     let mut kayenta_configs: Vec<KayentaConfigFile> = Vec::new();
     for pat in &raw.kayenta_configs {
@@ -1026,17 +978,12 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         };
         for path in paths {
             let name = path.display().to_string();
-            let loaded = read_text(&path)
-                .map_err(|(line, column, message)| {
-                    if line == 0 {
-                        at_entry(&path, format!("Kayenta canary config: {message}"))
+            let loaded = crate::diag::read_text(&path, "Kayenta canary config")
+                .map_err(|e| {
+                    if e.line == 0 {
+                        at_entry(&path, e.message)
                     } else {
-                        ConfigError {
-                            file: path.clone(),
-                            line,
-                            column,
-                            message,
-                        }
+                        e
                     }
                 })
                 .and_then(|text| {
@@ -1618,7 +1565,7 @@ fn compile_notify(cx: &mut Ctx<'_>, n: raw::RawNotify) -> NotifyConfig {
         );
         for (what, t) in [("subject", &v.subject), ("body", &v.body)] {
             if let Some(t) = t {
-                if let Err(err) = crate::rules::template::check_notification(t.get_ref()) {
+                if let Err(err) = crate::gotemplate::check_notification(t.get_ref()) {
                     cx.error(t.span(), format!("notify.email.{what}: {err}"));
                 }
             }

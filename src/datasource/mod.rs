@@ -155,6 +155,19 @@ impl Datasource {
     }
 }
 
+/// The embedded store as the engine's data: the store knows nothing of
+/// PromQL and PromQL nothing of the store, so they meet here.
+impl promql::SeriesSource for Store {
+    fn select(
+        &self,
+        matchers: &[crate::labels::Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<crate::sample::SeriesData>, promql::SourceError> {
+        Ok(Store::select(self, matchers, mint, maxt))
+    }
+}
+
 /// The engine with the configured limits.
 pub fn engine(q: &QueryConfig) -> Engine {
     Engine {
@@ -250,9 +263,10 @@ impl RemoteClient {
             .post(format!("{}{}", self.url, path))
             .timeout(self.timeout)
             .form(form);
-        if let Some(h) = crate::scrape::auth_header_value(&self.auth)
-            .map_err(|e| DatasourceError::Remote(e.to_string()))?
-        {
+        if let Some(v) = self.auth.header_value().map_err(DatasourceError::Remote)? {
+            let mut h = reqwest::header::HeaderValue::from_str(&v)
+                .map_err(|e| DatasourceError::Remote(format!("authorization: {e}")))?;
+            h.set_sensitive(true);
             req = req.header(AUTHORIZATION, h);
         }
         let resp = req.send().await.map_err(|e| {

@@ -396,7 +396,7 @@ pub async fn run(opts: Options, out: &mut (dyn Write + Send)) -> anyhow::Result<
     let scratch = Scratch(std::env::temp_dir().join(format!(
         "augur-demo-{}-{}",
         std::process::id(),
-        crate::scrape::now_ms()
+        crate::clock::now_ms()
     )));
     std::fs::create_dir_all(&scratch.0)
         .with_context(|| format!("cannot create {}", scratch.0.display()))?;

@@ -10,7 +10,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::{OutgoingAlert, SendError};
 use crate::config::{Receiver, ReceiverKind};
-use crate::rules::template::TValue;
+use crate::gotemplate::TValue;
 use crate::timefmt::rfc3339_ms;
 
 fn map(m: &BTreeMap<String, String>) -> TValue {

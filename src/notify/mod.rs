@@ -241,7 +241,7 @@ fn payload(r: &Receiver, alerts: &[OutgoingAlert], external_url: &str) -> String
         .to_string(),
         ReceiverKind::Slack => slack::payload(status, alerts, &common_labels).to_string(),
         ReceiverKind::Email { subject, body, .. } => {
-            let fallback = |what: &str, e: crate::rules::template::TemplateError| {
+            let fallback = |what: &str, e: crate::gotemplate::TemplateError| {
                 // A message that cannot be rendered is still sent, plainly.
                 warn!(receiver = %r.name, error = %e, "cannot render the email {what}, using the default");
             };
@@ -253,13 +253,13 @@ fn payload(r: &Receiver, alerts: &[OutgoingAlert], external_url: &str) -> String
                 &common_annotations,
                 external_url,
             );
-            let s = crate::rules::template::render("subject", subject, data.clone())
-                .unwrap_or_else(|e| {
+            let s =
+                crate::gotemplate::render("subject", subject, data.clone()).unwrap_or_else(|e| {
                     fallback("subject", e);
                     let name = common_labels.get("alertname").map(String::as_str);
                     format!("[{}] {}", status.to_uppercase(), name.unwrap_or("alerts"))
                 });
-            let b = crate::rules::template::render("body", body, data).unwrap_or_else(|e| {
+            let b = crate::gotemplate::render("body", body, data).unwrap_or_else(|e| {
                 fallback("body", e);
                 Value::Array(alerts.iter().map(alert_json).collect()).to_string()
             });
@@ -369,7 +369,7 @@ impl Deliverer {
 
     /// One delivery pass over due entries.
     pub async fn pass(&self) {
-        let now = crate::scrape::now_ms();
+        let now = crate::clock::now_ms();
         let st = self.state.clone();
         let due = match tokio::task::spawn_blocking(move || st.due(now, 128)).await {
             Ok(Ok(d)) => d,
@@ -415,7 +415,7 @@ impl Deliverer {
             ReceiverKind::Slack => slack::send(&self.http, &r, &e.payload).await,
             ReceiverKind::Email { .. } => email::send(&r, &e.payload).await,
         };
-        let now = crate::scrape::now_ms();
+        let now = crate::clock::now_ms();
         let labels = crate::metrics::ReceiverLabel {
             receiver: r.name.clone(),
         };

@@ -67,7 +67,7 @@ pub(super) async fn send(
             .to_vec();
         let url = reqwest::Url::parse(&r.url)
             .map_err(|e| SendError::Invalid(format!("url {:?}: {e}", r.url)))?;
-        let now = crate::scrape::now_ms().div_euclid(1000);
+        let now = crate::clock::now_ms().div_euclid(1000);
         for (k, v) in crate::signing::headers(&secret, "POST", &url, payload.as_bytes(), now) {
             req = req.header(k, v);
         }

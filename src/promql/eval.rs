@@ -19,7 +19,7 @@ use super::functions;
 use super::value::{Annotation, AnnotationKind, Sample, Series, Value};
 use super::{EvalError, SeriesSource};
 use crate::labels::{Labels, MatchOp, Matcher, METRIC_NAME};
-use crate::store::{is_stale_nan, SeriesData};
+use crate::sample::{is_stale_nan, SeriesData};
 
 pub(crate) fn dur_ms(d: &Duration) -> i64 {
     d.as_millis() as i64

@@ -784,10 +784,10 @@ impl Windows {
                 let lo = s.samples.partition_point(|(ts, _)| *ts <= *mint);
                 let hi = s.samples.partition_point(|(ts, _)| *ts <= *maxt);
                 let w = &s.samples[lo..hi];
-                let points = if w.iter().any(|(_, v)| crate::store::is_stale_nan(*v)) {
+                let points = if w.iter().any(|(_, v)| crate::sample::is_stale_nan(*v)) {
                     std::borrow::Cow::Owned(
                         w.iter()
-                            .filter(|(_, v)| !crate::store::is_stale_nan(*v))
+                            .filter(|(_, v)| !crate::sample::is_stale_nan(*v))
                             .copied()
                             .collect(),
                     )

@@ -24,7 +24,7 @@ pub use parse::{parse, MAX_DEPTH, MAX_DURATION, MAX_QUERY_BYTES, MAX_TIME_MS};
 pub use value::{Annotation, AnnotationKind, Sample, Series, Value};
 
 use crate::labels::Matcher;
-use crate::store::{SeriesData, Store};
+use crate::sample::SeriesData;
 
 /// Where series data comes from: the embedded store or a remote API.
 pub trait SeriesSource: Sync {
@@ -41,17 +41,6 @@ pub trait SeriesSource: Sync {
 #[derive(Debug, Error)]
 #[error("{0}")]
 pub struct SourceError(pub String);
-
-impl SeriesSource for Store {
-    fn select(
-        &self,
-        matchers: &[Matcher],
-        mint: i64,
-        maxt: i64,
-    ) -> Result<Vec<SeriesData>, SourceError> {
-        Ok(Store::select(self, matchers, mint, maxt))
-    }
-}
 
 /// Why a query failed. Messages follow Prometheus's.
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -127,7 +116,7 @@ pub struct QueryResult {
 /// Prometheus's `util/almost.Equal`: relative tolerance `eps`, NaN equals
 /// NaN, a staleness marker only equals a staleness marker.
 pub fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
-    use crate::store::is_stale_nan;
+    use crate::sample::is_stale_nan;
     if is_stale_nan(a) || is_stale_nan(b) {
         return is_stale_nan(a) && is_stale_nan(b);
     }
@@ -259,6 +248,7 @@ impl Engine {
 mod tests {
     use super::*;
     use crate::labels::Labels;
+    use crate::store::Store;
 
     #[test]
     fn sample_cap_and_cancellation_stop_queries() {

@@ -12,8 +12,8 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::template;
 use crate::duration;
+use crate::gotemplate as template;
 use crate::labels::METRIC_NAME;
 
 /// A YAML scalar read as a string whatever its YAML type (`severity: 1`
@@ -494,11 +494,11 @@ fn validate_rule(text: &str, r: &RawRule) -> Vec<(Option<String>, String)> {
 
 /// Reads and validates a rule file; errors are prefixed with the path.
 pub fn load(path: &Path) -> Result<RuleFile, Vec<String>> {
-    let text = crate::config::read_text(path).map_err(|(line, column, message)| {
-        vec![if line == 0 {
-            format!("{}: {message}", path.display())
+    let text = crate::diag::read_text(path, "rule file").map_err(|e| {
+        vec![if e.line == 0 {
+            format!("{}: {}", path.display(), e.message)
         } else {
-            format!("{}: {line}:{column}: {message}", path.display())
+            format!("{}: {}:{}: {}", path.display(), e.line, e.column, e.message)
         }]
     })?;
     parse(&text).map_err(|errs| {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use promql_parser::parser::Expr;
 
 use super::file::{Group, Rule};
-use super::template::{self, QuerySample};
+use crate::gotemplate::{self as template, QuerySample};
 use crate::labels::{Labels, METRIC_NAME};
 use crate::promql::{Engine, Value};
 use crate::store::{stale_nan, Store};

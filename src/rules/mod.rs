@@ -6,7 +6,6 @@ pub mod file;
 pub mod group;
 pub mod manager;
 pub mod runner;
-pub mod template;
 pub mod unittest;
 
 pub use file::{load, parse, Group, Rule, RuleFile};

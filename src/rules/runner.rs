@@ -113,7 +113,7 @@ impl RuleRunner {
     /// Alert state from the database, saved at every evaluation.
     fn restore(&self, g: &GroupHandle, rc: &RulesConfig) {
         let mut gs = g.state.lock();
-        let now = crate::scrape::now_ms();
+        let now = crate::clock::now_ms();
         let keys: Vec<String> = gs.rules.iter().map(|r| gs.rule_key(r)).collect();
         for (r, key) in gs.rules.iter_mut().zip(keys) {
             if !r.is_alerting() {
@@ -177,7 +177,7 @@ async fn group_loop(
     let labels = GroupLabel { rule_group: key };
     let mut last_slot: Option<i64> = None;
     loop {
-        let now = crate::scrape::now_ms();
+        let now = crate::clock::now_ms();
         let mut slot = (now - offset).div_euclid(interval) * interval + offset + interval;
         if let Some(prev) = last_slot {
             let missed = (slot - prev) / interval - 1;
@@ -279,13 +279,9 @@ impl Round {
                 .iter()
                 .map(|a| crate::notify::outgoing(a, &expr, ext, url))
                 .collect();
-            if let Err(e) = crate::notify::enqueue(
-                &self.state,
-                &self.notify,
-                &out,
-                url,
-                crate::scrape::now_ms(),
-            ) {
+            if let Err(e) =
+                crate::notify::enqueue(&self.state, &self.notify, &out, url, crate::clock::now_ms())
+            {
                 warn!(error = %e, "cannot queue notifications");
             }
         }

@@ -125,25 +125,9 @@ pub fn client(job: &ScrapeConfig) -> Result<reqwest::Client, String> {
 }
 
 /// The `Authorization` header for `auth`, secrets read now.
-pub fn auth_header(auth: &Auth) -> Result<Option<HeaderValue>, ScrapeError> {
-    let cred = |e: std::io::Error| ScrapeError::Credentials(e.to_string());
-    let v = match auth {
-        Auth::None => return Ok(None),
-        Auth::Authorization { kind, credentials } => {
-            format!("{kind} {}", credentials.read().map_err(cred)?)
-        }
-        Auth::Basic { username, password } => {
-            use base64::Engine;
-            let raw = format!(
-                "{}:{}",
-                username.read().map_err(cred)?,
-                password.read().map_err(cred)?
-            );
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(raw)
-            )
-        }
+fn auth_header(auth: &Auth) -> Result<Option<HeaderValue>, ScrapeError> {
+    let Some(v) = auth.header_value().map_err(ScrapeError::Credentials)? else {
+        return Ok(None);
     };
     let mut h = HeaderValue::from_str(&v).map_err(|_| {
         ScrapeError::Credentials("credentials contain invalid header characters".into())

@@ -22,7 +22,9 @@ use crate::labels::Labels;
 use crate::metrics::{FailureLabels, JobLabel, Metrics};
 use crate::store::{stale_nan, AppendError, Appender, SeriesRef, Store};
 
-pub use fetch::{auth_header as auth_header_value, ScrapeError};
+pub use fetch::ScrapeError;
+
+use crate::clock::now_ms;
 pub use target::{sample_labels, scrape_offset, scrape_url, target_labels};
 
 /// Health of a target after its last scrape.
@@ -257,13 +259,6 @@ impl ScrapeManager {
             stale_on_stop,
         }
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 struct CacheEntry {

@@ -19,18 +19,7 @@ use crate::labels::{Label, Labels, MatchOp, Matcher};
 
 pub use snapshot::SnapshotError;
 
-/// The bit pattern Prometheus uses for staleness markers (`value.StaleNaN`).
-pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
-
-/// A staleness marker value.
-pub fn stale_nan() -> f64 {
-    f64::from_bits(STALE_NAN_BITS)
-}
-
-/// Whether `v` is a staleness marker (not just any NaN).
-pub fn is_stale_nan(v: f64) -> bool {
-    v.to_bits() == STALE_NAN_BITS
-}
+pub use crate::sample::{is_stale_nan, stale_nan, SeriesData, STALE_NAN_BITS};
 
 /// A handle to a series that stays valid until the series is evicted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -77,15 +66,6 @@ pub struct StoreStats {
     pub duplicate_total: u64,
     /// Series removed by retention since start.
     pub series_evicted_total: u64,
-}
-
-/// One series and its samples in a time range, as returned by [`Store::select`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct SeriesData {
-    /// The series labels, `__name__` included.
-    pub labels: Labels,
-    /// `(ms timestamp, value)` in time order; staleness markers included.
-    pub samples: Vec<(i64, f64)>,
 }
 
 type Sym = u32;

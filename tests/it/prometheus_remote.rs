@@ -117,7 +117,7 @@ async fn remote_prometheus_and_augur_agree() {
         30,
         "prometheus and augur both scraped the target",
         || async {
-            let now = augur::scrape::now_ms();
+            let now = augur::clock::now_ms();
             let a = remote.instant("up", now).await.ok()?;
             let b = local.instant("up", now).await.ok()?;
             (vector(&a.value).len() == 1 && vector(&b.value).len() == 1).then_some(())
@@ -125,7 +125,7 @@ async fn remote_prometheus_and_augur_agree() {
     )
     .await;
 
-    let now = augur::scrape::now_ms();
+    let now = augur::clock::now_ms();
     for q in [
         "up",
         "sum by (code) (http_requests_total)",

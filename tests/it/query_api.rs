@@ -267,7 +267,7 @@ async fn remote_datasource_and_cli_query_a_prometheus_compatible_api() {
         &[("X-Scope-OrgID".to_string(), "tenant-1".to_string())],
     )
     .unwrap();
-    let now = augur::scrape::now_ms();
+    let now = augur::clock::now_ms();
     let r = client.instant("count(up == 1)", now).await.unwrap();
     match r.value {
         augur::promql::Value::Vector(v) => assert_eq!(v[0].v, 2.0),
