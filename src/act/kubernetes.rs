@@ -23,7 +23,8 @@
 use axum::http::{Method, Request};
 use serde_json::{json, Value};
 
-use crate::config::KubernetesSink;
+use crate::config::{AbortWith, KubeTarget, KubernetesSink};
+use crate::decide::Decision;
 
 /// Why a Kubernetes action failed, and whether a retry can help.
 #[derive(Debug)]
@@ -179,7 +180,7 @@ pub async fn act(
     sink: &KubernetesSink,
     namespace: &str,
     name: &str,
-    decision: &str,
+    decision: Decision,
 ) -> Result<Vec<Call>, (Vec<Call>, KubeFailure)> {
     // Paths are built from these: only checked names reach a URL.
     if let Err(e) =
@@ -192,17 +193,18 @@ pub async fn act(
         calls: Vec::new(),
     };
     // A rolling Deployment has no canary to scale away: undo it instead.
-    let decision =
-        if sink.target == "deployment" && decision == "abort" && sink.abort_with == "rollback" {
-            "rollback"
-        } else {
-            decision
-        };
-    let r = match sink.target.as_str() {
-        "argo-rollout" => argo_rollout(&mut api, namespace, name, decision).await,
-        "flagger-canary" => flagger_canary(&mut api, namespace, name, decision).await,
-        "deployment" => deployment(&mut api, namespace, name, decision).await,
-        other => Err(refuse(format!("unknown Kubernetes target {other:?}"))),
+    let decision = if sink.target == KubeTarget::Deployment
+        && decision == Decision::Abort
+        && sink.abort_with == AbortWith::Rollback
+    {
+        Decision::Rollback
+    } else {
+        decision
+    };
+    let r = match sink.target {
+        KubeTarget::ArgoRollout => argo_rollout(&mut api, namespace, name, decision).await,
+        KubeTarget::FlaggerCanary => flagger_canary(&mut api, namespace, name, decision).await,
+        KubeTarget::Deployment => deployment(&mut api, namespace, name, decision).await,
     };
     match r {
         Ok(()) => Ok(api.calls),
@@ -214,17 +216,17 @@ async fn argo_rollout(
     api: &mut Api<'_>,
     ns: &str,
     name: &str,
-    decision: &str,
+    decision: Decision,
 ) -> Result<(), KubeFailure> {
     let path = format!("/apis/argoproj.io/v1alpha1/namespaces/{ns}/rollouts/{name}");
     match decision {
-        "abort" | "retry" => {
+        Decision::Abort | Decision::Retry => {
             // `kubectl argo rollouts abort` / `retry rollout`.
-            let body = json!({"status": {"abort": decision == "abort"}});
+            let body = json!({"status": {"abort": decision == Decision::Abort}});
             api.patch_status_first(&path, body.clone(), Some(body))
                 .await?;
         }
-        "promote" | "promote-full" => {
+        Decision::Promote | Decision::PromoteFull => {
             let ro = api.get(path.clone()).await?;
             if ro["status"]["abort"] == json!(true) {
                 return Err(refuse(
@@ -232,7 +234,7 @@ async fn argo_rollout(
                         .into(),
                 ));
             }
-            if decision == "promote-full" {
+            if decision == Decision::PromoteFull {
                 // `promote --full`: nothing to do once the stable hash is
                 // already the current one; no main-resource fallback.
                 if ro["status"]["currentPodHash"] != ro["status"]["stableRS"] {
@@ -253,8 +255,8 @@ async fn argo_rollout(
                 api.patch(path, spec).await.map_err(failure)?;
             }
         }
-        "pause" | "resume" => {
-            api.patch(path, json!({"spec": {"paused": decision == "pause"}}))
+        Decision::Pause | Decision::Resume => {
+            api.patch(path, json!({"spec": {"paused": decision == Decision::Pause}}))
                 .await
                 .map_err(failure)?;
         }
@@ -300,13 +302,13 @@ async fn flagger_canary(
     api: &mut Api<'_>,
     ns: &str,
     name: &str,
-    decision: &str,
+    decision: Decision,
 ) -> Result<(), KubeFailure> {
     let path = format!("/apis/flagger.app/v1beta1/namespaces/{ns}/canaries/{name}");
     let body = match decision {
-        "promote" | "promote-full" => json!({"spec": {"skipAnalysis": true}}),
-        "pause" => json!({"spec": {"suspend": true}}),
-        "resume" => json!({"spec": {"suspend": false}}),
+        Decision::Promote | Decision::PromoteFull => json!({"spec": {"skipAnalysis": true}}),
+        Decision::Pause => json!({"spec": {"suspend": true}}),
+        Decision::Resume => json!({"spec": {"suspend": false}}),
         other => {
             return Err(refuse(format!(
                 "a Flagger Canary cannot {other} through the API; Flagger retries by itself on the next revision"
@@ -321,22 +323,22 @@ async fn deployment(
     api: &mut Api<'_>,
     ns: &str,
     name: &str,
-    decision: &str,
+    decision: Decision,
 ) -> Result<(), KubeFailure> {
     let path = format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}");
     match decision {
-        "abort" => {
+        Decision::Abort => {
             api.patch(format!("{path}/scale"), json!({"spec": {"replicas": 0}}))
                 .await
                 .map_err(failure)?;
         }
-        "rollback" => undo(api, ns, name, &path).await?,
-        "pause" => {
+        Decision::Rollback => undo(api, ns, name, &path).await?,
+        Decision::Pause => {
             api.patch(path, json!({"spec": {"paused": true}}))
                 .await
                 .map_err(failure)?;
         }
-        "promote" | "promote-full" | "resume" => {
+        Decision::Promote | Decision::PromoteFull | Decision::Resume => {
             api.patch(path, json!({"spec": {"paused": false}}))
                 .await
                 .map_err(failure)?;

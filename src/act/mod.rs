@@ -22,20 +22,21 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::config::{ActionWebhook, ActionsConfig};
-use crate::state::{ActionRow, DecisionRow, State, StateError};
+use crate::config::{ActionWebhook, ActionsConfig, KubeTarget};
+use crate::decide::Decision;
+use crate::state::{ActionRow, ActionStatus, DecisionRow, State, StateError};
 
-/// A decision to carry out.
+/// A decision about one rollout revision, to carry out.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Decision {
+pub struct RolloutDecision {
     /// Rollout namespace.
     pub namespace: String,
     /// Rollout (or Canary, Deployment) name.
     pub name: String,
     /// Revision: pod-template hash, Flagger checksum, or empty.
     pub revision: String,
-    /// One of [`crate::config::DECISIONS`].
-    pub decision: String,
+    /// What was decided.
+    pub decision: Decision,
     /// Who decided.
     pub actor: String,
     /// Why, in one line.
@@ -44,7 +45,7 @@ pub struct Decision {
     pub detail: Value,
 }
 
-impl Decision {
+impl RolloutDecision {
     /// The idempotency key: one effect per rollout revision and decision.
     pub fn key(&self) -> String {
         format!(
@@ -61,7 +62,7 @@ fn escape_json(s: &str) -> String {
 
 /// The body a webhook sink gets: its template with placeholders filled,
 /// or augur's JSON document.
-pub fn webhook_body(w: &ActionWebhook, d: &Decision) -> String {
+pub fn webhook_body(w: &ActionWebhook, d: &RolloutDecision) -> String {
     match &w.body {
         None => json!({
             "decision": d.decision, "namespace": d.namespace, "name": d.name,
@@ -113,7 +114,7 @@ impl Dispatcher {
     /// Records a decision and its actions (durable once this returns).
     /// Returns the stored decision and whether it is new; a repeated
     /// decision sends nothing again.
-    pub fn submit(&self, d: &Decision, now: i64) -> Result<(DecisionRow, bool), StateError> {
+    pub fn submit(&self, d: &RolloutDecision, now: i64) -> Result<(DecisionRow, bool), StateError> {
         let cfg = self.cfg.read().clone();
         let actions: Vec<(String, String)> = cfg
             .webhooks
@@ -126,7 +127,7 @@ impl Dispatcher {
                 // Configured header values may be secrets: only names are
                 // stored; values are read from the config at send time.
                 let req = json!({
-                    "method": w.method, "url": w.url, "body": webhook_body(w, d),
+                    "method": w.method.as_str(), "url": w.url, "body": webhook_body(w, d),
                     "headers": w.headers.keys().collect::<Vec<_>>(),
                 });
                 (w.name.clone(), req.to_string())
@@ -138,7 +139,7 @@ impl Dispatcher {
                 && crate::config::sink_wants(&k.rollouts, &d.namespace, &d.name)
         }) {
             let req = json!({
-                "kind": "kubernetes", "target": k.target, "namespace": d.namespace,
+                "kind": "kubernetes", "target": k.target.as_str(), "namespace": d.namespace,
                 "name": d.name, "decision": d.decision,
             });
             actions.push((k.name.clone(), req.to_string()));
@@ -150,7 +151,7 @@ impl Dispatcher {
             namespace: d.namespace.clone(),
             name: d.name.clone(),
             revision: d.revision.clone(),
-            decision: d.decision.clone(),
+            decision: d.decision.as_str().to_string(),
             actor: d.actor.clone(),
             reason: d.reason.clone(),
             detail: d.detail.to_string(),
@@ -202,7 +203,7 @@ impl Dispatcher {
             Ok(Some(d)) => format!("{}/{}", d.namespace, d.name),
             _ => String::new(),
         };
-        let record = |status: &str, retry: Option<i64>, err: Option<&str>, resp: Option<&str>| {
+        let record = |status: ActionStatus, retry: Option<i64>, err: Option<&str>, resp: Option<&str>| {
             if let Err(e) = self.state.action_attempt(
                 &a,
                 status,
@@ -217,7 +218,7 @@ impl Dispatcher {
         };
         if cfg.dry_run {
             info!(key = %a.key, request = %a.request, "dry run: action recorded, not sent");
-            record("dry-run", None, None, None);
+            record(ActionStatus::DryRun, None, None, None);
             return;
         }
         if !self.allowed(&subject, cfg.rate_limit_per_minute) {
@@ -232,7 +233,7 @@ impl Dispatcher {
             Err(e) => {
                 let why = format!("stored action request is unreadable: {e}");
                 warn!(key = %a.key, error = %why, "action dead");
-                record("dead", None, Some(&why), None);
+                record(ActionStatus::Dead, None, Some(&why), None);
                 return;
             }
         };
@@ -242,16 +243,19 @@ impl Dispatcher {
                     .as_str()
                     .ok_or_else(|| format!("stored action request has no {f:?}"))
             };
-            let (ns, name, decision) = match (field("namespace"), field("name"), field("decision"))
-            {
+            // An unknown decision read back ends the action, naming it.
+            let decision = field("decision").and_then(|d| d.parse::<Decision>());
+            let (ns, name, decision) = match (field("namespace"), field("name"), decision) {
                 (Ok(a), Ok(b), Ok(c)) => (a, b, c),
                 (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
                     warn!(key = %a.key, error = %e, "action dead");
-                    record("dead", None, Some(&e), None);
+                    record(ActionStatus::Dead, None, Some(&e), None);
                     return;
                 }
             };
-            if k.target == "flagger-canary" && matches!(decision, "abort" | "rollback") {
+            if k.target == KubeTarget::FlaggerCanary
+                && matches!(decision, Decision::Abort | Decision::Rollback)
+            {
                 // Flagger has no abort field: its `rollback` webhook answers
                 // 200 once this gate is open.
                 let r = self.state.set_gate(&crate::state::GateRow {
@@ -264,12 +268,12 @@ impl Dispatcher {
                 });
                 match r {
                     Ok(()) => record(
-                        "done",
+                        ActionStatus::Done,
                         None,
                         None,
                         Some(&json!({"rollback_gate": "open"}).to_string()),
                     ),
-                    Err(e) => record("pending", Some(now + 1000), Some(&e.to_string()), None),
+                    Err(e) => record(ActionStatus::Pending, Some(now + 1000), Some(&e.to_string()), None),
                 }
                 return;
             }
@@ -281,7 +285,7 @@ impl Dispatcher {
                 Ok(calls) => {
                     info!(key = %a.key, sink = %a.sink, "Kubernetes action done");
                     record(
-                        "done",
+                        ActionStatus::Done,
                         None,
                         None,
                         Some(&json!({"calls": kubernetes::calls_json(&calls)}).to_string()),
@@ -294,36 +298,26 @@ impl Dispatcher {
                             + crate::notify::backoff(a.attempts, cfg.max_backoff).as_millis()
                                 as i64;
                         warn!(key = %a.key, error = %f.message, "Kubernetes action failed; retrying");
-                        record("pending", Some(retry), Some(&f.message), Some(&resp));
+                        record(ActionStatus::Pending, Some(retry), Some(&f.message), Some(&resp));
                     } else {
                         warn!(key = %a.key, error = %f.message, "Kubernetes action failed for good");
-                        record("dead", None, Some(&f.message), Some(&resp));
+                        record(ActionStatus::Dead, None, Some(&f.message), Some(&resp));
                     }
                 }
             }
             return;
         }
         let Some(sink) = cfg.webhooks.iter().find(|w| w.name == a.sink) else {
-            record("dead", None, Some("the sink is no longer configured"), None);
+            record(ActionStatus::Dead, None, Some("the sink is no longer configured"), None);
             return;
         };
         let Some(body) = req["body"].as_str().map(str::to_string) else {
             let why = "stored action request has no \"body\"";
             warn!(key = %a.key, error = why, "action dead");
-            record("dead", None, Some(why), None);
+            record(ActionStatus::Dead, None, Some(why), None);
             return;
         };
-        let method = match reqwest::Method::from_bytes(sink.method.as_bytes()) {
-            Ok(m) => m,
-            Err(_) => {
-                let why = format!(
-                    "sink {} has an unknown HTTP method {:?}",
-                    sink.name, sink.method
-                );
-                record("dead", None, Some(&why), None);
-                return;
-            }
-        };
+        let method = sink.method.clone();
         let mut r = self
             .http
             .request(method.clone(), &sink.url)
@@ -352,7 +346,7 @@ impl Dispatcher {
                         }
                         Err(e) => {
                             let why = format!("sink {} url {:?}: {e}", sink.name, sink.url);
-                            record("dead", None, Some(&why), None);
+                            record(ActionStatus::Dead, None, Some(&why), None);
                             return;
                         }
                     }
@@ -361,7 +355,7 @@ impl Dispatcher {
                     let why = format!("cannot read the HMAC secret file {}: {e}", f.display());
                     let retry = now
                         + crate::notify::backoff(a.attempts, cfg.max_backoff).as_millis() as i64;
-                    record("pending", Some(retry), Some(&why), None);
+                    record(ActionStatus::Pending, Some(retry), Some(&why), None);
                     return;
                 }
             }
@@ -375,7 +369,7 @@ impl Dispatcher {
                 let summary = json!({"status": code, "body": short}).to_string();
                 if (200..300).contains(&code) {
                     info!(key = %a.key, sink = %a.sink, status = code, "action delivered");
-                    record("done", None, None, Some(&summary));
+                    record(ActionStatus::Done, None, None, Some(&summary));
                     return;
                 }
                 let retryable = code >= 500 || code == 408 || code == 429;
@@ -387,10 +381,10 @@ impl Dispatcher {
             let retry =
                 now + crate::notify::backoff(a.attempts, cfg.max_backoff).as_millis() as i64;
             warn!(key = %a.key, sink = %a.sink, error = %err, "action failed; retrying");
-            record("pending", Some(retry), Some(&err), resp.as_deref());
+            record(ActionStatus::Pending, Some(retry), Some(&err), resp.as_deref());
         } else {
             warn!(key = %a.key, sink = %a.sink, error = %err, "action failed for good");
-            record("dead", None, Some(&err), resp.as_deref());
+            record(ActionStatus::Dead, None, Some(&err), resp.as_deref());
         }
     }
 
@@ -425,11 +419,11 @@ impl Dispatcher {
                 }
             };
             if let Some(decision) = crate::decide::on_run_finished(state, b.promote_on_pass) {
-                let d = Decision {
+                let d = RolloutDecision {
                     namespace: b.namespace,
                     name: b.name,
                     revision: b.revision,
-                    decision: decision.to_string(),
+                    decision,
                     actor: format!("analysis:{}", run.id),
                     reason: format!("analysis {} {}: {}", run.template, run.state, run.message),
                     detail: json!({"run": run.id, "template": run.template, "state": run.state,

@@ -381,12 +381,9 @@ pub fn measure(
             },
             fetched,
         ) => {
-            let Some(kind) = super::template::kind_of(test) else {
-                return error(m, format!("unknown test kind {test:?}"));
-            };
             measure_test(
                 m,
-                kind,
+                *test,
                 *alpha,
                 *confidence,
                 *log,

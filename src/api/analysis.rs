@@ -235,7 +235,7 @@ pub async fn templates(State(st): State<Arc<ApiState>>) -> Response {
                     let (check, test) = match &m.check {
                         Check::Threshold { .. } => ("threshold", None),
                         Check::Relative { .. } => ("relative", None),
-                        Check::Test { test, .. } => ("test", Some(test.clone())),
+                        Check::Test { test, .. } => ("test", Some(test.as_str())),
                     };
                     let queries = match &m.queries {
                         Queries::Values { baseline, canary } => json!({"baseline": baseline, "canary": canary}),

@@ -493,8 +493,8 @@ pub async fn argo(
     )
 }
 
-/// `POST /api/v1/rollouts/{namespace}/{name}/{decision}` (one of
-/// [`crate::config::DECISIONS`])
+/// `POST /api/v1/rollouts/{namespace}/{name}/{decision}` (a
+/// [`crate::decide::Decision`])
 /// with optional `{"revision": …, "reason": …}`: an operator's decision,
 /// carried out by the same dispatcher as automatic ones. 202 when new, 200
 /// when this decision for this revision was already taken (nothing is sent
@@ -504,15 +504,10 @@ pub async fn operator_decision(
     Path((namespace, name, decision)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Response {
-    if !crate::config::DECISIONS.contains(&decision.as_str()) {
-        return text(
-            404,
-            &format!(
-                "unknown decision {decision:?}; expected {}",
-                crate::config::DECISIONS_TEXT
-            ),
-        );
-    }
+    let decision = match decision.parse::<decide::Decision>() {
+        Ok(d) => d,
+        Err(e) => return text(404, &e),
+    };
     if let Err(e) =
         crate::names::check_namespace(&namespace).and_then(|()| crate::names::check_name(&name))
     {
@@ -556,7 +551,7 @@ pub async fn operator_decision(
     if let Err(e) = crate::names::check_revision(&revision) {
         return text(400, &e);
     }
-    let d = crate::act::Decision {
+    let d = crate::act::RolloutDecision {
         namespace,
         name,
         revision,

@@ -19,6 +19,7 @@ use std::time::Duration;
 use thiserror::Error;
 use toml::Spanned;
 
+use crate::decide::Decision;
 use crate::diag::{line_col, toml_message};
 use crate::duration;
 use crate::expfmt::Format;
@@ -383,8 +384,8 @@ pub struct ActionsConfig {
 pub struct KubernetesSink {
     /// Sink name (unique among all sinks).
     pub name: String,
-    /// `argo-rollout`, `flagger-canary` or `deployment`.
-    pub target: String,
+    /// What it changes.
+    pub target: KubeTarget,
     /// API server URL; none = kubeconfig or in-cluster service account.
     pub api_server: Option<String>,
     /// Bearer token file for `api_server`.
@@ -392,13 +393,42 @@ pub struct KubernetesSink {
     /// Skip TLS verification (test clusters only).
     pub insecure: bool,
     /// Decisions it carries out (default: all).
-    pub decisions: Vec<String>,
+    pub decisions: Vec<Decision>,
     /// Rollouts it acts on, as `namespace/name` globs (empty: all).
     pub rollouts: Vec<glob::Pattern>,
-    /// Deployments only: abort by `scale-to-zero` (a separate canary
-    /// Deployment, the default) or `rollback` (`kubectl rollout undo` of a
-    /// rolling Deployment).
-    pub abort_with: String,
+    /// Deployments only: how an abort is carried out.
+    pub abort_with: AbortWith,
+}
+
+/// The Kubernetes object a sink changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KubeTarget {
+    /// An Argo Rollouts `Rollout` (`argo-rollout`).
+    ArgoRollout,
+    /// A Flagger `Canary` (`flagger-canary`).
+    FlaggerCanary,
+    /// A `Deployment` (`deployment`).
+    Deployment,
+}
+
+impl KubeTarget {
+    /// The config's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KubeTarget::ArgoRollout => "argo-rollout",
+            KubeTarget::FlaggerCanary => "flagger-canary",
+            KubeTarget::Deployment => "deployment",
+        }
+    }
+}
+
+/// How a Deployment sink carries out `abort`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AbortWith {
+    /// Scale a separate canary Deployment to 0 (`scale-to-zero`).
+    ScaleToZero,
+    /// `kubectl rollout undo` a rolling Deployment (`rollback`).
+    Rollback,
 }
 
 /// A webhook that receives decisions.
@@ -409,7 +439,7 @@ pub struct ActionWebhook {
     /// URL.
     pub url: String,
     /// HTTP method.
-    pub method: String,
+    pub method: reqwest::Method,
     /// Extra headers.
     pub headers: BTreeMap<String, String>,
     /// Body template; `{{ decision }}`, `{{ namespace }}`, `{{ name }}`,
@@ -421,7 +451,7 @@ pub struct ActionWebhook {
     /// Per-attempt timeout.
     pub timeout: Duration,
     /// Decisions it receives (default: all).
-    pub decisions: Vec<String>,
+    pub decisions: Vec<Decision>,
     /// Rollouts it receives decisions for, as `namespace/name` globs
     /// (empty: all).
     pub rollouts: Vec<glob::Pattern>,
@@ -1317,19 +1347,6 @@ struct AuthFields<'a> {
     basic_auth: &'a Option<Spanned<raw::RawBasicAuth>>,
 }
 
-/// The decisions actions know.
-pub const DECISIONS: [&str; 7] = [
-    "promote",
-    "promote-full",
-    "abort",
-    "retry",
-    "pause",
-    "resume",
-    "rollback",
-];
-
-/// [`DECISIONS`] for error messages.
-pub const DECISIONS_TEXT: &str = "promote, promote-full, abort, retry, pause, resume or rollback";
 
 /// A sink's `rollouts` globs, each `namespace/name` (`*` within a part).
 fn compile_rollouts(
@@ -1360,19 +1377,17 @@ fn compile_decisions(
     cx: &mut Ctx<'_>,
     list: &Option<Vec<Spanned<String>>>,
     key: &str,
-) -> Vec<String> {
+) -> Vec<Decision> {
     match list {
-        None => DECISIONS.iter().map(|d| d.to_string()).collect(),
+        None => Decision::ALL.to_vec(),
         Some(ds) => ds
             .iter()
-            .map(|d| {
-                if !DECISIONS.contains(&d.get_ref().as_str()) {
-                    cx.error(
-                        d.span(),
-                        format!("{key}: expected {DECISIONS_TEXT}, found {:?}", d.get_ref()),
-                    );
+            .filter_map(|d| match d.get_ref().parse::<Decision>() {
+                Ok(x) => Some(x),
+                Err(e) => {
+                    cx.error(d.span(), format!("{key}: {e}"));
+                    None
                 }
-                d.get_ref().clone()
             })
             .collect(),
     }
@@ -1394,13 +1409,16 @@ fn compile_actions(cx: &mut Ctx<'_>, a: raw::RawActions) -> ActionsConfig {
                 cx.error(w.span(), format!("actions.webhook: name {name:?} is used twice"));
             }
             let method = match &v.method {
-                None => "POST".to_string(),
+                None => reqwest::Method::POST,
                 Some(m) => {
                     let up = m.get_ref().to_ascii_uppercase();
-                    if !["POST", "PUT", "PATCH", "GET", "DELETE"].contains(&up.as_str()) {
-                        cx.error(m.span(), format!("actions.webhook.method: expected POST, PUT, PATCH, GET or DELETE, found {:?}", m.get_ref()));
+                    match ["POST", "PUT", "PATCH", "GET", "DELETE"].contains(&up.as_str()) {
+                        true => reqwest::Method::from_bytes(up.as_bytes()).unwrap_or(reqwest::Method::POST),
+                        false => {
+                            cx.error(m.span(), format!("actions.webhook.method: expected POST, PUT, PATCH, GET or DELETE, found {:?}", m.get_ref()));
+                            reqwest::Method::POST
+                        }
                     }
-                    up
                 }
             };
             let decisions = compile_decisions(cx, &v.decisions, "actions.webhook.decisions");
@@ -1423,10 +1441,15 @@ fn compile_actions(cx: &mut Ctx<'_>, a: raw::RawActions) -> ActionsConfig {
         .enumerate()
         .map(|(i, k)| {
             let v = k.get_ref();
-            let target = v.target.get_ref().clone();
-            if !["argo-rollout", "flagger-canary", "deployment"].contains(&target.as_str()) {
-                cx.error(v.target.span(), format!("actions.kubernetes.target: expected \"argo-rollout\", \"flagger-canary\" or \"deployment\", found {target:?}"));
-            }
+            let target = match v.target.get_ref().as_str() {
+                "argo-rollout" => KubeTarget::ArgoRollout,
+                "flagger-canary" => KubeTarget::FlaggerCanary,
+                "deployment" => KubeTarget::Deployment,
+                other => {
+                    cx.error(v.target.span(), format!("actions.kubernetes.target: expected \"argo-rollout\", \"flagger-canary\" or \"deployment\", found {other:?}"));
+                    KubeTarget::ArgoRollout
+                }
+            };
             if let Some(u) = &v.api_server {
                 if reqwest::Url::parse(u.get_ref()).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
                     cx.error(u.span(), format!("actions.kubernetes.api_server: {:?} is not an http(s) URL", u.get_ref()));
@@ -1438,14 +1461,19 @@ fn compile_actions(cx: &mut Ctx<'_>, a: raw::RawActions) -> ActionsConfig {
             }
             let decisions = compile_decisions(cx, &v.decisions, "actions.kubernetes.decisions");
             let abort_with = match &v.abort_with {
-                None => "scale-to-zero".to_string(),
+                None => AbortWith::ScaleToZero,
                 Some(a) => {
-                    if target != "deployment" {
+                    if target != KubeTarget::Deployment {
                         cx.error(a.span(), "actions.kubernetes.abort_with: only for target = \"deployment\"".to_string());
-                    } else if !["scale-to-zero", "rollback"].contains(&a.get_ref().as_str()) {
-                        cx.error(a.span(), format!("actions.kubernetes.abort_with: expected \"scale-to-zero\" or \"rollback\", found {:?}", a.get_ref()));
                     }
-                    a.get_ref().clone()
+                    match a.get_ref().as_str() {
+                        "scale-to-zero" => AbortWith::ScaleToZero,
+                        "rollback" => AbortWith::Rollback,
+                        other => {
+                            cx.error(a.span(), format!("actions.kubernetes.abort_with: expected \"scale-to-zero\" or \"rollback\", found {other:?}"));
+                            AbortWith::ScaleToZero
+                        }
+                    }
                 }
             };
             KubernetesSink {

@@ -9,7 +9,77 @@
 //! (`metricproviders/webmetric`) turns non-2xx into Error measurements, so
 //! its endpoint always answers 2xx with a verdict.
 
+use serde::{Deserialize, Serialize};
+
 use crate::analysis::run::{RunState, Seen};
+
+/// What can be decided about a rollout revision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Decision {
+    /// Go on (Argo: past the pause or analysis step; Flagger: skip analysis).
+    Promote,
+    /// Argo: straight to 100%.
+    PromoteFull,
+    /// Stop the canary and go back to stable.
+    Abort,
+    /// Argo: retry an aborted rollout.
+    Retry,
+    /// Hold for a person.
+    Pause,
+    /// Go on after a pause.
+    Resume,
+    /// Undo a rollout that already finished.
+    Rollback,
+}
+
+impl Decision {
+    /// Every decision.
+    pub const ALL: [Decision; 7] = [
+        Decision::Promote,
+        Decision::PromoteFull,
+        Decision::Abort,
+        Decision::Retry,
+        Decision::Pause,
+        Decision::Resume,
+        Decision::Rollback,
+    ];
+
+    /// The name in URLs, configs, SQLite and idempotency keys.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Promote => "promote",
+            Decision::PromoteFull => "promote-full",
+            Decision::Abort => "abort",
+            Decision::Retry => "retry",
+            Decision::Pause => "pause",
+            Decision::Resume => "resume",
+            Decision::Rollback => "rollback",
+        }
+    }
+}
+
+impl std::fmt::Display for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Decision {
+    type Err = String;
+
+    /// An unknown name is an error naming it and the known ones.
+    fn from_str(s: &str) -> Result<Decision, String> {
+        Decision::ALL
+            .into_iter()
+            .find(|d| d.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown decision {s:?}; expected promote, promote-full, abort, retry, pause, resume or rollback"
+                )
+            })
+    }
+}
 
 /// Flagger's webhook types (`CanaryWebhook.type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,11 +251,11 @@ pub fn argo_verdict(state: RunState, seen: Seen) -> Verdict {
 /// an inconclusive or erring analysis pauses the rollout for a person; a
 /// pass promotes only when asked to (otherwise the rollout tool moves on
 /// by itself); a cancelled run decides nothing.
-pub fn on_run_finished(state: RunState, promote_on_pass: bool) -> Option<&'static str> {
+pub fn on_run_finished(state: RunState, promote_on_pass: bool) -> Option<Decision> {
     match state {
-        RunState::Failed => Some("abort"),
-        RunState::Inconclusive | RunState::Error => Some("pause"),
-        RunState::Passed if promote_on_pass => Some("promote"),
+        RunState::Failed => Some(Decision::Abort),
+        RunState::Inconclusive | RunState::Error => Some(Decision::Pause),
+        RunState::Passed if promote_on_pass => Some(Decision::Promote),
         RunState::Passed | RunState::Cancelled | RunState::Running => None,
     }
 }

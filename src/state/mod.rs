@@ -166,7 +166,7 @@ pub struct DecisionRow {
     pub name: String,
     /// Revision (pod hash, Flagger checksum, or "").
     pub revision: String,
-    /// One of [`crate::config::DECISIONS`].
+    /// A [`crate::decide::Decision`], as `as_str` writes it.
     pub decision: String,
     /// Who decided (`api`, `analysis:<run id>`).
     pub actor: String,
@@ -174,6 +174,31 @@ pub struct DecisionRow {
     pub reason: String,
     /// JSON: the verdicts and numbers behind it.
     pub detail: String,
+}
+
+/// Where an action stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionStatus {
+    /// Waiting for its next attempt.
+    Pending,
+    /// Delivered.
+    Done,
+    /// Given up (a final error or `max_attempts`).
+    Dead,
+    /// Recorded, not sent (`actions.dry_run`).
+    DryRun,
+}
+
+impl ActionStatus {
+    /// The name stored in SQLite and shown by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionStatus::Pending => "pending",
+            ActionStatus::Done => "done",
+            ActionStatus::Dead => "dead",
+            ActionStatus::DryRun => "dry-run",
+        }
+    }
 }
 
 /// One sink's delivery of a decision.
@@ -1011,7 +1036,7 @@ impl State {
     pub fn action_attempt(
         &self,
         a: &ActionRow,
-        status: &str,
+        status: ActionStatus,
         retry_at: Option<i64>,
         error: Option<&str>,
         response: Option<&str>,
@@ -1020,7 +1045,8 @@ impl State {
     ) -> Result<(), StateError> {
         let mut c = self.conn.lock();
         let tx = c.transaction()?;
-        let counts = status != "dry-run";
+        let counts = status != ActionStatus::DryRun;
+        let status = status.as_str();
         tx.execute(
             "UPDATE actions SET status = ?2, attempts = attempts + ?3, next_attempt_at = COALESCE(?4, next_attempt_at),
              last_error = ?5, response = COALESCE(?6, response), done_at = CASE WHEN ?2 = 'pending' THEN NULL ELSE ?7 END

@@ -5,8 +5,10 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
-/// Which test `augur judge` runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which test `augur judge` runs (and an analysis metric's `test`); the
+/// kebab-case names are how templates and stored runs spell it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum TestKind {
     /// Mann-Whitney U with R's location shift and interval.
     MannWhitney,

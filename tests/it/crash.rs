@@ -342,7 +342,7 @@ url = "http://127.0.0.1:9/hook"
         run["message"]
             .as_str()
             .unwrap()
-            .contains("unknown test kind \"mann-whitney-v9\""),
+            .contains("unknown variant `mann-whitney-v9`"),
         "{run}"
     );
     let v = d.get_json("/api/v1/argo/t?key=b").await;
