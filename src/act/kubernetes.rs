@@ -256,9 +256,12 @@ async fn argo_rollout(
             }
         }
         Decision::Pause | Decision::Resume => {
-            api.patch(path, json!({"spec": {"paused": decision == Decision::Pause}}))
-                .await
-                .map_err(failure)?;
+            api.patch(
+                path,
+                json!({"spec": {"paused": decision == Decision::Pause}}),
+            )
+            .await
+            .map_err(failure)?;
         }
         other => {
             return Err(refuse(format!(

@@ -203,19 +203,20 @@ impl Dispatcher {
             Ok(Some(d)) => format!("{}/{}", d.namespace, d.name),
             _ => String::new(),
         };
-        let record = |status: ActionStatus, retry: Option<i64>, err: Option<&str>, resp: Option<&str>| {
-            if let Err(e) = self.state.action_attempt(
-                &a,
-                status,
-                retry,
-                err,
-                resp,
-                crate::clock::now_ms(),
-                &subject,
-            ) {
-                warn!(key = %a.key, error = %e, "cannot record an action attempt");
-            }
-        };
+        let record =
+            |status: ActionStatus, retry: Option<i64>, err: Option<&str>, resp: Option<&str>| {
+                if let Err(e) = self.state.action_attempt(
+                    &a,
+                    status,
+                    retry,
+                    err,
+                    resp,
+                    crate::clock::now_ms(),
+                    &subject,
+                ) {
+                    warn!(key = %a.key, error = %e, "cannot record an action attempt");
+                }
+            };
         if cfg.dry_run {
             info!(key = %a.key, request = %a.request, "dry run: action recorded, not sent");
             record(ActionStatus::DryRun, None, None, None);
@@ -273,7 +274,12 @@ impl Dispatcher {
                         None,
                         Some(&json!({"rollback_gate": "open"}).to_string()),
                     ),
-                    Err(e) => record(ActionStatus::Pending, Some(now + 1000), Some(&e.to_string()), None),
+                    Err(e) => record(
+                        ActionStatus::Pending,
+                        Some(now + 1000),
+                        Some(&e.to_string()),
+                        None,
+                    ),
                 }
                 return;
             }
@@ -298,7 +304,12 @@ impl Dispatcher {
                             + crate::notify::backoff(a.attempts, cfg.max_backoff).as_millis()
                                 as i64;
                         warn!(key = %a.key, error = %f.message, "Kubernetes action failed; retrying");
-                        record(ActionStatus::Pending, Some(retry), Some(&f.message), Some(&resp));
+                        record(
+                            ActionStatus::Pending,
+                            Some(retry),
+                            Some(&f.message),
+                            Some(&resp),
+                        );
                     } else {
                         warn!(key = %a.key, error = %f.message, "Kubernetes action failed for good");
                         record(ActionStatus::Dead, None, Some(&f.message), Some(&resp));
@@ -308,7 +319,12 @@ impl Dispatcher {
             return;
         }
         let Some(sink) = cfg.webhooks.iter().find(|w| w.name == a.sink) else {
-            record(ActionStatus::Dead, None, Some("the sink is no longer configured"), None);
+            record(
+                ActionStatus::Dead,
+                None,
+                Some("the sink is no longer configured"),
+                None,
+            );
             return;
         };
         let Some(body) = req["body"].as_str().map(str::to_string) else {
@@ -381,7 +397,12 @@ impl Dispatcher {
             let retry =
                 now + crate::notify::backoff(a.attempts, cfg.max_backoff).as_millis() as i64;
             warn!(key = %a.key, sink = %a.sink, error = %err, "action failed; retrying");
-            record(ActionStatus::Pending, Some(retry), Some(&err), resp.as_deref());
+            record(
+                ActionStatus::Pending,
+                Some(retry),
+                Some(&err),
+                resp.as_deref(),
+            );
         } else {
             warn!(key = %a.key, sink = %a.sink, error = %err, "action failed for good");
             record(ActionStatus::Dead, None, Some(&err), resp.as_deref());

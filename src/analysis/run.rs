@@ -380,19 +380,17 @@ pub fn measure(
                 log,
             },
             fetched,
-        ) => {
-            measure_test(
-                m,
-                *test,
-                *alpha,
-                *confidence,
-                *log,
-                fetched,
-                evidence,
-                look,
-                level,
-            )
-        }
+        ) => measure_test(
+            m,
+            *test,
+            *alpha,
+            *confidence,
+            *log,
+            fetched,
+            evidence,
+            look,
+            level,
+        ),
         _ => error(m, "the metric's queries do not fit its check".into()),
     }
 }

@@ -1347,7 +1347,6 @@ struct AuthFields<'a> {
     basic_auth: &'a Option<Spanned<raw::RawBasicAuth>>,
 }
 
-
 /// A sink's `rollouts` globs, each `namespace/name` (`*` within a part).
 fn compile_rollouts(
     cx: &mut Ctx<'_>,

@@ -1,6 +1,5 @@
 //! The lexer: `{{ ... }}` actions into tokens.
 
-
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Tok {
     Ident(String),

@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 
 use crate::fmtfloat;
 
-
 /// One sample of a `query` result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuerySample {
