@@ -403,9 +403,7 @@ fn write_snapshot(store: &Store, path: &Path, metrics: &Metrics) {
     let started = Instant::now();
     match store.write_snapshot(path) {
         Ok(s) => {
-            metrics
-                .snapshot_duration
-                .set(started.elapsed().as_secs_f64());
+            metrics.snapshot_written(started.elapsed().as_secs_f64());
             info!(path = %path.display(), series = s.series, samples = s.samples, bytes = s.bytes, "store snapshot written");
         }
         Err(e) => error!(error = %e, "store snapshot failed"),
@@ -442,7 +440,7 @@ async fn snapshot_loop(
         match tokio::task::spawn_blocking(move || s.write_snapshot(&p)).await {
             Ok(Ok(_)) => {
                 last = started.elapsed();
-                metrics.snapshot_duration.set(last.as_secs_f64());
+                metrics.snapshot_written(last.as_secs_f64());
             }
             Ok(Err(e)) => error!(error = %e, "periodic store snapshot failed"),
             Err(e) => error!(error = %e, "periodic store snapshot task failed"),
@@ -546,26 +544,12 @@ impl Live {
         } else {
             notify(&[NotifyState::Reloading]);
         }
-        self.metrics.config_reloads.inc();
         match self.compile() {
             Ok(c) => {
                 self.apply(c);
-                self.metrics.config_last_reload_successful.set(1);
-                self.metrics
-                    .config_last_reload_success_timestamp
-                    .set(unix_now());
-                info!(config = %self.opts.config.display(), "configuration reloaded");
+                self.metrics.reloaded(&self.opts.config, &[], unix_now());
             }
-            Err(errs) => {
-                for e in &errs {
-                    error!(error = %e, "invalid configuration");
-                }
-                self.metrics.config_last_reload_successful.set(0);
-                error!(
-                    errors = errs.len(),
-                    "reload failed, keeping the previous configuration"
-                );
-            }
+            Err(errs) => self.metrics.reloaded(&self.opts.config, &errs, unix_now()),
         }
         notify(&[NotifyState::Ready]);
     }

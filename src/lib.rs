@@ -41,6 +41,9 @@
 //! [`pathglob`] (Prometheus's `rule_files` globs), [`signing`] (request
 //! signatures).
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
 pub mod act;
 pub mod analysis;
 pub mod api;

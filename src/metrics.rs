@@ -1,5 +1,8 @@
-//! augur's own metrics, served on `/metrics`: one place where every notable
-//! event bumps its counter (the scrape loop and app call these methods).
+//! augur's own metrics, served on `/metrics`, and the notable events that
+//! move them (Vector's "internal events"): each event method below writes
+//! its log line and bumps its counters in one call, so a log line and its
+//! counter never drift apart. Events of analysis runs, decisions and
+//! actions get their methods here when their counters arrive.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -299,5 +302,78 @@ impl Collector for StoreCollector {
             c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
         }
         Ok(())
+    }
+}
+
+/// Events: one call logs and counts.
+impl Metrics {
+    /// A scrape failed (`reason` is the failure counter's label).
+    pub fn scrape_failed(&self, job: &str, url: &str, reason: &str, error: &dyn std::fmt::Display) {
+        self.scrape_failures
+            .get_or_create(&FailureLabels {
+                job: job.to_string(),
+                reason: reason.to_string(),
+            })
+            .inc();
+        tracing::warn!(job, url, error = %error, "scrape failed");
+    }
+
+    /// Samples of one scrape were rejected as out of order or duplicate.
+    pub fn samples_rejected(&self, job: &JobLabel, url: &str, out_of_order: u64, duplicate: u64) {
+        if out_of_order > 0 {
+            self.samples_out_of_order
+                .get_or_create(job)
+                .inc_by(out_of_order);
+            tracing::warn!(job = %job.job, url, count = out_of_order, "out-of-order samples rejected");
+        }
+        if duplicate > 0 {
+            self.samples_duplicate.get_or_create(job).inc_by(duplicate);
+            tracing::warn!(job = %job.job, url, count = duplicate, "samples with duplicate timestamps rejected");
+        }
+    }
+
+    /// A rule group finished a round in `secs` with `failures` failed rules.
+    pub fn rule_group_evaluated(&self, group: &GroupLabel, secs: f64, failures: usize) {
+        self.rule_group_last_duration.get_or_create(group).set(secs);
+        self.rule_evaluations.get_or_create(group).inc();
+        if failures > 0 {
+            self.rule_evaluation_failures
+                .get_or_create(group)
+                .inc_by(failures as u64);
+            tracing::debug!(rule_group = %group.rule_group, failures, "rules failed this round");
+        }
+    }
+
+    /// A rule group skipped `missed` evaluation slots (a round ran long).
+    pub fn rule_group_missed(&self, group: &GroupLabel, missed: u64) {
+        self.rule_group_iterations_missed
+            .get_or_create(group)
+            .inc_by(missed);
+        tracing::warn!(rule_group = %group.rule_group, missed, "rule group iterations missed");
+    }
+
+    /// A reload finished: the new config is in effect, or (with errors)
+    /// the previous one keeps running.
+    pub fn reloaded(&self, config: &std::path::Path, errors: &[String], unix_now: f64) {
+        self.config_reloads.inc();
+        if errors.is_empty() {
+            self.config_last_reload_successful.set(1);
+            self.config_last_reload_success_timestamp.set(unix_now);
+            tracing::info!(config = %config.display(), "configuration reloaded");
+        } else {
+            for e in errors {
+                tracing::error!(error = %e, "invalid configuration");
+            }
+            self.config_last_reload_successful.set(0);
+            tracing::error!(
+                errors = errors.len(),
+                "reload failed, keeping the previous configuration"
+            );
+        }
+    }
+
+    /// The store was snapshotted in `secs`.
+    pub fn snapshot_written(&self, secs: f64) {
+        self.snapshot_duration.set(secs);
     }
 }

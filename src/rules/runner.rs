@@ -182,10 +182,7 @@ async fn group_loop(
         if let Some(prev) = last_slot {
             let missed = (slot - prev) / interval - 1;
             if missed > 0 {
-                metrics
-                    .rule_group_iterations_missed
-                    .get_or_create(&labels)
-                    .inc_by(missed as u64);
+                metrics.rule_group_missed(&labels, missed as u64);
             }
             slot = slot.max(prev + interval);
         }
@@ -216,19 +213,7 @@ async fn group_loop(
             }
         };
         match result {
-            Ok((secs, failures)) => {
-                metrics
-                    .rule_group_last_duration
-                    .get_or_create(&labels)
-                    .set(secs);
-                metrics.rule_evaluations.get_or_create(&labels).inc();
-                if failures > 0 {
-                    metrics
-                        .rule_evaluation_failures
-                        .get_or_create(&labels)
-                        .inc_by(failures as u64);
-                }
-            }
+            Ok((secs, failures)) => metrics.rule_group_evaluated(&labels, secs, failures),
             Err(e) => warn!(error = %e, "rule group evaluation task failed"),
         }
     }

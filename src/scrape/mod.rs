@@ -14,12 +14,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::config::{Config, ScrapeConfig};
 use crate::expfmt;
 use crate::labels::Labels;
-use crate::metrics::{FailureLabels, JobLabel, Metrics};
+use crate::metrics::{JobLabel, Metrics};
 use crate::store::{stale_nan, AppendError, Appender, SeriesRef, Store};
 
 pub use fetch::ScrapeError;
@@ -384,13 +384,7 @@ impl ScrapeLoop {
             }
             Err(e) => {
                 self.metrics
-                    .scrape_failures
-                    .get_or_create(&FailureLabels {
-                        job: self.job.job_name.clone(),
-                        reason: e.reason().to_string(),
-                    })
-                    .inc();
-                warn!(job = %self.job.job_name, url = %self.target.url, error = %e, "scrape failed");
+                    .scrape_failed(&self.job.job_name, &self.target.url, e.reason(), &e);
                 // A failed scrape ends every series of the last good one.
                 self.stale_missing(&HashSet::new(), ts);
                 let stats = AppendStats {
@@ -475,20 +469,12 @@ impl ScrapeLoop {
             Self::stale_missing_in(&mut app, &self.prev, &cur, ts);
         }
         self.prev = cur;
-        if stats.out_of_order > 0 {
-            self.metrics
-                .samples_out_of_order
-                .get_or_create(&self.job_label)
-                .inc_by(stats.out_of_order);
-            warn!(job = %self.job.job_name, url = %self.target.url, count = stats.out_of_order, "out-of-order samples rejected");
-        }
-        if stats.duplicate > 0 {
-            self.metrics
-                .samples_duplicate
-                .get_or_create(&self.job_label)
-                .inc_by(stats.duplicate);
-            warn!(job = %self.job.job_name, url = %self.target.url, count = stats.duplicate, "samples with duplicate timestamps rejected");
-        }
+        self.metrics.samples_rejected(
+            &self.job_label,
+            &self.target.url,
+            stats.out_of_order,
+            stats.duplicate,
+        );
         if self.iteration % 16 == 0 {
             let it = self.iteration;
             self.cache.retain(|_, e| e.last_seen + 2 >= it);
