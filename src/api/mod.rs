@@ -1,8 +1,12 @@
-//! HTTP routes (axum): health and readiness, augur's own `/metrics`, and the
-//! Prometheus-compatible `/api/v1/targets` and `/api/v1/series`, plus
-//! `/api/v1/export` for raw samples, and `/api/v1/analysis/*` for analysis
-//! runs. Routes never write state themselves: run changes go through the
-//! analysis manager.
+//! HTTP routes (axum), one file per area: health, readiness and augur's own
+//! `/metrics` (here); the Prometheus-compatible query API (`query`:
+//! `/api/v1/query`, `query_range`, `labels`, `label/*/values`; here:
+//! `series`, `targets`, `export`); rules and alerts (`rules`); analysis runs
+//! and templates (`analysis`); Flagger's webhooks, gates, Argo's `web`
+//! metric, operator decisions, decisions and the audit log (`hooks`); the
+//! Kayenta-compatible API (`kayenta`); who may call what (`auth`).
+//! Routes never write state themselves: runs change through the analysis
+//! manager, decisions through the dispatcher.
 
 mod analysis;
 mod auth;

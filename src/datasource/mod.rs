@@ -1,6 +1,9 @@
-//! The query interface rules and analyses use: PromQL over the embedded
-//! store, or the same queries sent whole to a Prometheus-compatible HTTP
-//! API (Prometheus, Thanos, Mimir, VictoriaMetrics).
+//! The query interface analyses and the Kayenta API read through (rule
+//! groups evaluate against the embedded store directly): PromQL over the
+//! embedded store on blocking threads with timeouts and cancellation, or
+//! the same queries sent whole to a Prometheus-compatible HTTP API
+//! (Prometheus, Thanos, Mimir, VictoriaMetrics). It is also where the
+//! engine meets the store (`impl SeriesSource for Store`).
 
 mod json;
 
