@@ -22,7 +22,9 @@
 //! - [`datasource`]: queries over the embedded store or a remote API, off the
 //!   async workers, with timeouts and cancellation.
 //! - [`rules`]: rule files, groups and their runner, alert state machine,
-//!   templates, promtool-format unit tests.
+//!   promtool-format unit tests.
+//! - [`gotemplate`]: Go's text/template with Prometheus's functions (alert
+//!   labels and annotations, notification subjects and bodies).
 //! - [`notify`]: the notification outbox (Alertmanager, webhook, Slack, email).
 //! - [`stats`]: two-sample, Kayenta and sequential tests on plain numbers.
 //! - [`analysis`]: analysis templates, runs, measurements and verdicts, the
@@ -35,11 +37,16 @@
 //! - [`app`]: wiring, task ownership, signals, atomic reload and shutdown.
 //! - [`demo`]: `augur demo`, the whole pipeline on simulated traffic.
 //!
+//! The `augur` binary (`src/main.rs`, command bodies in `src/cli/`) parses
+//! the command line and calls these.
+//!
 //! Leaves: [`config`] (the TOML config, compiled with every error
-//! collected), [`labels`], [`metrics`] (augur's own), [`duration`],
-//! [`fmtfloat`], [`timefmt`], [`names`] (Kubernetes name checks),
-//! [`pathglob`] (Prometheus's `rule_files` globs), [`signing`] (request
-//! signatures).
+//! collected), [`diag`] (`file:line:col` errors), [`sample`] (series data
+//! and the staleness marker, shared by store and engine), [`clock`] (the
+//! wall clock), [`labels`], [`metrics`] (augur's own, and the events that
+//! move them), [`duration`], [`fmtfloat`], [`timefmt`], [`names`]
+//! (Kubernetes name checks), [`pathglob`] (Prometheus's `rule_files`
+//! globs), [`signing`] (request signatures).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -143,3 +143,28 @@ fn flagger_example_uses_augurs_hooks_and_template_args() {
         }
     }
 }
+
+/// The map at the top of `src/lib.rs` names every module the crate has.
+#[test]
+fn the_crate_map_names_every_module() {
+    let lib = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/lib.rs")).unwrap();
+    let map: String = lib
+        .lines()
+        .filter(|l| l.starts_with("//!"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mods: Vec<&str> = lib
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub mod "))
+        .map(|l| l.trim_end_matches(';'))
+        .collect();
+    assert!(mods.len() > 20, "{mods:?}");
+    let missing: Vec<&&str> = mods
+        .iter()
+        .filter(|m| !map.contains(&format!("[`{m}`]")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "src/lib.rs's map does not name {missing:?}"
+    );
+}
