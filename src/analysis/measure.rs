@@ -8,12 +8,39 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::run::Phase;
 use super::template::{Check, Direction, Metric, NoData};
 use crate::promql::Value;
 use crate::stats::judge::{self, Options, TestKind};
 use crate::stats::sequential::{band_look, AnytimeP, DriftingCounts, Moments};
 use crate::stats::{kayenta, Alternative, Counts};
+
+/// A measurement's or metric's phase (Argo's names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Phase {
+    /// Passed.
+    Successful,
+    /// Still measuring (metrics only).
+    Running,
+    /// Neither passed nor failed (e.g. no data).
+    Inconclusive,
+    /// The measurement could not be taken (query error).
+    Error,
+    /// Failed.
+    Failed,
+}
+
+impl Phase {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Successful => "successful",
+            Phase::Running => "running",
+            Phase::Inconclusive => "inconclusive",
+            Phase::Error => "error",
+            Phase::Failed => "failed",
+        }
+    }
+}
 
 /// What the queries of one metric returned, per arm.
 pub enum Fetched {

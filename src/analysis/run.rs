@@ -16,36 +16,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use super::measure::{measure, Evidence, Fetched, Measurement};
+pub use super::measure::{measure, Evidence, Fetched, Measurement, Phase};
 use super::template::Template;
-
-/// A measurement's or metric's phase (Argo's names).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Phase {
-    /// Passed.
-    Successful,
-    /// Still measuring (metrics only).
-    Running,
-    /// Neither passed nor failed (e.g. no data).
-    Inconclusive,
-    /// The measurement could not be taken (query error).
-    Error,
-    /// Failed.
-    Failed,
-}
-
-impl Phase {
-    /// Lower-case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Successful => "successful",
-            Phase::Running => "running",
-            Phase::Inconclusive => "inconclusive",
-            Phase::Error => "error",
-            Phase::Failed => "failed",
-        }
-    }
-}
 
 /// A run's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -152,7 +152,19 @@ async fn flagger_hooks_and_gates() {
     // The healthy canary keeps passing.
     let (ok, _, _) = flagger(&d, "pre-rollout", "good", "g1", analysis("good")).await;
     assert!(ok);
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    eventually(
+        30,
+        "two measured intervals of the healthy canary",
+        || async {
+            let v = d.get_json("/api/v1/analysis/runs").await;
+            v["data"].as_array()?.iter().find(|r| {
+                r["key"].as_str().is_some_and(|k| k.contains("/good/g1/"))
+                    && r["intervals"].as_u64() >= Some(2)
+            })?;
+            Some(())
+        },
+    )
+    .await;
     let (ok, _, why) = flagger(&d, "rollout", "good", "g1", analysis("good")).await;
     assert!(ok, "{why}");
     let (ok, _, _) = flagger(&d, "rollback", "good", "g1", json!({})).await;

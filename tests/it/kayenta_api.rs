@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use crate::common::{config_for, simulated, Arm, Daemon};
+use crate::common::{config_for, eventually, simulated, Arm, Daemon};
 use serde_json::{json, Value};
 
 fn canary_config(name: &str) -> Value {
@@ -148,7 +148,16 @@ async fn argo_kayenta_provider_gets_augurs_verdicts() {
         )])
     );
     let d = Daemon::start(dir.path(), &cfg);
-    tokio::time::sleep(Duration::from_secs(13)).await;
+    // The judged window is the 10 s ending 1 s ago: wait until scrapes
+    // every 500 ms cover it (23 of the 24 slots in 12 s).
+    eventually(40, "12 s of scraped data", || async {
+        let v = d
+            .get_json("/api/v1/query?query=min(count_over_time(up%5B12s%5D))")
+            .await;
+        let n: f64 = v["data"]["result"][0]["value"][1].as_str()?.parse().ok()?;
+        (n >= 23.0).then_some(())
+    })
+    .await;
 
     let (phase, v) = argo_kayenta(&d, "web-canary", "bad", 90, 75).await;
     assert_eq!(phase, Phase::Failed, "{v:#}");
