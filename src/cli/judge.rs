@@ -4,13 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::ValueEnum;
+use augur::stats::judge::TestKind;
 
 #[derive(clap::Args)]
 pub struct JudgeArgs {
     /// The test to run.
-    #[arg(long, value_enum, default_value = "mann-whitney")]
-    test: JudgeTest,
+    #[arg(long, default_value = "mann-whitney", value_parser = test_kind_parser())]
+    test: TestKind,
     /// Baseline file: one value per line, or for count tests one cumulative
     /// `errors total` line per interval (or an ERRORS/TOTAL argument).
     #[arg(long, required_unless_present = "canary_config")]
@@ -111,21 +111,16 @@ pub struct KayentaArgs {
     marginal: f64,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-pub enum JudgeTest {
-    MannWhitney,
-    Welch,
-    Ks,
-    Proportions,
-    Fisher,
-    SequentialCounts,
-    SequentialT,
-    SequentialBand,
-    Kayenta,
+/// Parses `--test` against the stats module's own names, so the CLI
+/// cannot drift from what templates accept.
+fn test_kind_parser() -> impl clap::builder::TypedValueParser<Value = TestKind> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(TestKind::ALL.map(TestKind::as_str))
+        .map(|s| TestKind::from_name(&s).expect("a listed name"))
 }
 
 pub fn judge(args: &JudgeArgs) -> ExitCode {
-    use augur::stats::judge::{self, TestKind};
+    use augur::stats::judge;
     use augur::stats::Counts;
     if let Some(config) = &args.kayenta.canary_config {
         return judge_kayenta_files(args, config);
@@ -134,17 +129,7 @@ pub fn judge(args: &JudgeArgs) -> ExitCode {
         eprintln!("augur judge: --baseline and --canary are required");
         return ExitCode::from(2);
     };
-    let kind = match args.test {
-        JudgeTest::MannWhitney => TestKind::MannWhitney,
-        JudgeTest::Welch => TestKind::Welch,
-        JudgeTest::Ks => TestKind::Ks,
-        JudgeTest::Proportions => TestKind::Proportions,
-        JudgeTest::Fisher => TestKind::Fisher,
-        JudgeTest::SequentialCounts => TestKind::SequentialCounts,
-        JudgeTest::SequentialT => TestKind::SequentialT,
-        JudgeTest::SequentialBand => TestKind::SequentialBand,
-        JudgeTest::Kayenta => TestKind::Kayenta,
-    };
+    let kind = args.test;
     let default_confidence = if kind == TestKind::Kayenta {
         0.98
     } else {

@@ -31,6 +31,24 @@ pub enum TestKind {
 }
 
 impl TestKind {
+    /// Every test, in the order `augur judge --help` lists them.
+    pub const ALL: [TestKind; 9] = [
+        TestKind::MannWhitney,
+        TestKind::Welch,
+        TestKind::Ks,
+        TestKind::Proportions,
+        TestKind::Fisher,
+        TestKind::SequentialCounts,
+        TestKind::SequentialT,
+        TestKind::SequentialBand,
+        TestKind::Kayenta,
+    ];
+
+    /// The test spelled `name`, if any.
+    pub fn from_name(name: &str) -> Option<TestKind> {
+        TestKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     /// The command-line spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -942,5 +960,23 @@ impl Report {
             s += &format!("summary      {}\n", self.summary);
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TestKind;
+
+    /// The CLI parses with `as_str`/`from_name` and templates and SQLite
+    /// with serde: the two spellings must be one.
+    #[test]
+    fn command_line_and_stored_spellings_agree() {
+        for k in TestKind::ALL {
+            let stored = serde_json::to_value(k).unwrap();
+            assert_eq!(stored, k.as_str());
+            assert_eq!(TestKind::from_name(k.as_str()), Some(k));
+            assert_eq!(serde_json::from_value::<TestKind>(stored).unwrap(), k);
+        }
+        assert_eq!(TestKind::from_name("mann-whitney-v9"), None);
     }
 }
