@@ -21,6 +21,7 @@ use crate::clock::now_ms;
 use crate::config::{self, Config, ConfigErrors};
 use crate::metrics::Metrics;
 use crate::rules::RuleRunner;
+use crate::discovery::DiscoveryManager;
 use crate::scrape::ScrapeManager;
 use crate::state::State;
 use crate::store::Store;
@@ -160,6 +161,7 @@ async fn run_with(opts: RunOptions, embedded: Option<Embedded>) -> Result<(), St
         .map_err(|e| anyhow::anyhow!("cannot set up the datasource: {e}"))?;
 
     scrape.apply(&cfg);
+    let discovery = start_discovery(&cfg, &scrape, &metrics, &tracker, &scrape_token);
     let notify_cfg = Arc::new(RwLock::new(cfg.notify.clone()));
     tracker.spawn(
         crate::notify::Deliverer::new(state.clone(), notify_cfg.clone(), metrics.clone())
@@ -258,6 +260,7 @@ async fn run_with(opts: RunOptions, embedded: Option<Embedded>) -> Result<(), St
         opts: opts.clone(),
         current: current.clone(),
         scrape: scrape.clone(),
+        discovery: discovery.clone(),
         rules: rules.clone(),
         metrics: metrics.clone(),
         analysis: analysis.clone(),
@@ -462,11 +465,56 @@ fn load_snapshot(store: &Store, path: &Path, retention: Duration) {
     }
 }
 
+/// Starts service discovery for `cfg` and the task that hands each job's
+/// groups to the scrape pools. Bursts are taken together (a watch can send
+/// many events at once); relabeling runs off the async workers.
+fn start_discovery(
+    cfg: &Config,
+    scrape: &Arc<ScrapeManager>,
+    metrics: &Arc<Metrics>,
+    tracker: &TaskTracker,
+    token: &CancellationToken,
+) -> Arc<DiscoveryManager> {
+    let (discovery, mut updates) =
+        DiscoveryManager::new(tracker.clone(), token.clone(), metrics.clone());
+    let discovery = Arc::new(discovery);
+    discovery.apply(cfg);
+    let scrape = scrape.clone();
+    let token = token.clone();
+    tracker.spawn(async move {
+        loop {
+            let first = tokio::select! {
+                _ = token.cancelled() => return,
+                u = updates.recv() => match u {
+                    Some(u) => u,
+                    None => return,
+                },
+            };
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let mut latest: std::collections::BTreeMap<String, Vec<crate::discovery::TargetGroup>> =
+                std::collections::BTreeMap::new();
+            latest.insert(first.0, first.1);
+            while let Ok((job, groups)) = updates.try_recv() {
+                latest.insert(job, groups);
+            }
+            let scrape = scrape.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                for (job, groups) in latest {
+                    scrape.update_groups(&job, groups);
+                }
+            })
+            .await;
+        }
+    });
+    discovery
+}
+
 /// What a reload replaces, and the lock that keeps reloads one at a time.
 struct Live {
     opts: RunOptions,
     current: Arc<RwLock<Config>>,
     scrape: Arc<ScrapeManager>,
+    discovery: Arc<DiscoveryManager>,
     rules: Arc<RuleRunner>,
     metrics: Arc<Metrics>,
     analysis: Arc<crate::analysis::engine::AnalysisManager>,
@@ -516,6 +564,7 @@ impl Live {
         }
         warn_if_open(&cfg);
         self.scrape.apply(&cfg);
+        self.discovery.apply(&cfg);
         self.rules.manager.install(groups);
         self.rules.set_notify(cfg.notify.clone());
         self.rules.spawn(&cfg, false);

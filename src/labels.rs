@@ -240,13 +240,134 @@ fn compiled(pattern: &str) -> Result<Regex, regex::Error> {
     if let Some(re) = CACHE.lock().get(pattern) {
         return Ok(re.clone());
     }
-    let re = Regex::new(&format!("^(?s:{pattern})$"))?;
+    let re = anchored_go_regex(pattern)?;
     let mut c = CACHE.lock();
     if c.len() >= REGEX_CACHE_MAX {
         c.clear();
     }
     c.insert(pattern.to_string(), re.clone());
     Ok(re)
+}
+
+/// Compiles a Go (RE2) pattern the way Prometheus does, `^(?s:pattern)$`,
+/// with Go's meaning where Rust's `regex` differs: Go's `\d \w \s \b`
+/// are ASCII (Rust's are Unicode), `[` inside a class is a literal and
+/// `&&`/`~~` are not set operations, and `\Q...\E` quotes literally.
+/// Other syntax is the same in both (RE2 and Rust's regex share it).
+pub fn anchored_go_regex(pattern: &str) -> Result<Regex, regex::Error> {
+    Regex::new(&format!("^(?s:{})$", go_to_rust_regex(pattern)))
+}
+
+/// The translation behind [`anchored_go_regex`]; it never fails, since an
+/// invalid pattern stays invalid and Rust's parser reports it.
+pub fn go_to_rust_regex(p: &str) -> String {
+    let mut out = String::with_capacity(p.len() + 8);
+    let mut chars = p.chars().peekable();
+    // Inside a bracket class; `class_start` while the next char may still
+    // be the literal `]` (or `^` then `]`) that opens a Go class.
+    let mut in_class = false;
+    let mut class_start = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                let Some(e) = chars.next() else {
+                    out.push('\\');
+                    break;
+                };
+                class_start = false;
+                if e == 'Q' {
+                    // Literal text up to `\E` (or the end), as RE2.
+                    let mut lit = String::new();
+                    while let Some(q) = chars.next() {
+                        if q == '\\' && chars.peek() == Some(&'E') {
+                            chars.next();
+                            break;
+                        }
+                        lit.push(q);
+                    }
+                    for ch in lit.chars() {
+                        if in_class {
+                            if ch.is_ascii_punctuation() {
+                                out.push('\\');
+                            }
+                            out.push(ch);
+                        } else {
+                            out.push_str(&regex::escape(&ch.to_string()));
+                        }
+                    }
+                    continue;
+                }
+                let rep: Option<&str> = match (in_class, e) {
+                    (false, 'd') => Some("[0-9]"),
+                    (false, 'D') => Some("[^0-9]"),
+                    (false, 'w') => Some("[0-9A-Za-z_]"),
+                    (false, 'W') => Some("[^0-9A-Za-z_]"),
+                    (false, 's') => Some("[\\t\\n\\x0C\\r ]"),
+                    (false, 'S') => Some("[^\\t\\n\\x0C\\r ]"),
+                    (false, 'b') => Some("(?-u:\\b)"),
+                    (false, 'B') => Some("(?-u:\\B)"),
+                    (true, 'd') => Some("0-9"),
+                    (true, 'D') => Some("[:^digit:]"),
+                    (true, 'w') => Some("0-9A-Za-z_"),
+                    (true, 'W') => Some("[:^word:]"),
+                    (true, 's') => Some("\\t\\n\\x0C\\r "),
+                    // POSIX space adds \v, the one char Go's \S differs on.
+                    (true, 'S') => Some("[:^space:]"),
+                    _ => None,
+                };
+                match rep {
+                    Some(r) => out.push_str(r),
+                    None => {
+                        out.push('\\');
+                        out.push(e);
+                    }
+                }
+            }
+            '[' if !in_class => {
+                in_class = true;
+                class_start = true;
+                out.push('[');
+                if chars.peek() == Some(&'^') {
+                    chars.next();
+                    out.push('^');
+                }
+            }
+            '[' => {
+                class_start = false;
+                if chars.peek() == Some(&':') {
+                    // A POSIX class `[:name:]` (same syntax in both).
+                    out.push('[');
+                    for q in chars.by_ref() {
+                        out.push(q);
+                        if q == ']' {
+                            break;
+                        }
+                    }
+                } else {
+                    out.push_str("\\[");
+                }
+            }
+            ']' if in_class && class_start => {
+                // Go: a `]` right after `[` or `[^` is a literal.
+                class_start = false;
+                out.push_str("\\]");
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(']');
+            }
+            '&' | '~' if in_class => {
+                class_start = false;
+                out.push('\\');
+                out.push(c);
+            }
+            _ => {
+                class_start = false;
+                out.push(c);
+            }
+        }
+    }
+    out
 }
 
 /// A label matcher with Prometheus semantics: a missing label has value "".
@@ -312,6 +433,31 @@ mod tests {
     fn display_is_prometheus_notation() {
         let l = Labels::from_pairs([("__name__", "up"), ("job", "x"), ("instance", "h:1")]);
         assert_eq!(l.to_string(), "up{instance=\"h:1\", job=\"x\"}");
+    }
+
+    #[test]
+    fn go_regex_classes_are_ascii_like_re2() {
+        let m = |p: &str, v: &str| anchored_go_regex(p).unwrap().is_match(v);
+        assert!(m(r"\d+", "123"));
+        assert!(!m(r"\d", "٣"), "Arabic-Indic digit is not \\d in Go");
+        assert!(!m(r"\w", "é"));
+        assert!(m(r"\W", "é"));
+        assert!(!m(r"\s", "\u{a0}"));
+        assert!(m(r"[\d\s]+", "1 2"));
+        assert!(!m(r"[\w]", "é"));
+        assert!(m(r"[^\d]", "x"));
+        assert!(m(r"[[]", "["), "[ inside a class is literal in Go");
+        assert!(m(r"[]a]+", "]a"), "] first in a class is literal in Go");
+        assert!(m(r"[^]a]", "b"));
+        assert!(m(r"[a&&b]+", "a&b"), "no set operations in Go");
+        assert!(m(r"[[:alpha:]]+", "abc"));
+        assert!(m(r"\Qa.b\E", "a.b"));
+        assert!(!m(r"\Qa.b\E", "axb"));
+        assert!(m(r"a\bb|a b", "a b"));
+        assert!(m(r"(?i)FOO", "foo"));
+        assert!(m(r"\.", "."));
+        assert!(anchored_go_regex("(").is_err());
+        assert!(anchored_go_regex("[").is_err());
     }
 
     #[test]

@@ -14,6 +14,8 @@
 //! ```
 //!
 //! Stages, in data-flow order:
+//! - [`discovery`]: target groups from static configs, files and HTTP SD.
+//! - [`relabel`]: Prometheus relabeling (every action) and target finishing.
 //! - [`expfmt`]: Prometheus text 0.0.4 and OpenMetrics parsing into samples.
 //! - [`scrape`]: target schedules, HTTP fetch, limits, `up`/`scrape_*` series.
 //! - [`store`]: in-memory series, label index, ring buffers, retention, snapshots.
@@ -61,6 +63,7 @@ pub mod datasource;
 pub mod decide;
 pub mod demo;
 pub mod diag;
+pub mod discovery;
 pub mod duration;
 pub mod expfmt;
 pub mod fmtfloat;
@@ -71,6 +74,7 @@ pub mod names;
 pub mod notify;
 pub mod pathglob;
 pub mod promql;
+pub mod relabel;
 pub mod rules;
 pub mod sample;
 pub mod scrape;

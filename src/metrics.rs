@@ -34,6 +34,15 @@ pub struct FailureLabels {
     pub reason: String,
 }
 
+/// `{job, mechanism}`
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SdLabels {
+    /// scrape job
+    pub job: String,
+    /// file, http, kubernetes
+    pub mechanism: String,
+}
+
 /// `{rule_group}`: `file;name`, as Prometheus labels its rule metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GroupLabel {
@@ -66,8 +75,16 @@ pub struct Metrics {
     pub samples_out_of_order: Family<JobLabel, Counter>,
     /// duplicate-timestamp samples from scrapes
     pub samples_duplicate: Family<JobLabel, Counter>,
-    /// targets configured
+    /// active targets after relabeling
     pub targets: Family<JobLabel, Gauge>,
+    /// targets dropped by relabeling
+    pub targets_dropped: Family<JobLabel, Gauge>,
+    /// discovered targets that failed a check after relabeling
+    pub target_sync_failed: Family<JobLabel, Counter>,
+    /// discovery refreshes that failed (the last targets are kept)
+    pub sd_failures: Family<SdLabels, Counter>,
+    /// 1 while a discovery source answers, 0 while its last refresh failed
+    pub sd_up: Family<SdLabels, Gauge>,
     /// 1 when the last reload succeeded
     pub config_last_reload_successful: Gauge,
     /// unix time of the last successful reload
@@ -113,6 +130,10 @@ impl Metrics {
         let samples_out_of_order = Family::<JobLabel, Counter>::default();
         let samples_duplicate = Family::<JobLabel, Counter>::default();
         let targets = Family::<JobLabel, Gauge>::default();
+        let targets_dropped = Family::<JobLabel, Gauge>::default();
+        let target_sync_failed = Family::<JobLabel, Counter>::default();
+        let sd_failures = Family::<SdLabels, Counter>::default();
+        let sd_up = Family::<SdLabels, Gauge>::default();
         let config_last_reload_successful = Gauge::default();
         let config_last_reload_success_timestamp = Gauge::<f64, AtomicU64>::default();
         let config_reloads = Counter::default();
@@ -156,8 +177,28 @@ impl Metrics {
         );
         registry.register(
             "augur_targets",
-            "Configured scrape targets",
+            "Active scrape targets after relabeling",
             targets.clone(),
+        );
+        registry.register(
+            "augur_targets_dropped",
+            "Discovered targets dropped by relabeling",
+            targets_dropped.clone(),
+        );
+        registry.register(
+            "augur_target_sync_failed",
+            "Discovered targets refused after relabeling (no address, bad interval, ...)",
+            target_sync_failed.clone(),
+        );
+        registry.register(
+            "augur_sd_refresh_failures",
+            "Service discovery refreshes that failed; the last known targets are kept",
+            sd_failures.clone(),
+        );
+        registry.register(
+            "augur_sd_up",
+            "1 while a service discovery source answers, 0 while it fails",
+            sd_up.clone(),
         );
         registry.register(
             "augur_config_last_reload_successful",
@@ -232,6 +273,10 @@ impl Metrics {
             samples_out_of_order,
             samples_duplicate,
             targets,
+            targets_dropped,
+            target_sync_failed,
+            sd_failures,
+            sd_up,
             config_last_reload_successful,
             config_last_reload_success_timestamp,
             config_reloads,
@@ -316,6 +361,37 @@ impl Metrics {
             })
             .inc();
         tracing::warn!(job, url, error = %error, "scrape failed");
+    }
+
+    /// A discovery source failed to refresh; its last targets stay.
+    pub fn sd_failed(&self, job: &str, mechanism: &str, source: &str, error: &str) {
+        let l = SdLabels {
+            job: job.to_string(),
+            mechanism: mechanism.to_string(),
+        };
+        self.sd_failures.get_or_create(&l).inc();
+        self.sd_up.get_or_create(&l).set(0);
+        tracing::warn!(job, mechanism, source, error, "service discovery failed; keeping the last known targets");
+    }
+
+    /// A discovery source refreshed.
+    pub fn sd_refreshed(&self, job: &str, mechanism: &str) {
+        let l = SdLabels {
+            job: job.to_string(),
+            mechanism: mechanism.to_string(),
+        };
+        self.sd_up.get_or_create(&l).set(1);
+    }
+
+    /// A discovered target was refused after relabeling (Prometheus's
+    /// "Creating target failed").
+    pub fn target_failed(&self, job: &str, error: &dyn std::fmt::Display) {
+        self.target_sync_failed
+            .get_or_create(&JobLabel {
+                job: job.to_string(),
+            })
+            .inc();
+        tracing::warn!(job, error = %error, "creating target failed");
     }
 
     /// Samples of one scrape were rejected as out of order or duplicate.

@@ -199,17 +199,21 @@ fn bad_data(message: impl Into<String>) -> ApiError {
     }
 }
 
+/// Prometheus's `/api/v1/targets` (`web/api/v1/api.go`, 3.x shape:
+/// dropped targets carry `scrapePool`, counts cover every pool).
 async fn targets(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
     let params = query_pairs(&q);
     let state = params
         .iter()
         .find(|(k, _)| k == "state")
         .map(|(_, v)| v.to_ascii_lowercase())
-        .unwrap_or_else(|| "any".to_string());
+        .unwrap_or_default();
     let pool = params
         .iter()
         .find(|(k, _)| k == "scrapePool")
-        .map(|(_, v)| v.clone());
+        .map(|(_, v)| v.clone())
+        .filter(|p| !p.is_empty());
+    // Other values are ignored: both lists come back empty.
     let show_active = state == "active" || state == "any" || state.is_empty();
     let show_dropped = state == "dropped" || state == "any" || state.is_empty();
     let active: Vec<Value> = if show_active {
@@ -220,7 +224,7 @@ async fn targets(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Resp
             .map(|t| {
                 let s = t.status();
                 json!({
-                    "discoveredLabels": labels_json(&t.discovered_labels),
+                    "discoveredLabels": labels_json(&t.discovered_labels()),
                     "labels": labels_json(&t.labels),
                     "scrapePool": t.job,
                     "scrapeUrl": t.url,
@@ -229,19 +233,36 @@ async fn targets(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Resp
                     "lastScrape": crate::timefmt::rfc3339_nano(s.last_scrape),
                     "lastScrapeDuration": s.last_scrape_duration.as_secs_f64(),
                     "health": s.health.as_str(),
-                    "scrapeInterval": crate::duration::format(t.interval),
-                    "scrapeTimeout": crate::duration::format(t.timeout),
+                    "scrapeInterval": t.raw_labels.get("__scrape_interval__").unwrap_or(""),
+                    "scrapeTimeout": t.raw_labels.get("__scrape_timeout__").unwrap_or(""),
                 })
             })
             .collect()
     } else {
         Vec::new()
     };
-    // Static configs have no relabelling, so nothing is ever dropped.
-    let mut data = json!({"activeTargets": active, "droppedTargets": []});
-    if show_dropped {
-        data["droppedTargetCounts"] = json!({});
-    }
+    let (dropped, counts): (Vec<Value>, Value) = if show_dropped {
+        let dropped = st
+            .scrape
+            .dropped_targets()
+            .into_iter()
+            .filter(|t| pool.as_ref().is_none_or(|p| *p == t.job))
+            .map(|t| {
+                json!({
+                    "discoveredLabels": labels_json(&t.discovered_labels),
+                    "scrapePool": t.job,
+                })
+            })
+            .collect();
+        (dropped, json!(st.scrape.dropped_counts()))
+    } else {
+        (Vec::new(), Value::Null)
+    };
+    let data = json!({
+        "activeTargets": active,
+        "droppedTargets": dropped,
+        "droppedTargetCounts": counts,
+    });
     Json(json!({"status": "success", "data": data})).into_response()
 }
 

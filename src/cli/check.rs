@@ -35,12 +35,13 @@ pub fn check_config(files: &[PathBuf]) -> ExitCode {
     for f in files {
         match augur::config::load(f) {
             Ok(cfg) => println!(
-                "{}: ok ({} scrape configs, {} targets, {} rule files, {} analysis templates)",
+                "{}: ok ({} scrape configs, {} static targets, {} rule files, {} analysis templates)",
                 f.display(),
                 cfg.scrape_configs.len(),
                 cfg.scrape_configs
                     .iter()
-                    .map(|j| j.targets.len())
+                    .flat_map(|j| &j.static_configs)
+                    .map(|s| s.targets.len())
                     .sum::<usize>(),
                 cfg.rule_files.len(),
                 cfg.analyses.len()

@@ -23,7 +23,10 @@ pub use actions::{
 };
 pub use datasource::DatasourceConfig;
 pub use notify::{NotifyConfig, Receiver, ReceiverKind};
-pub use scrape::{parse_bytes, Auth, ScrapeConfig, Secret, TargetConfig, DEFAULT_BODY_SIZE_LIMIT};
+pub use scrape::{
+    parse_bytes, Auth, FileSdConfig, HttpSdConfig, ScrapeConfig, Secret, StaticConfig,
+    DEFAULT_BODY_SIZE_LIMIT,
+};
 
 use actions::compile_actions;
 use datasource::compile_datasource;
@@ -46,6 +49,7 @@ use crate::diag::{line_col, toml_message};
 use crate::duration;
 use crate::expfmt::Format;
 use crate::labels::Labels;
+use crate::relabel;
 
 /// The longest retention the store's 32-bit time offsets allow with margin.
 pub const MAX_RETENTION: Duration = Duration::from_secs(30 * 86400);
@@ -312,6 +316,11 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The directory relative paths in the config are resolved against.
+    fn base_dir(&self) -> &Path {
+        self.file.parent().unwrap_or(Path::new("."))
+    }
+
     fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
         let (line, column) = line_col(self.text, span.start);
         self.errors.push(ConfigError {

@@ -118,6 +118,48 @@ pub struct RawScrapeConfig {
     pub basic_auth: Option<Spanned<RawBasicAuth>>,
     #[serde(default)]
     pub static_configs: Vec<Spanned<RawStaticConfig>>,
+    #[serde(default)]
+    pub file_sd_configs: Vec<Spanned<RawFileSd>>,
+    #[serde(default)]
+    pub http_sd_configs: Vec<Spanned<RawHttpSd>>,
+    #[serde(default)]
+    pub relabel_configs: Vec<Spanned<RawRelabel>>,
+    #[serde(default)]
+    pub metric_relabel_configs: Vec<Spanned<RawRelabel>>,
+    pub keep_dropped_targets: Option<u64>,
+}
+
+/// One relabeling rule, with Prometheus's field names.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRelabel {
+    pub source_labels: Option<Vec<String>>,
+    pub separator: Option<String>,
+    pub regex: Option<String>,
+    pub modulus: Option<u64>,
+    pub target_label: Option<String>,
+    pub replacement: Option<String>,
+    pub action: Option<String>,
+}
+
+/// `file_sd_configs` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFileSd {
+    #[serde(default)]
+    pub files: Vec<Spanned<String>>,
+    pub refresh_interval: Option<Spanned<String>>,
+}
+
+/// `http_sd_configs` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpSd {
+    pub url: Option<Spanned<String>>,
+    pub refresh_interval: Option<Spanned<String>>,
+    pub bearer_token_file: Option<Spanned<String>>,
+    pub authorization: Option<Spanned<RawAuthorization>>,
+    pub basic_auth: Option<Spanned<RawBasicAuth>>,
 }
 
 /// `body_size_limit`: bytes as an integer, or a string like `16MB`.

@@ -87,13 +87,34 @@ impl Secret {
     }
 }
 
-/// One static target of a job.
+/// One `static_configs` entry: a target group whose source is its index.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TargetConfig {
-    /// `host:port`
-    pub address: String,
-    /// Static labels from the `static_configs` entry.
+pub struct StaticConfig {
+    /// `host:port` of each target
+    pub targets: Vec<String>,
+    /// labels of the group
     pub labels: Labels,
+}
+
+/// A `file_sd_configs` entry (`discovery/file`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileSdConfig {
+    /// file patterns, resolved against the config file's directory; `*`
+    /// only in the last part
+    pub files: Vec<PathBuf>,
+    /// re-read every so often besides on changes (default 5m)
+    pub refresh_interval: Duration,
+}
+
+/// An `http_sd_configs` entry (`discovery/http`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSdConfig {
+    /// where the target groups are fetched (http or https)
+    pub url: String,
+    /// how often (default 60s, also the request timeout)
+    pub refresh_interval: Duration,
+    /// credentials
+    pub auth: Auth,
 }
 
 /// A compiled `[[scrape_configs]]` entry.
@@ -133,8 +154,164 @@ pub struct ScrapeConfig {
     pub params: Vec<(String, String)>,
     /// Credentials.
     pub auth: Auth,
-    /// The targets.
-    pub targets: Vec<TargetConfig>,
+    /// `static_configs`, each one target group.
+    pub static_configs: Vec<StaticConfig>,
+    /// `file_sd_configs`
+    pub file_sd_configs: Vec<FileSdConfig>,
+    /// `http_sd_configs`
+    pub http_sd_configs: Vec<HttpSdConfig>,
+    /// `relabel_configs`: applied to discovered targets.
+    pub relabel_configs: Vec<relabel::Rule>,
+    /// `metric_relabel_configs`: applied to each scraped series.
+    pub metric_relabel_configs: Vec<relabel::Rule>,
+    /// Most dropped targets listed by the API; 0 = all.
+    pub keep_dropped_targets: u64,
+}
+
+impl ScrapeConfig {
+    /// The settings target finishing needs.
+    pub fn target_defaults(&self) -> relabel::JobDefaults<'_> {
+        relabel::JobDefaults {
+            job_name: &self.job_name,
+            scrape_interval: self.scrape_interval,
+            scrape_timeout: self.scrape_timeout,
+            metrics_path: &self.metrics_path,
+            scheme: &self.scheme,
+            params: &self.params,
+            rules: &self.relabel_configs,
+        }
+    }
+
+    /// Whether the job discovers targets at run time (beyond static ones).
+    pub fn has_discovery(&self) -> bool {
+        !self.file_sd_configs.is_empty() || !self.http_sd_configs.is_empty()
+    }
+}
+
+/// Compiles `relabel_configs`-style rules; each error is placed at its rule.
+pub(super) fn compile_relabel(
+    cx: &mut Ctx<'_>,
+    rules: &[Spanned<raw::RawRelabel>],
+    key: &str,
+) -> Vec<relabel::Rule> {
+    let mut out = Vec::new();
+    for (i, r) in rules.iter().enumerate() {
+        let v = r.get_ref();
+        let spec = relabel::RuleSpec {
+            source_labels: v.source_labels.clone().unwrap_or_default(),
+            separator: v.separator.clone(),
+            regex: v.regex.clone(),
+            modulus: v.modulus,
+            target_label: v.target_label.clone(),
+            replacement: v.replacement.clone(),
+            action: v.action.clone(),
+            legacy_names: false,
+        };
+        if let Some(bad) = spec.source_labels.iter().find(|n| n.is_empty()) {
+            cx.error(
+                r.span(),
+                format!("{key}[{i}]: {bad:?} is not a valid label name"),
+            );
+            continue;
+        }
+        match relabel::Rule::new(&spec) {
+            Ok(rule) => out.push(rule),
+            Err(e) => cx.error(r.span(), format!("{key}[{i}]: {e}")),
+        }
+    }
+    out
+}
+
+/// Prometheus's `patFileSDName`: `*` only in the last path element, and
+/// a `.json`/`.yml`/`.yaml` extension (all lower or all upper case).
+fn valid_file_sd_name(name: &str) -> bool {
+    static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^[^*]*(\*[^/]*)?\.(json|yml|yaml|JSON|YML|YAML)$")
+            .expect("constant regex")
+    });
+    RE.is_match(name)
+}
+
+fn compile_file_sd(cx: &mut Ctx<'_>, sd: &Spanned<raw::RawFileSd>, what: &str) -> Option<FileSdConfig> {
+    let r = sd.get_ref();
+    if r.files.is_empty() {
+        cx.error(
+            sd.span(),
+            format!("{what}: file service discovery config must contain at least one path name"),
+        );
+        return None;
+    }
+    let mut files = Vec::new();
+    for f in &r.files {
+        if !valid_file_sd_name(f.get_ref()) {
+            cx.error(
+                f.span(),
+                format!(
+                    "{what}: path name {:?} is not valid for file discovery",
+                    f.get_ref()
+                ),
+            );
+            continue;
+        }
+        files.push(resolve(cx.base_dir(), f.get_ref()));
+    }
+    let refresh_interval = cx.duration(
+        &r.refresh_interval,
+        &format!("{what}.refresh_interval"),
+        Duration::from_secs(300),
+    );
+    Some(FileSdConfig {
+        files,
+        refresh_interval: if refresh_interval.is_zero() {
+            Duration::from_secs(300)
+        } else {
+            refresh_interval
+        },
+    })
+}
+
+fn compile_http_sd(cx: &mut Ctx<'_>, sd: &Spanned<raw::RawHttpSd>, what: &str) -> Option<HttpSdConfig> {
+    let r = sd.get_ref();
+    let Some(url) = &r.url else {
+        cx.error(sd.span(), format!("{what}: URL is missing"));
+        return None;
+    };
+    let problem = match reqwest::Url::parse(url.get_ref()) {
+        Err(e) => Some(format!("parse {:?}: {e}", url.get_ref())),
+        Ok(u) if u.scheme() != "http" && u.scheme() != "https" => {
+            Some("URL scheme must be 'http' or 'https'".to_string())
+        }
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => Some("host is missing in URL".to_string()),
+        Ok(_) => None,
+    };
+    if let Some(p) = problem {
+        cx.error(url.span(), format!("{what}.url: {p}"));
+        return None;
+    }
+    let refresh_interval = cx.duration(
+        &r.refresh_interval,
+        &format!("{what}.refresh_interval"),
+        Duration::from_secs(60),
+    );
+    let auth = compile_auth(
+        cx,
+        AuthFields {
+            bearer_token_file: &r.bearer_token_file,
+            authorization: &r.authorization,
+            basic_auth: &r.basic_auth,
+        },
+        what,
+        sd.span(),
+    );
+    Some(HttpSdConfig {
+        url: url.get_ref().clone(),
+        refresh_interval: if refresh_interval.is_zero() {
+            Duration::from_secs(60)
+        } else {
+            refresh_interval
+        },
+        auth,
+    })
 }
 
 pub(super) fn compile_job(
@@ -269,11 +446,36 @@ pub(super) fn compile_job(
         span.clone(),
     );
 
-    let mut targets = Vec::new();
+    let relabel_configs = compile_relabel(cx, &r.relabel_configs, &what("relabel_configs"));
+    let metric_relabel_configs = compile_relabel(
+        cx,
+        &r.metric_relabel_configs,
+        &what("metric_relabel_configs"),
+    );
+    let file_sd_configs = r
+        .file_sd_configs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, sd)| compile_file_sd(cx, sd, &what(&format!("file_sd_configs[{i}]"))))
+        .collect();
+    let http_sd_configs = r
+        .http_sd_configs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, sd)| compile_http_sd(cx, sd, &what(&format!("http_sd_configs[{i}]"))))
+        .collect();
+    let mut static_configs = Vec::new();
     for st in &r.static_configs {
         let labels = cx.labels(&st.get_ref().labels, &what("static_configs.labels"));
+        let mut targets = Vec::new();
         for t in &st.get_ref().targets {
             let a = t.get_ref();
+            if !r.relabel_configs.is_empty() {
+                // Relabeling may rewrite the address: Prometheus checks
+                // static targets only for jobs without it.
+                targets.push(a.clone());
+                continue;
+            }
             // A port, when given, is 1..65535 (host[:port]; IPv6 in brackets).
             let port = a
                 .rsplit_once(':')
@@ -287,11 +489,9 @@ pub(super) fn compile_job(
                 );
                 continue;
             }
-            targets.push(TargetConfig {
-                address: a.clone(),
-                labels: labels.clone(),
-            });
+            targets.push(a.clone());
         }
+        static_configs.push(StaticConfig { targets, labels });
     }
     let params = r
         .params
@@ -316,7 +516,12 @@ pub(super) fn compile_job(
         fallback_scrape_protocol,
         params,
         auth,
-        targets,
+        static_configs,
+        file_sd_configs,
+        http_sd_configs,
+        relabel_configs,
+        metric_relabel_configs,
+        keep_dropped_targets: r.keep_dropped_targets.unwrap_or(0),
     }
 }
 

@@ -38,8 +38,9 @@ fn issue_example_compiles_with_prometheus_defaults() {
     assert_eq!(job.scrape_interval, Duration::from_secs(5));
     // global timeout 10s capped at the job's 5s interval
     assert_eq!(job.scrape_timeout, Duration::from_secs(5));
-    assert_eq!(job.targets.len(), 2);
-    assert_eq!(job.targets[1].labels.get("track"), Some("canary"));
+    assert_eq!(job.static_configs.len(), 1);
+    assert_eq!(job.static_configs[0].targets.len(), 2);
+    assert_eq!(job.static_configs[0].labels.get("track"), Some("canary"));
     assert_eq!(job.body_size_limit, 16 << 20);
     assert!(job.honor_timestamps);
 }

@@ -44,8 +44,9 @@ pub enum ScrapeError {
     /// The body is not valid exposition text.
     #[error("parse error: {0}")]
     Parse(ParseError),
-    /// More samples than `sample_limit`.
-    #[error("sample limit exceeded: {got} samples, limit {limit}")]
+    /// More samples than `sample_limit` after metric relabeling
+    /// (Prometheus's `errSampleLimit`, word for word).
+    #[error("sample limit exceeded")]
     SampleLimit {
         /// configured limit
         limit: u64,
@@ -56,6 +57,9 @@ pub enum ScrapeError {
     /// (Prometheus's `verifyLabelLimits` message).
     #[error("{0}")]
     LabelLimit(String),
+    /// Metric relabeling removed `__name__` (Prometheus's `errNameLabelMandatory`).
+    #[error("missing metric name (__name__ label)")]
+    NameLabelMandatory,
     /// More targets than the job's `target_limit`.
     #[error("target_limit exceeded (number of targets: {got}, limit: {limit})")]
     TargetLimit {
@@ -81,6 +85,7 @@ impl ScrapeError {
             ScrapeError::Parse(_) => "parse",
             ScrapeError::SampleLimit { .. } => "sample_limit",
             ScrapeError::LabelLimit(_) => "label_limits",
+            ScrapeError::NameLabelMandatory => "metric_relabeling",
             ScrapeError::TargetLimit { .. } => "target_limit",
         }
     }

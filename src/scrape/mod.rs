@@ -6,8 +6,8 @@
 mod fetch;
 mod target;
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -17,7 +17,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
 
 use crate::config::{Config, ScrapeConfig};
+use crate::discovery::TargetGroup;
 use crate::expfmt;
+use crate::relabel::{self, Finished, LabelSet};
 use crate::labels::Labels;
 use crate::metrics::{JobLabel, Metrics};
 use crate::store::{stale_nan, AppendError, Appender, SeriesRef, Store};
@@ -25,7 +27,7 @@ use crate::store::{stale_nan, AppendError, Appender, SeriesRef, Store};
 pub use fetch::ScrapeError;
 
 use crate::clock::now_ms;
-pub use target::{sample_labels, scrape_offset, scrape_url, target_labels};
+pub use target::{sample_labels, scrape_offset};
 
 /// Health of a target after its last scrape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,21 +64,25 @@ pub struct TargetStatus {
     pub last_scrape_duration: Duration,
 }
 
-/// One scrape target as configured, plus its live status.
+/// One active scrape target, plus its live status.
 #[derive(Debug)]
 pub struct Target {
     /// scrape pool (job name)
     pub job: String,
-    /// labels attached to every sample: job, instance, static labels
+    /// labels attached to every sample: job, instance, and the rest
+    /// without `__` labels
     pub labels: Labels,
-    /// labels before relabelling (`__address__`, ...)
-    pub discovered_labels: Labels,
+    /// every label after relabeling, `__` ones included (but `__meta_*`)
+    pub raw_labels: Labels,
     /// the URL scraped
     pub url: String,
-    /// scrape interval
+    /// scrape interval (from `__scrape_interval__`)
     pub interval: Duration,
-    /// scrape timeout
+    /// scrape timeout (from `__scrape_timeout__`)
     pub timeout: Duration,
+    /// labels before relabeling (`__address__`, `__meta_*`, ...); of the
+    /// last duplicate seen, as Prometheus shows them
+    discovered: Mutex<Labels>,
     status: Mutex<TargetStatus>,
 }
 
@@ -85,24 +91,71 @@ impl Target {
     pub fn status(&self) -> TargetStatus {
         self.status.lock().clone()
     }
+
+    /// The labels before relabeling.
+    pub fn discovered_labels(&self) -> Labels {
+        self.discovered.lock().clone()
+    }
+}
+
+/// A target dropped by relabeling, as `/api/v1/targets` lists it.
+#[derive(Debug, Clone)]
+pub struct DroppedTarget {
+    /// scrape pool
+    pub job: String,
+    /// labels before relabeling
+    pub discovered_labels: Labels,
 }
 
 struct Running {
     target: Arc<Target>,
+    /// the job's loop settings, with the target's interval and timeout
     job: ScrapeConfig,
+    /// identity: the URL and every label but `__meta_*` (Prometheus's
+    /// `Target.hash`)
+    key: (String, Labels),
     cancel: CancellationToken,
     stale_on_stop: Arc<AtomicBool>,
 }
 
-/// Owns the scrape loops: starts, stops and replaces them as the config
-/// changes. Loops are tasks on the caller's [`TaskTracker`].
+/// One job's targets (Prometheus's scrape pool).
+struct Pool {
+    cfg: ScrapeConfig,
+    /// `cfg` without what only shapes the target list, to tell whether
+    /// running loops must restart
+    loop_cfg: ScrapeConfig,
+    static_groups: Vec<TargetGroup>,
+    discovered: Vec<TargetGroup>,
+    loops: Vec<Running>,
+    dropped: Vec<DroppedTarget>,
+    dropped_count: usize,
+    /// active targets now, read by every loop for `target_limit`
+    active: Arc<AtomicU64>,
+}
+
+fn loop_settings(job: &ScrapeConfig) -> ScrapeConfig {
+    ScrapeConfig {
+        static_configs: Vec::new(),
+        file_sd_configs: Vec::new(),
+        http_sd_configs: Vec::new(),
+        relabel_configs: Vec::new(),
+        keep_dropped_targets: 0,
+        ..job.clone()
+    }
+}
+
+/// Owns the scrape pools and their loops: builds each job's targets from
+/// its target groups (static and discovered) through relabeling, starts
+/// new loops, stops removed ones (writing staleness markers for their
+/// series) and keeps unchanged ones running across reloads and updates.
+/// Loops are tasks on the caller's [`TaskTracker`].
 pub struct ScrapeManager {
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
     seed: u64,
-    running: Mutex<Vec<Running>>,
+    pools: Mutex<BTreeMap<String, Pool>>,
     first_round_pending: Arc<AtomicUsize>,
     started: AtomicBool,
 }
@@ -122,7 +175,7 @@ impl ScrapeManager {
             tracker,
             shutdown,
             seed,
-            running: Mutex::new(Vec::new()),
+            pools: Mutex::new(BTreeMap::new()),
             first_round_pending: Arc::new(AtomicUsize::new(0)),
             started: AtomicBool::new(false),
         }
@@ -134,69 +187,175 @@ impl ScrapeManager {
         self.started.load(Ordering::SeqCst) && self.first_round_pending.load(Ordering::SeqCst) == 0
     }
 
-    /// All targets, in config order.
+    /// All active targets, by pool name, then URL.
     pub fn targets(&self) -> Vec<Arc<Target>> {
-        self.running
-            .lock()
+        let pools = self.pools.lock();
+        let mut out = Vec::new();
+        for p in pools.values() {
+            let mut ts: Vec<_> = p.loops.iter().map(|r| r.target.clone()).collect();
+            ts.sort_by(|a, b| a.url.cmp(&b.url).then_with(|| a.labels.cmp(&b.labels)));
+            out.extend(ts);
+        }
+        out
+    }
+
+    /// Targets dropped by relabeling (at most `keep_dropped_targets` per
+    /// pool), by pool name.
+    pub fn dropped_targets(&self) -> Vec<DroppedTarget> {
+        let pools = self.pools.lock();
+        pools.values().flat_map(|p| p.dropped.iter().cloned()).collect()
+    }
+
+    /// How many targets each pool dropped (all of them, kept or not).
+    pub fn dropped_counts(&self) -> BTreeMap<String, usize> {
+        let pools = self.pools.lock();
+        pools
             .iter()
-            .map(|r| r.target.clone())
+            .map(|(k, p)| (k.clone(), p.dropped_count))
             .collect()
     }
 
-    /// Starts loops for new targets, stops removed ones (writing staleness
-    /// markers for their series) and restarts targets whose job changed.
+    /// Applies a config: pools for new jobs, new settings for kept ones
+    /// (loops restart only where their settings changed), pools of removed
+    /// jobs stopped. A job whose discovery configs are unchanged keeps its
+    /// discovered groups, so a reload makes no scrape gap.
     pub fn apply(&self, cfg: &Config) {
         let first = !self.started.swap(true, Ordering::SeqCst);
-        let mut running = self.running.lock();
-        let mut old: HashMap<(String, String, Labels), Running> = running
-            .drain(..)
-            .map(|r| {
-                (
-                    (
-                        r.target.job.clone(),
-                        r.target.url.clone(),
-                        r.target.labels.clone(),
-                    ),
-                    r,
-                )
-            })
-            .collect();
-        let mut seen = HashSet::new();
-        let mut next = Vec::new();
+        let mut pools = self.pools.lock();
+        let mut old = std::mem::take(&mut *pools);
         for job in &cfg.scrape_configs {
-            // Each loop gets the job without its target list, except when
-            // target_limit needs the count.
-            let job_cfg = ScrapeConfig {
-                targets: if job.target_limit > 0 {
-                    job.targets.clone()
-                } else {
-                    Vec::new()
-                },
-                ..job.clone()
-            };
-            self.metrics
-                .targets
-                .get_or_create(&JobLabel {
-                    job: job.job_name.clone(),
-                })
-                .set(job.targets.len() as i64);
-            for t in &job.targets {
-                let (labels, discovered) = target_labels(job, t);
-                let url = scrape_url(job, t);
-                let key = (job.job_name.clone(), url.clone(), labels.clone());
-                if !seen.insert(key.clone()) {
-                    // Prometheus drops duplicate targets within a pool.
-                    continue;
-                }
-                match old.remove(&key) {
-                    Some(r) if r.job == job_cfg => next.push(r),
-                    Some(r) => {
-                        // Same series, new settings: no staleness gap.
-                        r.cancel.cancel();
-                        next.push(self.start(&job_cfg, labels, discovered, url, false));
+            let mut pool = old.remove(&job.job_name).unwrap_or_else(|| Pool {
+                cfg: job.clone(),
+                loop_cfg: loop_settings(job),
+                static_groups: Vec::new(),
+                discovered: Vec::new(),
+                loops: Vec::new(),
+                dropped: Vec::new(),
+                dropped_count: 0,
+                active: Arc::new(AtomicU64::new(0)),
+            });
+            if pool.cfg.file_sd_configs != job.file_sd_configs
+                || pool.cfg.http_sd_configs != job.http_sd_configs
+            {
+                pool.discovered.clear();
+            }
+            pool.cfg = job.clone();
+            pool.loop_cfg = loop_settings(job);
+            pool.static_groups = crate::discovery::static_groups(job);
+            self.sync(&mut pool, first);
+            pools.insert(job.job_name.clone(), pool);
+        }
+        for (_, pool) in old {
+            for r in pool.loops {
+                info!(job = %r.target.job, url = %r.target.url, "target removed");
+                r.stale_on_stop.store(true, Ordering::SeqCst);
+                r.cancel.cancel();
+            }
+            self.metrics.targets.remove(&JobLabel {
+                job: pool.cfg.job_name.clone(),
+            });
+        }
+    }
+
+    /// A job's discovered groups changed (all of them, from every
+    /// provider of the job); unknown jobs are ignored.
+    pub fn update_groups(&self, job: &str, groups: Vec<TargetGroup>) {
+        let mut pools = self.pools.lock();
+        if let Some(pool) = pools.get_mut(job) {
+            pool.discovered = groups;
+            self.sync(pool, false);
+        }
+    }
+
+    /// Prometheus's `scrapePool.Sync`: targets from groups, deduplicated by
+    /// URL and labels; loops started, kept or stopped to match.
+    fn sync(&self, pool: &mut Pool, counts_for_ready: bool) {
+        let job = &pool.cfg;
+        let defaults = job.target_defaults();
+        let mut active: Vec<(ActiveKey, Labels, Duration, Duration)> = Vec::new();
+        let mut index: HashMap<ActiveKey, usize> = HashMap::new();
+        pool.dropped.clear();
+        pool.dropped_count = 0;
+        for g in pool.static_groups.iter().chain(&pool.discovered) {
+            for (i, t) in g.targets.iter().enumerate() {
+                match relabel::populate_labels(&defaults, t, &g.labels) {
+                    Finished::Active {
+                        labels,
+                        discovered,
+                        interval,
+                        timeout,
+                    } => {
+                        let url = relabel::target_url(&labels, &job.params);
+                        let key = (url, labels.to_labels());
+                        let discovered = discovered.to_labels();
+                        match index.get(&key) {
+                            Some(&n) => active[n].1 = discovered,
+                            None => {
+                                index.insert(key.clone(), active.len());
+                                active.push((key, discovered, interval, timeout));
+                            }
+                        }
                     }
-                    None => next.push(self.start(&job_cfg, labels, discovered, url, first)),
+                    Finished::Dropped { discovered } => {
+                        if job.keep_dropped_targets == 0
+                            || (pool.dropped.len() as u64) < job.keep_dropped_targets
+                        {
+                            pool.dropped.push(DroppedTarget {
+                                job: job.job_name.clone(),
+                                discovered_labels: discovered.to_labels(),
+                            });
+                        }
+                        pool.dropped_count += 1;
+                    }
+                    Finished::Failed(e) => self.metrics.target_failed(
+                        &job.job_name,
+                        &format!("instance {i} in group {}: {e}", g.source),
+                    ),
                 }
+            }
+        }
+        let job_label = JobLabel {
+            job: job.job_name.clone(),
+        };
+        self.metrics
+            .targets
+            .get_or_create(&job_label)
+            .set(active.len() as i64);
+        self.metrics
+            .targets_dropped
+            .get_or_create(&job_label)
+            .set(pool.dropped_count as i64);
+        pool.active.store(active.len() as u64, Ordering::SeqCst);
+
+        let mut old: HashMap<ActiveKey, Running> = pool
+            .loops
+            .drain(..)
+            .map(|r| (r.key.clone(), r))
+            .collect();
+        let mut next = Vec::with_capacity(active.len());
+        for (key, discovered, interval, timeout) in active {
+            let loop_cfg = ScrapeConfig {
+                scrape_interval: interval,
+                scrape_timeout: timeout,
+                ..pool.loop_cfg.clone()
+            };
+            match old.remove(&key) {
+                Some(r) if r.job == loop_cfg => {
+                    *r.target.discovered.lock() = discovered;
+                    next.push(r);
+                }
+                Some(r) => {
+                    // Same series, new settings: no staleness gap.
+                    r.cancel.cancel();
+                    next.push(self.start(&loop_cfg, key, discovered, &pool.active, false));
+                }
+                None => next.push(self.start(
+                    &loop_cfg,
+                    key,
+                    discovered,
+                    &pool.active,
+                    counts_for_ready,
+                )),
             }
         }
         for (_, r) in old {
@@ -204,24 +363,26 @@ impl ScrapeManager {
             r.stale_on_stop.store(true, Ordering::SeqCst);
             r.cancel.cancel();
         }
-        *running = next;
+        pool.loops = next;
     }
 
     fn start(
         &self,
         job: &ScrapeConfig,
-        labels: Labels,
+        key: ActiveKey,
         discovered: Labels,
-        url: String,
+        active: &Arc<AtomicU64>,
         counts_for_ready: bool,
     ) -> Running {
+        let full = LabelSet::from(&key.1);
         let target = Arc::new(Target {
             job: job.job_name.clone(),
-            labels,
-            discovered_labels: discovered,
-            url,
+            labels: relabel::public_labels(&full).to_labels(),
+            raw_labels: key.1.clone(),
+            url: key.0.clone(),
             interval: job.scrape_interval,
             timeout: job.scrape_timeout,
+            discovered: Mutex::new(discovered),
             status: Mutex::new(TargetStatus {
                 health: Health::Unknown,
                 last_error: String::new(),
@@ -247,6 +408,7 @@ impl ScrapeManager {
             job_label: JobLabel {
                 job: job.job_name.clone(),
             },
+            pool_active: active.clone(),
         };
         let offset = scrape_offset(&target.labels, &target.url, self.seed, job.scrape_interval);
         let pending = counts_for_ready.then(|| self.first_round_pending.clone());
@@ -255,14 +417,19 @@ impl ScrapeManager {
         Running {
             target,
             job: job.clone(),
+            key,
             cancel,
             stale_on_stop,
         }
     }
 }
 
+/// A target's identity in its pool: URL and labels (without `__meta_*`).
+type ActiveKey = (String, Labels);
+
 struct CacheEntry {
-    series: SeriesRef,
+    /// None: metric relabeling dropped the series
+    series: Option<SeriesRef>,
     last_seen: u64,
 }
 
@@ -289,6 +456,8 @@ struct ScrapeLoop {
     report_refs: Option<[SeriesRef; 5]>,
     iteration: u64,
     job_label: JobLabel,
+    /// the pool's active target count, for `target_limit`
+    pool_active: Arc<AtomicU64>,
 }
 
 const REPORT_NAMES: [&str; 5] = [
@@ -349,7 +518,7 @@ impl ScrapeLoop {
         let wall = SystemTime::now();
         let started = Instant::now();
         self.metrics.scrapes.get_or_create(&self.job_label).inc();
-        let targets = self.job.targets.len() as u64;
+        let targets = self.pool_active.load(Ordering::SeqCst);
         let fetched = match &self.client {
             // Prometheus: past target_limit no target of the job is
             // scraped; each reports the error with up = 0.
@@ -422,13 +591,7 @@ impl ScrapeLoop {
         };
         let parsed = expfmt::parse(&body.bytes, format).map_err(ScrapeError::Parse)?;
         let n = parsed.samples.len() as u64;
-        if self.job.sample_limit > 0 && n > self.job.sample_limit {
-            return Err(ScrapeError::SampleLimit {
-                limit: self.job.sample_limit,
-                got: n,
-            });
-        }
-        self.check_label_limits(&parsed)?;
+        self.check_limits(&parsed)?;
         self.iteration += 1;
         let mut stats = AppendStats {
             scraped: n,
@@ -439,7 +602,9 @@ impl ScrapeLoop {
             let store = self.store.clone();
             let mut app = store.appender();
             for s in &parsed.samples {
-                let (mut r, new) = self.resolve(&mut app, &parsed, s);
+                let (r, new) = self.resolve(&mut app, &parsed, s)?;
+                // Dropped by metric relabeling.
+                let Some(mut r) = r else { continue };
                 if new {
                     stats.series_added += 1;
                 }
@@ -451,8 +616,10 @@ impl ScrapeLoop {
                 if res == Err(AppendError::UnknownSeries) {
                     // Evicted since it was cached: look it up again.
                     self.cache.remove(s.series);
-                    r = self.resolve(&mut app, &parsed, s).0;
-                    res = app.append(r, t, s.value);
+                    if let (Some(again), _) = self.resolve(&mut app, &parsed, s)? {
+                        r = again;
+                        res = app.append(r, t, s.value);
+                    }
                 }
                 match res {
                     Ok(_) => stats.added += 1,
@@ -482,31 +649,67 @@ impl ScrapeLoop {
         Ok(stats)
     }
 
-    /// The store series for a scraped sample, via the cache; `true` when
-    /// the series is new to this target's cache (`scrape_series_added`).
+    /// The labels a scraped series is stored under: merged with the
+    /// target's, then through `metric_relabel_configs`; None when
+    /// relabeling dropped it.
+    fn final_labels(
+        &self,
+        parsed: &expfmt::Parsed<'_>,
+        s: &expfmt::Sample<'_>,
+    ) -> Result<Option<Vec<(String, String)>>, ScrapeError> {
+        let pairs = sample_labels(
+            &s.name,
+            parsed.labels(s),
+            &self.target.labels,
+            self.job.honor_labels,
+        );
+        if self.job.metric_relabel_configs.is_empty() {
+            return Ok(Some(pairs));
+        }
+        let mut set = LabelSet::from_pairs(pairs);
+        if !relabel::process(&mut set, &self.job.metric_relabel_configs) {
+            return Ok(None);
+        }
+        if set.get(crate::labels::METRIC_NAME).is_empty() {
+            return Err(ScrapeError::NameLabelMandatory);
+        }
+        Ok(Some(
+            set.iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        ))
+    }
+
+    /// Everything that fails a scrape before anything of it is stored:
+    /// `sample_limit` on the samples left after metric relabeling, and
     /// Prometheus's `verifyLabelLimits` on every series not seen in an
-    /// earlier scrape (cached ones passed already), before anything of
-    /// this scrape is stored: one series over a limit fails the scrape.
-    fn check_label_limits(&self, parsed: &expfmt::Parsed<'_>) -> Result<(), ScrapeError> {
+    /// earlier scrape (cached ones passed already), and a series that
+    /// relabeling left without a name.
+    fn check_limits(&self, parsed: &expfmt::Parsed<'_>) -> Result<(), ScrapeError> {
         let (count, name_len, value_len) = (
             self.job.label_limit as usize,
             self.job.label_name_length_limit as usize,
             self.job.label_value_length_limit as usize,
         );
-        if count == 0 && name_len == 0 && value_len == 0 {
+        let label_limits = count > 0 || name_len > 0 || value_len > 0;
+        let sample_limit = self.job.sample_limit;
+        if !label_limits && sample_limit == 0 && self.job.metric_relabel_configs.is_empty() {
             return Ok(());
         }
         let short = |s: &str| s.chars().take(50).collect::<String>();
+        let mut kept = 0u64;
         for s in &parsed.samples {
-            if self.cache.contains_key(s.series) {
+            if let Some(e) = self.cache.get(s.series) {
+                kept += u64::from(e.series.is_some());
                 continue;
             }
-            let pairs = sample_labels(
-                &s.name,
-                parsed.labels(s),
-                &self.target.labels,
-                self.job.honor_labels,
-            );
+            let Some(pairs) = self.final_labels(parsed, s)? else {
+                continue;
+            };
+            kept += 1;
+            if !label_limits {
+                continue;
+            }
             let metric = pairs
                 .iter()
                 .find(|(n, _)| n == crate::labels::METRIC_NAME)
@@ -535,26 +738,31 @@ impl ScrapeLoop {
                 }
             }
         }
+        if sample_limit > 0 && kept > sample_limit {
+            return Err(ScrapeError::SampleLimit {
+                limit: sample_limit,
+                got: parsed.samples.len() as u64,
+            });
+        }
         Ok(())
     }
 
+    /// The store series for a scraped sample, via the cache (None when
+    /// metric relabeling drops it); `true` when the series is new to this
+    /// target's cache (`scrape_series_added`).
     fn resolve(
         &mut self,
         app: &mut Appender<'_>,
         parsed: &expfmt::Parsed<'_>,
         s: &expfmt::Sample<'_>,
-    ) -> (SeriesRef, bool) {
+    ) -> Result<(Option<SeriesRef>, bool), ScrapeError> {
         if let Some(e) = self.cache.get_mut(s.series) {
             e.last_seen = self.iteration;
-            return (e.series, false);
+            return Ok((e.series, false));
         }
-        let pairs = sample_labels(
-            &s.name,
-            parsed.labels(s),
-            &self.target.labels,
-            self.job.honor_labels,
-        );
-        let r = app.series(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        let r = self
+            .final_labels(parsed, s)?
+            .map(|pairs| app.series(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str()))));
         self.cache.insert(
             s.series.into(),
             CacheEntry {
@@ -562,7 +770,7 @@ impl ScrapeLoop {
                 last_seen: self.iteration,
             },
         );
-        (r, true)
+        Ok((r, r.is_some()))
     }
 
     fn stale_missing(&mut self, cur: &HashSet<SeriesRef>, ts: i64) {

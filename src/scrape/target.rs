@@ -1,53 +1,13 @@
-//! Pure target logic: a target's labels and URL, its scrape offset, and how
-//! scraped labels merge with target labels (Prometheus `scrape/target.go`
-//! and `scrape/scrape.go` `mutateSampleLabels`).
+//! Pure target logic: a target's scrape offset, and how scraped labels
+//! merge with target labels (Prometheus `scrape/scrape.go`
+//! `mutateSampleLabels`). A target's labels and URL come from
+//! [`crate::relabel`].
 
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
-use crate::config::{ScrapeConfig, TargetConfig};
-use crate::duration;
 use crate::expfmt::Label as ExpLabel;
 use crate::labels::{Labels, METRIC_NAME};
-
-/// Target labels (`job`, `instance`, static labels) and the labels before
-/// relabelling (`__address__`, `__scheme__`, ...), as `/api/v1/targets` shows.
-pub fn target_labels(job: &ScrapeConfig, t: &TargetConfig) -> (Labels, Labels) {
-    // Static labels win over job/instance: Prometheus sets `job` and
-    // `instance` only when they are not already set.
-    let statics: Vec<(&str, &str)> = t.labels.iter().map(|l| (&*l.name, &*l.value)).collect();
-    let mut discovered: Vec<(&str, String)> = vec![
-        ("__address__", t.address.clone()),
-        ("__metrics_path__", job.metrics_path.clone()),
-        ("__scheme__", job.scheme.clone()),
-        ("__scrape_interval__", duration::format(job.scrape_interval)),
-        ("__scrape_timeout__", duration::format(job.scrape_timeout)),
-        ("job", job.job_name.clone()),
-    ];
-    discovered.extend(statics.iter().map(|(n, v)| (*n, v.to_string())));
-    let discovered = Labels::from_pairs(discovered);
-
-    let mut pairs: Vec<(&str, &str)> = vec![("job", &job.job_name), ("instance", &t.address)];
-    pairs.extend(statics.iter().filter(|(n, _)| !n.starts_with("__")));
-    (Labels::from_pairs(pairs), discovered)
-}
-
-/// The scrape URL with `params` as the query string.
-pub fn scrape_url(job: &ScrapeConfig, t: &TargetConfig) -> String {
-    let base = format!("{}://{}{}", job.scheme, t.address, job.metrics_path);
-    match reqwest::Url::parse(&base) {
-        Ok(mut u) => {
-            if !job.params.is_empty() {
-                let mut q = u.query_pairs_mut();
-                for (k, v) in &job.params {
-                    q.append_pair(k, v);
-                }
-            }
-            u.to_string()
-        }
-        Err(_) => base,
-    }
-}
 
 /// Where in each interval this target is scraped, so targets spread out
 /// instead of firing together; stable for a target and a seed, like
@@ -197,13 +157,23 @@ mod tests {
         .unwrap()
         .scrape_configs
         .remove(0);
-        let (labels, discovered) = target_labels(&job, &job.targets[0]);
-        assert_eq!(labels.get("instance"), Some("pretty"));
-        assert_eq!(labels.get("job"), Some("j"));
-        assert_eq!(labels.get("__hidden"), None);
-        assert_eq!(discovered.get("__address__"), Some("h:1"));
-        assert_eq!(discovered.get("__scrape_interval__"), Some("5s"));
-        assert_eq!(scrape_url(&job, &job.targets[0]), "http://h:1/metrics");
+        let g = &crate::discovery::static_groups(&job)[0];
+        let crate::relabel::Finished::Active {
+            labels, discovered, ..
+        } = crate::relabel::populate_labels(&job.target_defaults(), &g.targets[0], &g.labels)
+        else {
+            panic!("not active")
+        };
+        let public = crate::relabel::public_labels(&labels);
+        assert_eq!(public.get("instance"), "pretty");
+        assert_eq!(public.get("job"), "j");
+        assert_eq!(public.get("__hidden"), "");
+        assert_eq!(discovered.get("__address__"), "h:1");
+        assert_eq!(discovered.get("__scrape_interval__"), "5s");
+        assert_eq!(
+            crate::relabel::target_url(&labels, &job.params),
+            "http://h:1/metrics"
+        );
     }
 
     #[test]

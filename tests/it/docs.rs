@@ -14,7 +14,8 @@ fn readme_config_block_compiles() {
         .unwrap_or_else(|e| panic!("README config does not compile:\n{e}"));
     let job = &cfg.scrape_configs[0];
     assert_eq!(job.job_name, "checkout");
-    assert_eq!(job.targets.len(), 2);
+    let static_targets: usize = job.static_configs.iter().map(|s| s.targets.len()).sum();
+    assert_eq!(static_targets, 2);
     assert_eq!(job.body_size_limit, 16 << 20);
 }
 
@@ -24,7 +25,7 @@ fn example_config_compiles() {
     let cfg = augur::config::load(p).unwrap_or_else(|e| panic!("{e}"));
     assert!(cfg.server.listen.ip().is_loopback());
     assert_eq!(
-        cfg.scrape_configs[0].targets[0].address,
+        cfg.scrape_configs[0].static_configs[0].targets[0],
         cfg.server.listen.to_string()
     );
 }
