@@ -15,6 +15,7 @@ mod config_reference;
 mod crash;
 mod daemon;
 mod demo;
+mod discovery;
 mod docs;
 mod expfmt_conformance;
 mod expfmt_prop;
