@@ -371,7 +371,13 @@ impl Metrics {
         };
         self.sd_failures.get_or_create(&l).inc();
         self.sd_up.get_or_create(&l).set(0);
-        tracing::warn!(job, mechanism, source, error, "service discovery failed; keeping the last known targets");
+        tracing::warn!(
+            job,
+            mechanism,
+            source,
+            error,
+            "service discovery failed; keeping the last known targets"
+        );
     }
 
     /// A discovery source refreshed.

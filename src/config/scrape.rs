@@ -232,7 +232,11 @@ fn valid_file_sd_name(name: &str) -> bool {
     RE.is_match(name)
 }
 
-fn compile_file_sd(cx: &mut Ctx<'_>, sd: &Spanned<raw::RawFileSd>, what: &str) -> Option<FileSdConfig> {
+fn compile_file_sd(
+    cx: &mut Ctx<'_>,
+    sd: &Spanned<raw::RawFileSd>,
+    what: &str,
+) -> Option<FileSdConfig> {
     let r = sd.get_ref();
     if r.files.is_empty() {
         cx.error(
@@ -270,7 +274,11 @@ fn compile_file_sd(cx: &mut Ctx<'_>, sd: &Spanned<raw::RawFileSd>, what: &str) -
     })
 }
 
-fn compile_http_sd(cx: &mut Ctx<'_>, sd: &Spanned<raw::RawHttpSd>, what: &str) -> Option<HttpSdConfig> {
+fn compile_http_sd(
+    cx: &mut Ctx<'_>,
+    sd: &Spanned<raw::RawHttpSd>,
+    what: &str,
+) -> Option<HttpSdConfig> {
     let r = sd.get_ref();
     let Some(url) = &r.url else {
         cx.error(sd.span(), format!("{what}: URL is missing"));
@@ -281,7 +289,9 @@ fn compile_http_sd(cx: &mut Ctx<'_>, sd: &Spanned<raw::RawHttpSd>, what: &str) -
         Ok(u) if u.scheme() != "http" && u.scheme() != "https" => {
             Some("URL scheme must be 'http' or 'https'".to_string())
         }
-        Ok(u) if u.host_str().is_none_or(str::is_empty) => Some("host is missing in URL".to_string()),
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => {
+            Some("host is missing in URL".to_string())
+        }
         Ok(_) => None,
     };
     if let Some(p) = problem {

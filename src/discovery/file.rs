@@ -38,7 +38,11 @@ pub fn read_target_file(path: &Path) -> Result<Vec<TargetGroup>, String> {
                 serde_saphyr::from_str(s).map_err(|e| e.to_string())?
             }
         }
-        other => return Err(format!("retrieval of target groups failed: unknown extension {other:?}")),
+        other => {
+            return Err(format!(
+                "retrieval of target groups failed: unknown extension {other:?}"
+            ))
+        }
     };
     let name = path.display().to_string();
     raw.into_iter()

@@ -8,10 +8,10 @@
 mod file;
 mod http;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use parking_lot::Mutex;
 use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;

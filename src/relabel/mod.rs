@@ -467,11 +467,7 @@ fn apply(r: &Rule, set: &mut LabelSet, val: &mut String) -> bool {
         }
         Action::Replace => {
             // Prometheus's fast path: nothing to match or expand.
-            if val.is_empty()
-                && !r.regex_given
-                && !r.target_has_var
-                && !r.replacement_has_var
-            {
+            if val.is_empty() && !r.regex_given && !r.target_has_var && !r.replacement_has_var {
                 let (t, v) = (r.target_label.clone(), r.replacement.clone());
                 set.set(&t, &v);
                 return true;

@@ -200,7 +200,10 @@ fn replace_edge_cases() {
             ..R::default()
         }],
     );
-    assert_eq!(got, Some(ls(&[("a", "some-name-value"), ("name", "value")])));
+    assert_eq!(
+        got,
+        Some(ls(&[("a", "some-name-value"), ("name", "value")]))
+    );
     let got = run(
         &[("a", "some-name-value")],
         vec![R {
@@ -425,7 +428,11 @@ fn case_and_equality_actions() {
     assert_eq!(got.get("u"), "STRAßE ΟΔΟΣ");
     assert_eq!(got.get("l"), "straße οδοσ");
     // 24-27
-    let p = &[("__tmp_port", "1234"), ("__port1", "1234"), ("__port2", "5678")];
+    let p = &[
+        ("__tmp_port", "1234"),
+        ("__port1", "1234"),
+        ("__port2", "5678"),
+    ];
     let eq = |tgt, act| R {
         src: &["__tmp_port"],
         tgt,
@@ -449,7 +456,10 @@ fn multiline_utf8_names_and_named_groups() {
         rep: Some("match${1}"),
         ..R::default()
     };
-    assert_eq!(run(l, vec![r(&["a"], "d")]), Some(with(l, &[("d", "match")])));
+    assert_eq!(
+        run(l, vec![r(&["a"], "d")]),
+        Some(with(l, &[("d", "match")]))
+    );
     // 29
     let u = &[("utf-8.label", "line1\nline2"), ("b", "bar"), ("c", "baz")];
     assert_eq!(
@@ -808,7 +818,9 @@ fn target_finishing_checks() {
         "scrape interval cannot be 0"
     );
     assert_eq!(
-        case(vec![r("__scrape_interval__", "abc")]).failed().unwrap(),
+        case(vec![r("__scrape_interval__", "abc")])
+            .failed()
+            .unwrap(),
         "error parsing scrape interval: not a valid duration string: \"abc\""
     );
     assert_eq!(
@@ -816,7 +828,10 @@ fn target_finishing_checks() {
         "scrape timeout cannot be greater than scrape interval (\"20s\" > \"15s\")"
     );
     // Per-target interval and timeout are honoured.
-    match case(vec![r("__scrape_interval__", "1m"), r("__scrape_timeout__", "30s")]) {
+    match case(vec![
+        r("__scrape_interval__", "1m"),
+        r("__scrape_timeout__", "30s"),
+    ]) {
         Finished::Active {
             interval, timeout, ..
         } => assert_eq!(

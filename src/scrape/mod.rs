@@ -19,9 +19,9 @@ use tracing::{debug, info};
 use crate::config::{Config, ScrapeConfig};
 use crate::discovery::TargetGroup;
 use crate::expfmt;
-use crate::relabel::{self, Finished, LabelSet};
 use crate::labels::Labels;
 use crate::metrics::{JobLabel, Metrics};
+use crate::relabel::{self, Finished, LabelSet};
 use crate::store::{stale_nan, AppendError, Appender, SeriesRef, Store};
 
 pub use fetch::ScrapeError;
@@ -203,7 +203,10 @@ impl ScrapeManager {
     /// pool), by pool name.
     pub fn dropped_targets(&self) -> Vec<DroppedTarget> {
         let pools = self.pools.lock();
-        pools.values().flat_map(|p| p.dropped.iter().cloned()).collect()
+        pools
+            .values()
+            .flat_map(|p| p.dropped.iter().cloned())
+            .collect()
     }
 
     /// How many targets each pool dropped (all of them, kept or not).
@@ -327,11 +330,8 @@ impl ScrapeManager {
             .set(pool.dropped_count as i64);
         pool.active.store(active.len() as u64, Ordering::SeqCst);
 
-        let mut old: HashMap<ActiveKey, Running> = pool
-            .loops
-            .drain(..)
-            .map(|r| (r.key.clone(), r))
-            .collect();
+        let mut old: HashMap<ActiveKey, Running> =
+            pool.loops.drain(..).map(|r| (r.key.clone(), r)).collect();
         let mut next = Vec::with_capacity(active.len());
         for (key, discovered, interval, timeout) in active {
             let loop_cfg = ScrapeConfig {

@@ -18,18 +18,25 @@ use serde_json::{json, Value};
 use crate::common::{eventually, Daemon, Reply, TestTarget};
 
 fn active(t: &Value) -> Vec<Value> {
-    t["data"]["activeTargets"].as_array().cloned().unwrap_or_default()
+    t["data"]["activeTargets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn dropped(t: &Value) -> Vec<Value> {
-    t["data"]["droppedTargets"].as_array().cloned().unwrap_or_default()
+    t["data"]["droppedTargets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn by_instance<'a>(ts: &'a [Value], inst: &str) -> Option<&'a Value> {
     ts.iter().find(|t| t["labels"]["instance"] == inst)
 }
 
-const BODY: &str = "# TYPE http_requests_total counter\nhttp_requests_total{code=\"200\"} 10\ngo_goroutines 7\n";
+const BODY: &str =
+    "# TYPE http_requests_total counter\nhttp_requests_total{code=\"200\"} 10\ngo_goroutines 7\n";
 
 /// Argo Rollouts-style pods in a file: the hash label tells canary from
 /// stable; relabeling turns it into `track`, keeps only the app, drops
@@ -137,14 +144,18 @@ action = "drop"
     // The series carry the relabeled labels; go_* was dropped by metric
     // relabeling; nothing of the dropped target was scraped.
     eventually(10, "canary series with track", || async {
-        let s = d.export("http_requests_total{track=\"canary\",app=\"checkout\"}").await;
+        let s = d
+            .export("http_requests_total{track=\"canary\",app=\"checkout\"}")
+            .await;
         (s.len() == 1).then_some(())
     })
     .await;
     assert!(d.export("go_goroutines").await.is_empty());
     assert_eq!(other.requests(), 0);
     let post = d
-        .export(&format!("scrape_samples_post_metric_relabeling{{instance=\"{c}\"}}"))
+        .export(&format!(
+            "scrape_samples_post_metric_relabeling{{instance=\"{c}\"}}"
+        ))
         .await;
     assert_eq!(post[0].1.last().unwrap().1, "1");
 
@@ -172,20 +183,34 @@ action = "drop"
     .await;
 
     // A broken file keeps the last targets and is counted.
-    std::fs::write(sd.join("pods.json"), "[{\"targets\": [\"x:1\"], \"bogus\": 1}]").unwrap();
+    std::fs::write(
+        sd.join("pods.json"),
+        "[{\"targets\": [\"x:1\"], \"bogus\": 1}]",
+    )
+    .unwrap();
     eventually(10, "sd failure counted", || async {
-        (d.own_metric("augur_sd_refresh_failures_total", "file").await >= 1.0).then_some(())
+        (d.own_metric("augur_sd_refresh_failures_total", "file")
+            .await
+            >= 1.0)
+            .then_some(())
     })
     .await;
     let a = active(&d.get_json("/api/v1/targets").await);
     assert_eq!(a.len(), 2, "targets kept after a bad file: {a:?}");
-    assert!(d.log_text().contains("error reading file"), "{}", d.log_text());
+    assert!(
+        d.log_text().contains("error reading file"),
+        "{}",
+        d.log_text()
+    );
 
     // A reload with an invalid regex keeps the old config and says where.
     std::fs::write(&cfg_path, cfg("(unclosed")).unwrap();
     d.signal(Signal::SIGHUP);
     eventually(10, "failed reload reported", || async {
-        (d.own_metric("augur_config_last_reload_successful", "").await == 0.0).then_some(())
+        (d.own_metric("augur_config_last_reload_successful", "")
+            .await
+            == 0.0)
+            .then_some(())
     })
     .await;
     let log = d.log_text();
@@ -197,7 +222,10 @@ action = "drop"
     std::fs::write(&cfg_path, cfg("7c9f")).unwrap();
     d.signal(Signal::SIGHUP);
     eventually(10, "reload ok", || async {
-        (d.own_metric("augur_config_last_reload_successful", "").await == 1.0).then_some(())
+        (d.own_metric("augur_config_last_reload_successful", "")
+            .await
+            == 1.0)
+            .then_some(())
     })
     .await;
     for _ in 0..10 {
@@ -294,7 +322,10 @@ action = "keep"
     })
     .await;
     let a = active(&t);
-    assert_eq!(by_instance(&a, &a1).unwrap()["discoveredLabels"]["__meta_url"], url.as_str());
+    assert_eq!(
+        by_instance(&a, &a1).unwrap()["discoveredLabels"]["__meta_url"],
+        url.as_str()
+    );
     // Two dev targets dropped, one listed (keep_dropped_targets = 1).
     assert_eq!(dropped(&t).len(), 1);
     assert_eq!(t["data"]["droppedTargetCounts"]["web"], 2);
@@ -312,7 +343,9 @@ action = "keep"
         (200, "text/plain", "[]"),
         (200, "application/json", "{not json"),
     ] {
-        let before = d.own_metric("augur_sd_refresh_failures_total", "http").await;
+        let before = d
+            .own_metric("augur_sd_refresh_failures_total", "http")
+            .await;
         {
             let mut s = state.lock().unwrap();
             s.status = status;
@@ -320,7 +353,10 @@ action = "keep"
             s.body = body.into();
         }
         eventually(10, "failure counted", || async {
-            (d.own_metric("augur_sd_refresh_failures_total", "http").await > before).then_some(())
+            (d.own_metric("augur_sd_refresh_failures_total", "http")
+                .await
+                > before)
+                .then_some(())
         })
         .await;
         assert_eq!(active(&d.get_json("/api/v1/targets").await).len(), 2);
@@ -328,7 +364,11 @@ action = "keep"
     assert_eq!(d.own_metric("augur_sd_up", "http").await, 0.0);
     let log = d.log_text();
     assert!(log.contains("server returned HTTP status 500"), "{log}");
-    assert!(log.contains("unsupported content type \\\"text/plain\\\"") || log.contains("unsupported content type \"text/plain\""), "{log}");
+    assert!(
+        log.contains("unsupported content type \\\"text/plain\\\"")
+            || log.contains("unsupported content type \"text/plain\""),
+        "{log}"
+    );
 
     // A shorter answer removes the target.
     {
@@ -370,7 +410,9 @@ action = "keep"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sample_limit_counts_after_metric_relabeling() {
     let dir = tempfile::tempdir().unwrap();
-    let body: String = (0..10).map(|i| format!("keep_me{{i=\"{i}\"}} 1\ndrop_me{{i=\"{i}\"}} 1\n")).collect();
+    let body: String = (0..10)
+        .map(|i| format!("keep_me{{i=\"{i}\"}} 1\ndrop_me{{i=\"{i}\"}} 1\n"))
+        .collect();
     let t = TestTarget::start(Reply::text(&body)).await;
     let cfg = |limit: u32| {
         format!(
@@ -424,15 +466,25 @@ action = "drop"
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     let want: BTreeMap<&str, &str> = [
-        (":3:", "relabel configuration for hashmod requires non-zero modulus"),
-        (":6:", "labeldrop action requires only 'regex', and no other fields"),
-        (":11:", "path name \"a/*/b.json\" is not valid for file discovery"),
+        (
+            ":3:",
+            "relabel configuration for hashmod requires non-zero modulus",
+        ),
+        (
+            ":6:",
+            "labeldrop action requires only 'regex', and no other fields",
+        ),
+        (
+            ":11:",
+            "path name \"a/*/b.json\" is not valid for file discovery",
+        ),
     ]
     .into_iter()
     .collect();
     for (pos, msg) in want {
         assert!(
-            err.lines().any(|l| l.contains(&format!("bad.toml{pos}")) && l.contains(msg)),
+            err.lines()
+                .any(|l| l.contains(&format!("bad.toml{pos}")) && l.contains(msg)),
             "missing {pos} {msg} in:\n{err}"
         );
     }

@@ -27,6 +27,7 @@ mod notify;
 mod prometheus_remote;
 mod promql_conformance;
 mod query_api;
+mod relabel_prometheus;
 mod restart_alerts;
 mod rules_check;
 mod rules_daemon;

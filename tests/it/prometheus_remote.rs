@@ -22,7 +22,7 @@ impl Drop for Prometheus {
     }
 }
 
-fn find_prometheus() -> Option<String> {
+pub(crate) fn find_prometheus() -> Option<String> {
     let out = Command::new("sh")
         .args(["-c", "command -v prometheus"])
         .output()
