@@ -7,6 +7,7 @@
 pub mod target;
 
 use std::fmt;
+use std::sync::Arc;
 
 use md5::{Digest, Md5};
 use regex::Regex;
@@ -337,7 +338,7 @@ fn first_line(s: &str) -> String {
 /// A label set being relabeled: sorted by name, unique names, no empty
 /// values (setting "" deletes, as Prometheus's `labels.Builder`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct LabelSet(Vec<(String, String)>);
+pub struct LabelSet(Vec<(Arc<str>, Arc<str>)>);
 
 impl LabelSet {
     /// An empty set.
@@ -357,7 +358,7 @@ impl LabelSet {
     }
 
     fn find(&self, name: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|(n, _)| n.as_str().cmp(name))
+        self.0.binary_search_by(|(n, _)| (**n).cmp(name))
     }
 
     /// The value of `name`, "" when absent (Prometheus's `Get`).
@@ -376,12 +377,23 @@ impl LabelSet {
         }
         match self.find(name) {
             Ok(i) => {
-                if self.0[i].1 != value {
-                    self.0[i].1.clear();
-                    self.0[i].1.push_str(value);
+                if *self.0[i].1 != *value {
+                    self.0[i].1 = value.into();
                 }
             }
-            Err(i) => self.0.insert(i, (name.to_string(), value.to_string())),
+            Err(i) => self.0.insert(i, (name.into(), value.into())),
+        }
+    }
+
+    /// Sets `name` to a shared value (no copy of the text).
+    fn set_shared(&mut self, name: &str, value: Arc<str>) {
+        if value.is_empty() {
+            self.del(name);
+            return;
+        }
+        match self.find(name) {
+            Ok(i) => self.0[i].1 = value,
+            Err(i) => self.0.insert(i, (name.into(), value)),
         }
     }
 
@@ -394,7 +406,7 @@ impl LabelSet {
 
     /// The pairs, sorted by name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.0.iter().map(|(n, v)| (&**n, &**v))
     }
 
     /// Keeps the labels for which `f(name)` is true.
@@ -414,7 +426,47 @@ impl LabelSet {
 
     /// As the shared label type.
     pub fn to_labels(&self) -> crate::labels::Labels {
-        crate::labels::Labels::from_pairs(self.iter())
+        // Sorted, unique and without empty values already.
+        crate::labels::Labels::from_sorted(
+            self.0
+                .iter()
+                .map(|(n, v)| crate::labels::Label {
+                    name: n.clone(),
+                    value: v.clone(),
+                })
+                .collect(),
+        )
+    }
+
+    /// This set plus `other`'s labels that this one lacks, in one merge
+    /// of the two sorted lists.
+    pub fn merged_with(&self, other: &LabelSet) -> LabelSet {
+        let (a, b) = (&self.0, &other.0);
+        let mut out = Vec::with_capacity(a.len() + b.len());
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() || j < b.len() {
+            match (a.get(i), b.get(j)) {
+                (Some(x), Some(y)) if x.0 == y.0 => {
+                    out.push(x.clone());
+                    i += 1;
+                    j += 1;
+                }
+                (Some(x), Some(y)) if x.0 < y.0 => {
+                    out.push(x.clone());
+                    i += 1;
+                }
+                (Some(_), Some(y)) | (None, Some(y)) => {
+                    out.push(y.clone());
+                    j += 1;
+                }
+                (Some(x), None) => {
+                    out.push(x.clone());
+                    i += 1;
+                }
+                (None, None) => break,
+            }
+        }
+        LabelSet(out)
     }
 }
 
@@ -422,7 +474,7 @@ impl From<&crate::labels::Labels> for LabelSet {
     fn from(l: &crate::labels::Labels) -> LabelSet {
         LabelSet(
             l.iter()
-                .map(|l| (l.name.to_string(), l.value.to_string()))
+                .map(|l| (l.name.clone(), l.value.clone()))
                 .collect(),
         )
     }
@@ -472,14 +524,32 @@ fn apply(r: &Rule, set: &mut LabelSet, val: &mut String) -> bool {
                 set.set(&t, &v);
                 return true;
             }
-            let Some(caps) = r.regex.captures(val) else {
-                return true;
+            let (target, res) = if !r.regex_given {
+                // The default `(.*)` matches anything; groups 0 and 1 are
+                // the whole value, so no regex needs to run.
+                let g = |i: usize| (i <= 1).then_some(val);
+                let none = |_: &str| None;
+                (
+                    expand_with(&r.target_label, &g, &none),
+                    expand_with(&r.replacement, &g, &none),
+                )
+            } else {
+                // A DFA `is_match` first: most values do not match, and
+                // finding groups costs more than matching.
+                if !r.regex.is_match(val) {
+                    return true;
+                }
+                let Some(caps) = r.regex.captures(val) else {
+                    return true;
+                };
+                (
+                    expand(&r.regex, &caps, &r.target_label, val),
+                    expand(&r.regex, &caps, &r.replacement, val),
+                )
             };
-            let target = expand(&r.regex, &caps, &r.target_label, val);
             if !is_valid_label_name(&target, r.legacy_names) {
                 return true;
             }
-            let res = expand(&r.regex, &caps, &r.replacement, val);
             if res.is_empty() {
                 set.del(&target);
             } else {
@@ -503,15 +573,21 @@ fn apply(r: &Rule, set: &mut LabelSet, val: &mut String) -> bool {
             set.set(&r.target_label, &m.to_string());
         }
         Action::LabelMap => {
-            // Prometheus ranges over a snapshot while setting.
-            let snapshot: Vec<(String, String)> = set.0.clone();
-            for (n, v) in snapshot {
-                if let Some(caps) = r.regex.captures(&n) {
+            // Prometheus ranges over a snapshot while setting: collect
+            // the new pairs first, then set them.
+            let adds: Vec<(String, Arc<str>)> = set
+                .0
+                .iter()
+                .filter(|(n, _)| r.regex.is_match(n))
+                .filter_map(|(n, v)| {
                     // The anchored regex matches the whole name once, so
                     // ReplaceAllString is one expansion.
-                    let res = expand(&r.regex, &caps, &r.replacement, &n);
-                    set.set(&res, &v);
-                }
+                    let caps = r.regex.captures(n)?;
+                    Some((expand(&r.regex, &caps, &r.replacement, n), v.clone()))
+                })
+                .collect();
+            for (n, v) in adds {
+                set.set_shared(&n, v);
             }
         }
         Action::LabelDrop => set.retain(|n| !r.regex.is_match(n)),
@@ -554,6 +630,22 @@ fn either(mut it: impl Iterator<Item = char>) -> Option<char> {
 /// group by index (no leading zeros); an unknown or unmatched group is "";
 /// a `$` not followed by a valid reference stays literal.
 pub fn expand(re: &Regex, caps: &regex::Captures<'_>, template: &str, _src: &str) -> String {
+    let group = |i: usize| caps.get(i).map(|m| m.as_str());
+    // Go takes the first group with this name.
+    let named = |name: &str| re.capture_names().position(|n| n == Some(name));
+    expand_with(template, &group, &named)
+}
+
+/// [`expand`] over any source of groups: `group(i)` is group i's text,
+/// `named(name)` the index of the first group called `name`.
+fn expand_with<'a>(
+    template: &str,
+    group: &dyn Fn(usize) -> Option<&'a str>,
+    named: &dyn Fn(&str) -> Option<usize>,
+) -> String {
+    if !template.contains('$') {
+        return template.to_string();
+    }
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(pos) = rest.find('$') {
@@ -569,20 +661,8 @@ pub fn expand(re: &Regex, caps: &regex::Captures<'_>, template: &str, _src: &str
             continue;
         };
         rest = after;
-        match group_number(name) {
-            Some(i) => {
-                if let Some(m) = caps.get(i) {
-                    out.push_str(m.as_str());
-                }
-            }
-            None => {
-                // Go takes the first group with this name.
-                if let Some(i) = re.capture_names().position(|n| n == Some(name)) {
-                    if let Some(m) = caps.get(i) {
-                        out.push_str(m.as_str());
-                    }
-                }
-            }
+        if let Some(text) = group_number(name).or_else(|| named(name)).and_then(group) {
+            out.push_str(text);
         }
     }
     out.push_str(rest);

@@ -84,12 +84,7 @@ pub enum Finished {
 /// then its group's where the target has none, then the job's defaults
 /// where still unset, then `__param_<name>` for each param.
 pub fn discovered_labels(job: &JobDefaults<'_>, target: &LabelSet, group: &LabelSet) -> LabelSet {
-    let mut lb = target.clone();
-    for (n, v) in group.iter() {
-        if lb.get(n).is_empty() {
-            lb.set(n, v);
-        }
-    }
+    let mut lb = target.merged_with(group);
     let defaults = [
         ("job", job.job_name.to_string()),
         ("__scrape_interval__", duration::format(job.scrape_interval)),

@@ -109,8 +109,9 @@ pub struct DroppedTarget {
 
 struct Running {
     target: Arc<Target>,
-    /// the job's loop settings, with the target's interval and timeout
-    job: ScrapeConfig,
+    /// the job's loop settings (shared by the pool's loops until a
+    /// reload) and the target's interval and timeout
+    settings: (Arc<ScrapeConfig>, Duration, Duration),
     /// identity: the URL and every label but `__meta_*` (Prometheus's
     /// `Target.hash`)
     key: (String, Labels),
@@ -123,7 +124,7 @@ struct Pool {
     cfg: ScrapeConfig,
     /// `cfg` without what only shapes the target list, to tell whether
     /// running loops must restart
-    loop_cfg: ScrapeConfig,
+    loop_cfg: Arc<ScrapeConfig>,
     static_groups: Vec<TargetGroup>,
     discovered: Vec<TargetGroup>,
     loops: Vec<Running>,
@@ -229,7 +230,7 @@ impl ScrapeManager {
         for job in &cfg.scrape_configs {
             let mut pool = old.remove(&job.job_name).unwrap_or_else(|| Pool {
                 cfg: job.clone(),
-                loop_cfg: loop_settings(job),
+                loop_cfg: Arc::new(loop_settings(job)),
                 static_groups: Vec::new(),
                 discovered: Vec::new(),
                 loops: Vec::new(),
@@ -243,7 +244,10 @@ impl ScrapeManager {
                 pool.discovered.clear();
             }
             pool.cfg = job.clone();
-            pool.loop_cfg = loop_settings(job);
+            let settings = loop_settings(job);
+            if *pool.loop_cfg != settings {
+                pool.loop_cfg = Arc::new(settings);
+            }
             pool.static_groups = crate::discovery::static_groups(job);
             self.sync(&mut pool, first);
             pools.insert(job.job_name.clone(), pool);
@@ -276,7 +280,8 @@ impl ScrapeManager {
         let job = &pool.cfg;
         let defaults = job.target_defaults();
         let mut active: Vec<(ActiveKey, Labels, Duration, Duration)> = Vec::new();
-        let mut index: HashMap<ActiveKey, usize> = HashMap::new();
+        // foldhash: SipHash over every target's labels showed in profiles.
+        let mut index: HashMap<ActiveKey, usize, foldhash::fast::RandomState> = HashMap::default();
         pool.dropped.clear();
         pool.dropped_count = 0;
         for g in pool.static_groups.iter().chain(&pool.discovered) {
@@ -334,28 +339,24 @@ impl ScrapeManager {
             pool.loops.drain(..).map(|r| (r.key.clone(), r)).collect();
         let mut next = Vec::with_capacity(active.len());
         for (key, discovered, interval, timeout) in active {
-            let loop_cfg = ScrapeConfig {
-                scrape_interval: interval,
-                scrape_timeout: timeout,
-                ..pool.loop_cfg.clone()
-            };
+            let settings = (pool.loop_cfg.clone(), interval, timeout);
             match old.remove(&key) {
-                Some(r) if r.job == loop_cfg => {
+                Some(r)
+                    if Arc::ptr_eq(&r.settings.0, &settings.0)
+                        && r.settings.1 == interval
+                        && r.settings.2 == timeout =>
+                {
                     *r.target.discovered.lock() = discovered;
                     next.push(r);
                 }
                 Some(r) => {
                     // Same series, new settings: no staleness gap.
                     r.cancel.cancel();
-                    next.push(self.start(&loop_cfg, key, discovered, &pool.active, false));
+                    next.push(self.start(settings, key, discovered, &pool.active, false));
                 }
-                None => next.push(self.start(
-                    &loop_cfg,
-                    key,
-                    discovered,
-                    &pool.active,
-                    counts_for_ready,
-                )),
+                None => {
+                    next.push(self.start(settings, key, discovered, &pool.active, counts_for_ready))
+                }
             }
         }
         for (_, r) in old {
@@ -368,12 +369,17 @@ impl ScrapeManager {
 
     fn start(
         &self,
-        job: &ScrapeConfig,
+        settings: (Arc<ScrapeConfig>, Duration, Duration),
         key: ActiveKey,
         discovered: Labels,
         active: &Arc<AtomicU64>,
         counts_for_ready: bool,
     ) -> Running {
+        let job = &ScrapeConfig {
+            scrape_interval: settings.1,
+            scrape_timeout: settings.2,
+            ..(*settings.0).clone()
+        };
         let full = LabelSet::from(&key.1);
         let target = Arc::new(Target {
             job: job.job_name.clone(),
@@ -416,7 +422,7 @@ impl ScrapeManager {
             .spawn(lp.run(offset, cancel.clone(), stale_on_stop.clone(), pending));
         Running {
             target,
-            job: job.clone(),
+            settings,
             key,
             cancel,
             stale_on_stop,
