@@ -24,8 +24,8 @@ pub use actions::{
 pub use datasource::DatasourceConfig;
 pub use notify::{NotifyConfig, Receiver, ReceiverKind};
 pub use scrape::{
-    parse_bytes, Auth, FileSdConfig, HttpSdConfig, ScrapeConfig, Secret, StaticConfig,
-    DEFAULT_BODY_SIZE_LIMIT,
+    parse_bytes, Auth, FileSdConfig, HttpSdConfig, KubeRole, KubeSelector, KubernetesSdConfig,
+    ScrapeConfig, Secret, StaticConfig, TlsConfig, DEFAULT_BODY_SIZE_LIMIT,
 };
 
 use actions::compile_actions;

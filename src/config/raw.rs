@@ -123,6 +123,8 @@ pub struct RawScrapeConfig {
     #[serde(default)]
     pub http_sd_configs: Vec<Spanned<RawHttpSd>>,
     #[serde(default)]
+    pub kubernetes_sd_configs: Vec<Spanned<RawKubernetesSd>>,
+    #[serde(default)]
     pub relabel_configs: Vec<Spanned<RawRelabel>>,
     #[serde(default)]
     pub metric_relabel_configs: Vec<Spanned<RawRelabel>>,
@@ -149,6 +151,56 @@ pub struct RawFileSd {
     #[serde(default)]
     pub files: Vec<Spanned<String>>,
     pub refresh_interval: Option<Spanned<String>>,
+}
+
+/// `kubernetes_sd_configs` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKubernetesSd {
+    pub role: Option<Spanned<String>>,
+    pub api_server: Option<Spanned<String>>,
+    pub kubeconfig_file: Option<Spanned<String>>,
+    pub namespaces: Option<RawK8sNamespaces>,
+    #[serde(default)]
+    pub selectors: Vec<Spanned<RawK8sSelector>>,
+    pub attach_metadata: Option<RawK8sAttach>,
+    pub bearer_token_file: Option<Spanned<String>>,
+    pub authorization: Option<Spanned<RawAuthorization>>,
+    pub basic_auth: Option<Spanned<RawBasicAuth>>,
+    pub tls_config: Option<Spanned<RawTls>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawK8sNamespaces {
+    #[serde(default)]
+    pub names: Vec<String>,
+    pub own_namespace: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawK8sSelector {
+    pub role: Option<String>,
+    pub label: Option<String>,
+    pub field: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawK8sAttach {
+    pub node: Option<bool>,
+}
+
+/// `tls_config`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub ca_file: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub server_name: Option<String>,
+    pub insecure_skip_verify: Option<bool>,
 }
 
 /// `http_sd_configs` entry.

@@ -106,6 +106,111 @@ pub struct FileSdConfig {
     pub refresh_interval: Duration,
 }
 
+/// A Kubernetes SD role (`discovery/kubernetes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KubeRole {
+    /// one target per container port
+    Pod,
+    /// one target per service port
+    Service,
+    /// one target per Endpoints address and port
+    Endpoints,
+    /// one target per EndpointSlice address and port
+    EndpointSlice,
+    /// one target per node (kubelet)
+    Node,
+    /// one target per ingress rule path
+    Ingress,
+}
+
+impl KubeRole {
+    /// The name in configuration files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KubeRole::Pod => "pod",
+            KubeRole::Service => "service",
+            KubeRole::Endpoints => "endpoints",
+            KubeRole::EndpointSlice => "endpointslice",
+            KubeRole::Node => "node",
+            KubeRole::Ingress => "ingress",
+        }
+    }
+
+    fn parse(s: &str) -> Option<KubeRole> {
+        [
+            KubeRole::Pod,
+            KubeRole::Service,
+            KubeRole::Endpoints,
+            KubeRole::EndpointSlice,
+            KubeRole::Node,
+            KubeRole::Ingress,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+
+    /// The selector roles Prometheus allows for this SD role.
+    pub fn allowed_selectors(self) -> &'static [KubeRole] {
+        match self {
+            KubeRole::Pod => &[KubeRole::Pod, KubeRole::Node],
+            KubeRole::Service => &[KubeRole::Service],
+            KubeRole::EndpointSlice => &[KubeRole::Pod, KubeRole::Service, KubeRole::EndpointSlice],
+            KubeRole::Endpoints => &[KubeRole::Pod, KubeRole::Service, KubeRole::Endpoints],
+            KubeRole::Node => &[KubeRole::Node],
+            KubeRole::Ingress => &[KubeRole::Ingress],
+        }
+    }
+}
+
+/// A label and field selector for one watched resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KubeSelector {
+    /// the resource it applies to
+    pub role: KubeRole,
+    /// `labelSelector`
+    pub label: String,
+    /// `fieldSelector`
+    pub field: String,
+}
+
+/// `tls_config` for a client.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TlsConfig {
+    /// CA bundle (PEM) to trust
+    pub ca_file: Option<PathBuf>,
+    /// client certificate (PEM)
+    pub cert_file: Option<PathBuf>,
+    /// client key (PEM)
+    pub key_file: Option<PathBuf>,
+    /// name to verify the server certificate against
+    pub server_name: Option<String>,
+    /// skip verification (tests and labs only)
+    pub insecure_skip_verify: bool,
+}
+
+/// A `kubernetes_sd_configs` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KubernetesSdConfig {
+    /// what is discovered
+    pub role: KubeRole,
+    /// the API server; None with no kubeconfig means in-cluster
+    pub api_server: Option<String>,
+    /// a kubeconfig file instead of `api_server`
+    pub kubeconfig_file: Option<PathBuf>,
+    /// namespaces to watch (empty: all)
+    pub namespaces: Vec<String>,
+    /// also the pod's own namespace (in-cluster only)
+    pub own_namespace: bool,
+    /// label/field selectors per watched resource
+    pub selectors: Vec<KubeSelector>,
+    /// `attach_metadata.node`
+    pub attach_node: bool,
+    /// credentials for `api_server`
+    pub auth: Auth,
+    /// TLS for `api_server`
+    pub tls: TlsConfig,
+}
+
 /// An `http_sd_configs` entry (`discovery/http`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpSdConfig {
@@ -160,6 +265,8 @@ pub struct ScrapeConfig {
     pub file_sd_configs: Vec<FileSdConfig>,
     /// `http_sd_configs`
     pub http_sd_configs: Vec<HttpSdConfig>,
+    /// `kubernetes_sd_configs`
+    pub kubernetes_sd_configs: Vec<KubernetesSdConfig>,
     /// `relabel_configs`: applied to discovered targets.
     pub relabel_configs: Vec<relabel::Rule>,
     /// `metric_relabel_configs`: applied to each scraped series.
@@ -184,7 +291,9 @@ impl ScrapeConfig {
 
     /// Whether the job discovers targets at run time (beyond static ones).
     pub fn has_discovery(&self) -> bool {
-        !self.file_sd_configs.is_empty() || !self.http_sd_configs.is_empty()
+        !self.file_sd_configs.is_empty()
+            || !self.http_sd_configs.is_empty()
+            || !self.kubernetes_sd_configs.is_empty()
     }
 }
 
@@ -321,6 +430,172 @@ fn compile_http_sd(
             refresh_interval
         },
         auth,
+    })
+}
+
+fn compile_tls(r: &Option<Spanned<raw::RawTls>>, base: &Path) -> TlsConfig {
+    let Some(t) = r else {
+        return TlsConfig::default();
+    };
+    let t = t.get_ref();
+    TlsConfig {
+        ca_file: t.ca_file.as_ref().map(|f| resolve(base, f)),
+        cert_file: t.cert_file.as_ref().map(|f| resolve(base, f)),
+        key_file: t.key_file.as_ref().map(|f| resolve(base, f)),
+        server_name: t.server_name.clone(),
+        insecure_skip_verify: t.insecure_skip_verify.unwrap_or(false),
+    }
+}
+
+/// Prometheus's `kubernetes.SDConfig` checks, in its order and words.
+fn compile_kubernetes_sd(
+    cx: &mut Ctx<'_>,
+    sd: &Spanned<raw::RawKubernetesSd>,
+    what: &str,
+) -> Option<KubernetesSdConfig> {
+    let r = sd.get_ref();
+    let span = sd.span();
+    let err = |cx: &mut Ctx<'_>, span: Range<usize>, m: String| {
+        cx.error(span, format!("{what}: {m}"));
+        None
+    };
+    let role = match &r.role {
+        None => {
+            return err(
+                cx,
+                span,
+                "role missing (one of: pod, service, endpoints, endpointslice, node, ingress)".into(),
+            )
+        }
+        Some(s) => match KubeRole::parse(s.get_ref()) {
+            Some(role) => role,
+            None => {
+                return err(
+                    cx,
+                    s.span(),
+                    format!("unknown Kubernetes SD role {:?}", s.get_ref()),
+                )
+            }
+        },
+    };
+    let custom_http = r.bearer_token_file.is_some()
+        || r.authorization.is_some()
+        || r.basic_auth.is_some()
+        || r.tls_config.is_some();
+    let own = r
+        .namespaces
+        .as_ref()
+        .and_then(|n| n.own_namespace)
+        .unwrap_or(false);
+    if r.api_server.is_some() && r.kubeconfig_file.is_some() {
+        return err(
+            cx,
+            span,
+            "cannot use 'kubeconfig_file' and 'api_server' simultaneously".into(),
+        );
+    }
+    if r.kubeconfig_file.is_some() && custom_http {
+        return err(
+            cx,
+            span,
+            "cannot use a custom HTTP client configuration together with 'kubeconfig_file'".into(),
+        );
+    }
+    if r.api_server.is_none() && custom_http {
+        return err(
+            cx,
+            span,
+            "to use custom HTTP client configuration please provide the 'api_server' URL explicitly"
+                .into(),
+        );
+    }
+    if r.api_server.is_some() && own {
+        return err(
+            cx,
+            span,
+            "cannot use 'api_server' and 'namespaces.own_namespace' simultaneously".into(),
+        );
+    }
+    if r.kubeconfig_file.is_some() && own {
+        return err(
+            cx,
+            span,
+            "cannot use 'kubeconfig_file' and 'namespaces.own_namespace' simultaneously".into(),
+        );
+    }
+    if let Some(a) = &r.api_server {
+        match reqwest::Url::parse(a.get_ref()) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+            _ => {
+                return err(
+                    cx,
+                    a.span(),
+                    format!("api_server: {:?} is not an http or https URL", a.get_ref()),
+                )
+            }
+        }
+    }
+    let mut selectors: Vec<KubeSelector> = Vec::new();
+    for s in &r.selectors {
+        let v = s.get_ref();
+        let sel_role = v.role.as_deref().and_then(KubeRole::parse);
+        if let Some(name) = v.role.as_deref().filter(|_| sel_role.is_none()) {
+            if !name.is_empty() {
+                return err(cx, s.span(), format!("unknown Kubernetes SD role {name:?}"));
+            }
+        }
+        if let Some(sr) = sel_role {
+            if selectors.iter().any(|x| x.role == sr) {
+                return err(cx, s.span(), format!("duplicated selector role: {}", sr.as_str()));
+            }
+        }
+        let allowed = role.allowed_selectors();
+        let Some(sr) = sel_role.filter(|sr| allowed.contains(sr)) else {
+            let names: Vec<&str> = allowed.iter().map(|a| a.as_str()).collect();
+            return err(
+                cx,
+                s.span(),
+                format!("{} role supports only {} selectors", role.as_str(), names.join(", ")),
+            );
+        };
+        selectors.push(KubeSelector {
+            role: sr,
+            label: v.label.clone().unwrap_or_default(),
+            field: v.field.clone().unwrap_or_default(),
+        });
+    }
+    let auth = compile_auth(
+        cx,
+        AuthFields {
+            bearer_token_file: &r.bearer_token_file,
+            authorization: &r.authorization,
+            basic_auth: &r.basic_auth,
+        },
+        what,
+        span.clone(),
+    );
+    let base = cx.base_dir().to_path_buf();
+    Some(KubernetesSdConfig {
+        role,
+        api_server: r.api_server.as_ref().map(|a| a.get_ref().clone()),
+        kubeconfig_file: r
+            .kubeconfig_file
+            .as_ref()
+            .map(|f| resolve(&base, f.get_ref())),
+        namespaces: r
+            .namespaces
+            .as_ref()
+            .map(|n| n.names.clone())
+            .unwrap_or_default(),
+        own_namespace: own,
+        selectors,
+        attach_node: r
+            .attach_metadata
+            .as_ref()
+            .and_then(|a| a.node)
+            .unwrap_or(false),
+        auth,
+        tls: compile_tls(&r.tls_config, &base),
     })
 }
 
@@ -474,6 +749,14 @@ pub(super) fn compile_job(
         .enumerate()
         .filter_map(|(i, sd)| compile_http_sd(cx, sd, &what(&format!("http_sd_configs[{i}]"))))
         .collect();
+    let kubernetes_sd_configs = r
+        .kubernetes_sd_configs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, sd)| {
+            compile_kubernetes_sd(cx, sd, &what(&format!("kubernetes_sd_configs[{i}]")))
+        })
+        .collect();
     let mut static_configs = Vec::new();
     for st in &r.static_configs {
         let labels = cx.labels(&st.get_ref().labels, &what("static_configs.labels"));
@@ -529,6 +812,7 @@ pub(super) fn compile_job(
         static_configs,
         file_sd_configs,
         http_sd_configs,
+        kubernetes_sd_configs,
         relabel_configs,
         metric_relabel_configs,
         keep_dropped_targets: r.keep_dropped_targets.unwrap_or(0),

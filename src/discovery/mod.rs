@@ -1,12 +1,14 @@
 //! Service discovery: target groups with `__meta_*` labels from static
-//! configs, files (`file_sd_configs`) and HTTP endpoints
-//! (`http_sd_configs`), as Prometheus's `discovery/` packages produce them.
+//! configs, files (`file_sd_configs`), HTTP endpoints (`http_sd_configs`)
+//! and the Kubernetes API (`kubernetes_sd_configs`), as Prometheus's
+//! `discovery/` packages produce them.
 //! Providers run as tasks and publish every job's full group list on a
 //! channel; what the targets are for (relabeling, scraping) is not known
 //! here.
 
 mod file;
 mod http;
+pub mod kubernetes;
 
 use parking_lot::Mutex;
 use serde::Deserialize;
@@ -16,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, FileSdConfig, HttpSdConfig, ScrapeConfig};
+use crate::config::{Config, FileSdConfig, HttpSdConfig, KubernetesSdConfig, ScrapeConfig};
 use crate::metrics::Metrics;
 use crate::relabel::LabelSet;
 
@@ -85,6 +87,7 @@ pub fn static_groups(job: &ScrapeConfig) -> Vec<TargetGroup> {
 enum Provider {
     File(FileSdConfig),
     Http(HttpSdConfig),
+    Kubernetes(KubernetesSdConfig),
 }
 
 /// A job's update: every group its providers know now.
@@ -147,7 +150,13 @@ impl DiscoveryManager {
                 .iter()
                 .cloned()
                 .map(Provider::File)
-                .chain(job.http_sd_configs.iter().cloned().map(Provider::Http));
+                .chain(job.http_sd_configs.iter().cloned().map(Provider::Http))
+                .chain(
+                    job.kubernetes_sd_configs
+                        .iter()
+                        .cloned()
+                        .map(Provider::Kubernetes),
+                );
             for p in providers {
                 if let Some(i) = old
                     .iter()
@@ -196,6 +205,10 @@ impl DiscoveryManager {
             Provider::Http(c) => {
                 self.tracker
                     .spawn(http::run(c.clone(), sink, cancel.clone()));
+            }
+            Provider::Kubernetes(c) => {
+                self.tracker
+                    .spawn(kubernetes::run(c.clone(), sink, cancel.clone()));
             }
         }
         Running {

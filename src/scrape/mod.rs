@@ -139,6 +139,7 @@ fn loop_settings(job: &ScrapeConfig) -> ScrapeConfig {
         static_configs: Vec::new(),
         file_sd_configs: Vec::new(),
         http_sd_configs: Vec::new(),
+        kubernetes_sd_configs: Vec::new(),
         relabel_configs: Vec::new(),
         keep_dropped_targets: 0,
         ..job.clone()
@@ -240,6 +241,7 @@ impl ScrapeManager {
             });
             if pool.cfg.file_sd_configs != job.file_sd_configs
                 || pool.cfg.http_sd_configs != job.http_sd_configs
+                || pool.cfg.kubernetes_sd_configs != job.kubernetes_sd_configs
             {
                 pool.discovered.clear();
             }
