@@ -23,6 +23,7 @@ mod hooks;
 mod kayenta;
 mod kayenta_api;
 mod kubernetes;
+mod kubernetes_sd;
 mod notify;
 mod prometheus_remote;
 mod promql_conformance;

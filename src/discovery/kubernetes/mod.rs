@@ -459,6 +459,12 @@ pub(super) async fn run(cfg: KubernetesSdConfig, sink: Sink, cancel: Cancellatio
                 continue;
             }
         };
+        if failing[idx] && !matches!(ev, Event::Init | Event::InitApply(_)) {
+            // The stream answers again (a resumed watch or a finished
+            // relist).
+            failing[idx] = false;
+            tracing::info!(job = %sink.job, resource = %scopes[idx].path, "Kubernetes watch recovered");
+        }
         let ready_before = synced.iter().all(|s| *s);
         let mut changed: Vec<Obj> = Vec::new();
         let mut resend = false;
@@ -476,10 +482,6 @@ pub(super) async fn run(cfg: KubernetesSdConfig, sink: Sink, cancel: Cancellatio
                     stores.objs.insert(o.key(), o);
                 }
                 synced[idx] = true;
-                if failing[idx] {
-                    failing[idx] = false;
-                    tracing::info!(job = %sink.job, resource = %scope.path, "Kubernetes watch recovered");
-                }
                 resend = true;
             }
             Event::Apply(o) => {
