@@ -234,15 +234,15 @@ files = ["/nonexistent/pods.json"]
     cfg
 }
 
-fn groups(n: usize, gen: usize) -> Vec<TargetGroup> {
+fn groups(n: usize, gen: usize) -> Vec<Arc<TargetGroup>> {
     (0..n)
         .map(|i| {
             let (t, l) = pod(i + gen * 1_000_000, i % 10 == 0);
-            TargetGroup {
+            Arc::new(TargetGroup {
                 source: format!("pod/shop/{i}"),
                 targets: vec![t],
                 labels: l,
-            }
+            })
         })
         .collect()
 }

@@ -491,15 +491,15 @@ fn start_discovery(
                 },
             };
             tokio::time::sleep(Duration::from_millis(20)).await;
-            let mut latest: std::collections::BTreeMap<String, Vec<crate::discovery::TargetGroup>> =
+            let mut latest: std::collections::BTreeMap<String, crate::discovery::Update> =
                 std::collections::BTreeMap::new();
-            latest.insert(first.0, first.1);
-            while let Ok((job, groups)) = updates.try_recv() {
-                latest.insert(job, groups);
+            latest.insert(first.0.clone(), first);
+            while let Ok(u) = updates.try_recv() {
+                latest.insert(u.0.clone(), u);
             }
             let scrape = scrape.clone();
             let _ = tokio::task::spawn_blocking(move || {
-                for (job, groups) in latest {
+                for (_, (job, groups)) in latest {
                     scrape.update_groups(&job, groups);
                 }
             })

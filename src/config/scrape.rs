@@ -464,7 +464,8 @@ fn compile_kubernetes_sd(
             return err(
                 cx,
                 span,
-                "role missing (one of: pod, service, endpoints, endpointslice, node, ingress)".into(),
+                "role missing (one of: pod, service, endpoints, endpointslice, node, ingress)"
+                    .into(),
             )
         }
         Some(s) => match KubeRole::parse(s.get_ref()) {
@@ -546,7 +547,11 @@ fn compile_kubernetes_sd(
         }
         if let Some(sr) = sel_role {
             if selectors.iter().any(|x| x.role == sr) {
-                return err(cx, s.span(), format!("duplicated selector role: {}", sr.as_str()));
+                return err(
+                    cx,
+                    s.span(),
+                    format!("duplicated selector role: {}", sr.as_str()),
+                );
             }
         }
         let allowed = role.allowed_selectors();
@@ -555,7 +560,11 @@ fn compile_kubernetes_sd(
             return err(
                 cx,
                 s.span(),
-                format!("{} role supports only {} selectors", role.as_str(), names.join(", ")),
+                format!(
+                    "{} role supports only {} selectors",
+                    role.as_str(),
+                    names.join(", ")
+                ),
             );
         };
         selectors.push(KubeSelector {

@@ -90,8 +90,9 @@ enum Provider {
     Kubernetes(KubernetesSdConfig),
 }
 
-/// A job's update: every group its providers know now.
-pub type Update = (String, Vec<TargetGroup>);
+/// A job's update: every group its providers know now (shared: a job of
+/// 100k pods is sent whole at every change, so only pointers are copied).
+pub type Update = (String, Vec<Arc<TargetGroup>>);
 
 struct Running {
     job: String,
@@ -102,7 +103,7 @@ struct Running {
 
 /// The groups each provider knows, by job and provider id (ids grow, so
 /// a job's groups come out in the order its providers started).
-type Known = HashMap<(String, u64), BTreeMap<String, TargetGroup>>;
+type Known = HashMap<(String, u64), BTreeMap<String, Arc<TargetGroup>>>;
 
 /// Owns the providers: starts them per job, keeps the ones whose config
 /// did not change across reloads (so targets do not flap), and sends a
@@ -220,7 +221,7 @@ impl DiscoveryManager {
     }
 }
 
-fn job_groups(known: &Known, job: &str) -> Vec<TargetGroup> {
+fn job_groups(known: &Known, job: &str) -> Vec<Arc<TargetGroup>> {
     let mut slots: Vec<_> = known.iter().filter(|((j, _), _)| j == job).collect();
     slots.sort_by_key(|((_, s), _)| *s);
     slots
@@ -255,8 +256,8 @@ impl Sink {
         for g in groups {
             if g.targets.is_empty() {
                 changed |= mine.remove(&g.source).is_some();
-            } else if mine.get(&g.source) != Some(&g) {
-                mine.insert(g.source.clone(), g);
+            } else if mine.get(&g.source).is_none_or(|old| **old != g) {
+                mine.insert(g.source.clone(), Arc::new(g));
                 changed = true;
             }
         }

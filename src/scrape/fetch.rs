@@ -107,7 +107,8 @@ pub struct Body {
     pub content_type: Option<String>,
 }
 
-/// Builds the HTTP client for one target of `job`.
+/// Builds the HTTP client the targets of `job` share (the scrape timeout
+/// header is per request: relabeling can give targets their own).
 pub fn client(job: &ScrapeConfig) -> Result<reqwest::Client, String> {
     let mut headers = HeaderMap::new();
     headers.insert(ACCEPT, HeaderValue::from_static(ACCEPT_HEADER));
@@ -115,10 +116,6 @@ pub fn client(job: &ScrapeConfig) -> Result<reqwest::Client, String> {
         USER_AGENT,
         HeaderValue::from_static(concat!("augur/", env!("CARGO_PKG_VERSION"))),
     );
-    let secs = job.scrape_timeout.as_secs_f64();
-    if let Ok(v) = HeaderValue::from_str(&format!("{secs}")) {
-        headers.insert("X-Prometheus-Scrape-Timeout-Seconds", v);
-    }
     let mut b = reqwest::Client::builder()
         .default_headers(headers)
         .redirect(reqwest::redirect::Policy::limited(10))
@@ -141,13 +138,16 @@ fn auth_header(auth: &Auth) -> Result<Option<HeaderValue>, ScrapeError> {
     Ok(Some(h))
 }
 
-/// Fetches the target once, within `scrape_timeout` and `body_size_limit`.
+/// Fetches the target once, within its `timeout` and `body_size_limit`.
 pub async fn fetch(
     client: &reqwest::Client,
     job: &ScrapeConfig,
     url: &str,
+    timeout: std::time::Duration,
 ) -> Result<Body, ScrapeError> {
     let mut req = client.get(url);
+    let secs = timeout.as_secs_f64();
+    req = req.header("X-Prometheus-Scrape-Timeout-Seconds", format!("{secs}"));
     if !job.enable_compression {
         req = req.header(ACCEPT_ENCODING, "identity");
     }
@@ -185,9 +185,9 @@ pub async fn fetch(
             content_type,
         })
     };
-    match tokio::time::timeout(job.scrape_timeout, work).await {
+    match tokio::time::timeout(timeout, work).await {
         Ok(r) => r,
-        Err(_) => Err(ScrapeError::Timeout(duration::format(job.scrape_timeout))),
+        Err(_) => Err(ScrapeError::Timeout(duration::format(timeout))),
     }
 }
 

@@ -125,8 +125,10 @@ struct Pool {
     /// `cfg` without what only shapes the target list, to tell whether
     /// running loops must restart
     loop_cfg: Arc<ScrapeConfig>,
+    /// the HTTP client of `loop_cfg`, shared by the pool's loops
+    client: Arc<Result<reqwest::Client, String>>,
     static_groups: Vec<TargetGroup>,
-    discovered: Vec<TargetGroup>,
+    discovered: Vec<Arc<TargetGroup>>,
     loops: Vec<Running>,
     dropped: Vec<DroppedTarget>,
     dropped_count: usize,
@@ -232,6 +234,7 @@ impl ScrapeManager {
             let mut pool = old.remove(&job.job_name).unwrap_or_else(|| Pool {
                 cfg: job.clone(),
                 loop_cfg: Arc::new(loop_settings(job)),
+                client: Arc::new(fetch::client(job)),
                 static_groups: Vec::new(),
                 discovered: Vec::new(),
                 loops: Vec::new(),
@@ -248,6 +251,7 @@ impl ScrapeManager {
             pool.cfg = job.clone();
             let settings = loop_settings(job);
             if *pool.loop_cfg != settings {
+                pool.client = Arc::new(fetch::client(&settings));
                 pool.loop_cfg = Arc::new(settings);
             }
             pool.static_groups = crate::discovery::static_groups(job);
@@ -268,7 +272,7 @@ impl ScrapeManager {
 
     /// A job's discovered groups changed (all of them, from every
     /// provider of the job); unknown jobs are ignored.
-    pub fn update_groups(&self, job: &str, groups: Vec<TargetGroup>) {
+    pub fn update_groups(&self, job: &str, groups: Vec<Arc<TargetGroup>>) {
         let mut pools = self.pools.lock();
         if let Some(pool) = pools.get_mut(job) {
             pool.discovered = groups;
@@ -286,7 +290,11 @@ impl ScrapeManager {
         let mut index: HashMap<ActiveKey, usize, foldhash::fast::RandomState> = HashMap::default();
         pool.dropped.clear();
         pool.dropped_count = 0;
-        for g in pool.static_groups.iter().chain(&pool.discovered) {
+        for g in pool
+            .static_groups
+            .iter()
+            .chain(pool.discovered.iter().map(|g| &**g))
+        {
             for (i, t) in g.targets.iter().enumerate() {
                 match relabel::populate_labels(&defaults, t, &g.labels) {
                     Finished::Active {
@@ -354,11 +362,23 @@ impl ScrapeManager {
                 Some(r) => {
                     // Same series, new settings: no staleness gap.
                     r.cancel.cancel();
-                    next.push(self.start(settings, key, discovered, &pool.active, false));
+                    next.push(self.start(
+                        settings,
+                        &pool.client,
+                        key,
+                        discovered,
+                        &pool.active,
+                        false,
+                    ));
                 }
-                None => {
-                    next.push(self.start(settings, key, discovered, &pool.active, counts_for_ready))
-                }
+                None => next.push(self.start(
+                    settings,
+                    &pool.client,
+                    key,
+                    discovered,
+                    &pool.active,
+                    counts_for_ready,
+                )),
             }
         }
         for (_, r) in old {
@@ -372,24 +392,23 @@ impl ScrapeManager {
     fn start(
         &self,
         settings: (Arc<ScrapeConfig>, Duration, Duration),
+        client: &Arc<Result<reqwest::Client, String>>,
         key: ActiveKey,
         discovered: Labels,
         active: &Arc<AtomicU64>,
         counts_for_ready: bool,
     ) -> Running {
-        let job = &ScrapeConfig {
-            scrape_interval: settings.1,
-            scrape_timeout: settings.2,
-            ..(*settings.0).clone()
-        };
+        // Loops share the job's settings; interval and timeout are the
+        // target's own (`__scrape_interval__`, `__scrape_timeout__`).
+        let job = &settings.0;
         let full = LabelSet::from(&key.1);
         let target = Arc::new(Target {
             job: job.job_name.clone(),
             labels: relabel::public_labels(&full).to_labels(),
             raw_labels: key.1.clone(),
             url: key.0.clone(),
-            interval: job.scrape_interval,
-            timeout: job.scrape_timeout,
+            interval: settings.1,
+            timeout: settings.2,
             discovered: Mutex::new(discovered),
             status: Mutex::new(TargetStatus {
                 health: Health::Unknown,
@@ -408,7 +427,7 @@ impl ScrapeManager {
             job: job.clone(),
             store: self.store.clone(),
             metrics: self.metrics.clone(),
-            client: fetch::client(job),
+            client: client.clone(),
             cache: HashMap::new(),
             prev: HashSet::new(),
             report_refs: None,
@@ -418,7 +437,7 @@ impl ScrapeManager {
             },
             pool_active: active.clone(),
         };
-        let offset = scrape_offset(&target.labels, &target.url, self.seed, job.scrape_interval);
+        let offset = scrape_offset(&target.labels, &target.url, self.seed, target.interval);
         let pending = counts_for_ready.then(|| self.first_round_pending.clone());
         self.tracker
             .spawn(lp.run(offset, cancel.clone(), stale_on_stop.clone(), pending));
@@ -453,10 +472,13 @@ struct AppendStats {
 
 struct ScrapeLoop {
     target: Arc<Target>,
-    job: ScrapeConfig,
+    /// the job's settings, shared by its loops; the target's interval and
+    /// timeout are on `target`
+    job: Arc<ScrapeConfig>,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
-    client: Result<reqwest::Client, String>,
+    /// shared by the pool's loops (one connection pool, not one per target)
+    client: Arc<Result<reqwest::Client, String>>,
     /// Raw series text -> store series, as Prometheus's scrape cache.
     cache: HashMap<Box<str>, CacheEntry>,
     /// Series written by the last successful scrape (staleness tracking).
@@ -485,7 +507,7 @@ impl ScrapeLoop {
         mut first_round: Option<Arc<AtomicUsize>>,
     ) {
         // Align to the target's slot within the interval, like Prometheus.
-        let interval = self.job.scrape_interval;
+        let interval = self.target.interval;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -507,7 +529,9 @@ impl ScrapeLoop {
             }
             tokio::select! {
                 _ = cancel.cancelled() => break,
-                _ = self.scrape_once() => {}
+                // Boxed: an idle loop then holds only the box, not the
+                // HTTP future's state (100k targets are 100k tasks).
+                _ = Box::pin(self.scrape_once()) => {}
             }
             if let Some(p) = first_round.take() {
                 p.fetch_sub(1, Ordering::SeqCst);
@@ -527,7 +551,7 @@ impl ScrapeLoop {
         let started = Instant::now();
         self.metrics.scrapes.get_or_create(&self.job_label).inc();
         let targets = self.pool_active.load(Ordering::SeqCst);
-        let fetched = match &self.client {
+        let fetched = match &*self.client {
             // Prometheus: past target_limit no target of the job is
             // scraped; each reports the error with up = 0.
             _ if self.job.target_limit > 0 && targets > self.job.target_limit => {
@@ -536,7 +560,7 @@ impl ScrapeLoop {
                     got: targets,
                 })
             }
-            Ok(c) => fetch::fetch(c, &self.job, &self.target.url).await,
+            Ok(c) => fetch::fetch(c, &self.job, &self.target.url, self.target.timeout).await,
             Err(e) => Err(ScrapeError::Client(e.clone())),
         };
         let result = fetched.and_then(|body| {

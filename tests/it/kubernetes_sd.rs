@@ -124,7 +124,8 @@ impl Fake {
             return;
         };
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
-        st.history.push((rv, c.into(), "DELETED".into(), obj.clone()));
+        st.history
+            .push((rv, c.into(), "DELETED".into(), obj.clone()));
         let _ = self.events.send((rv, c.into(), "DELETED".into(), obj));
     }
 
@@ -164,9 +165,10 @@ impl Fake {
     }
 
     fn handle(&self, uri: Uri) -> Response {
-        let q: BTreeMap<String, String> = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-            .into_owned()
-            .collect();
+        let q: BTreeMap<String, String> =
+            form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
         let mut st = self.st.lock().unwrap();
         st.requests.push(format!("GET {uri}"));
         match st.mode {
@@ -184,7 +186,9 @@ impl Fake {
             Mode::Garbage => {
                 return Response::builder()
                     .header("content-type", "application/json")
-                    .body(Body::from("{\"kind\": \"PodList\", \"items\": [ {{{ not json"))
+                    .body(Body::from(
+                        "{\"kind\": \"PodList\", \"items\": [ {{{ not json",
+                    ))
                     .unwrap()
             }
             Mode::Ok => {}
@@ -300,8 +304,26 @@ async fn pod_role_follows_watch_events_and_survives_outages() {
     let canary = TestTarget::start(Reply::text(BODY)).await;
     let canary2 = TestTarget::start(Reply::text(BODY)).await;
     let fake = Fake::new();
-    fake.put("pods", pod("checkout-5d2a-a", "127.0.0.1", stable.addr.port(), "5d2a", "checkout"));
-    fake.put("pods", pod("checkout-7c9f-a", "127.0.0.1", canary.addr.port(), "7c9f", "checkout"));
+    fake.put(
+        "pods",
+        pod(
+            "checkout-5d2a-a",
+            "127.0.0.1",
+            stable.addr.port(),
+            "5d2a",
+            "checkout",
+        ),
+    );
+    fake.put(
+        "pods",
+        pod(
+            "checkout-7c9f-a",
+            "127.0.0.1",
+            canary.addr.port(),
+            "7c9f",
+            "checkout",
+        ),
+    );
     fake.put("pods", pod("other-1", "127.0.0.1", 1, "1111", "other"));
     let api = fake.clone().serve().await;
     let dir = tempfile::tempdir().unwrap();
@@ -351,18 +373,29 @@ target_label = "pod"
     let dl = &c["discoveredLabels"];
     assert_eq!(dl["__meta_kubernetes_namespace"], "shop");
     assert_eq!(dl["__meta_kubernetes_pod_label_app"], "checkout");
-    assert_eq!(dl["__meta_kubernetes_pod_labelpresent_rollouts_pod_template_hash"], "true");
-    assert_eq!(dl["__meta_kubernetes_pod_annotation_prometheus_io_scrape"], "true");
+    assert_eq!(
+        dl["__meta_kubernetes_pod_labelpresent_rollouts_pod_template_hash"],
+        "true"
+    );
+    assert_eq!(
+        dl["__meta_kubernetes_pod_annotation_prometheus_io_scrape"],
+        "true"
+    );
     assert_eq!(dl["__meta_kubernetes_pod_ready"], "true");
     assert_eq!(dl["__meta_kubernetes_pod_controller_kind"], "ReplicaSet");
-    assert_eq!(dl["__meta_kubernetes_pod_container_port_number"], canary.addr.port().to_string());
+    assert_eq!(
+        dl["__meta_kubernetes_pod_container_port_number"],
+        canary.addr.port().to_string()
+    );
     let s = a
         .iter()
         .find(|x| x["labels"]["pod"] == "checkout-5d2a-a")
         .unwrap();
     assert_eq!(s["labels"]["track"], "stable");
     eventually(10, "canary series", || async {
-        let s = d.export("http_requests_total{track=\"canary\",pod=\"checkout-7c9f-a\"}").await;
+        let s = d
+            .export("http_requests_total{track=\"canary\",pod=\"checkout-7c9f-a\"}")
+            .await;
         (s.len() == 1).then_some(())
     })
     .await;
@@ -370,9 +403,10 @@ target_label = "pod"
     // namespace, with the label selector.
     let reqs = fake.requests();
     assert!(
-        reqs.iter().any(|r| r.starts_with("GET /api/v1/namespaces/shop/pods?")
-            && r.contains("labelSelector=app%3Dcheckout")
-            && !r.contains("watch=true")),
+        reqs.iter()
+            .any(|r| r.starts_with("GET /api/v1/namespaces/shop/pods?")
+                && r.contains("labelSelector=app%3Dcheckout")
+                && !r.contains("watch=true")),
         "{reqs:?}"
     );
     assert!(
@@ -384,14 +418,32 @@ target_label = "pod"
 
     // Watch events: a new canary pod, the other pod deleted, the stable
     // pod losing its IP (evicted).
-    fake.put("pods", pod("checkout-7c9f-b", "127.0.0.1", canary2.addr.port(), "7c9f", "checkout"));
+    fake.put(
+        "pods",
+        pod(
+            "checkout-7c9f-b",
+            "127.0.0.1",
+            canary2.addr.port(),
+            "7c9f",
+            "checkout",
+        ),
+    );
     fake.delete("pods", "shop", "other-1");
-    let mut evicted = pod("checkout-5d2a-a", "", stable.addr.port(), "5d2a", "checkout");
+    let mut evicted = pod(
+        "checkout-5d2a-a",
+        "",
+        stable.addr.port(),
+        "5d2a",
+        "checkout",
+    );
     evicted["status"]["podIP"] = Value::Null;
     fake.put("pods", evicted);
     eventually(15, "watch events applied", || async {
         let a = active(&d.get_json("/api/v1/targets").await);
-        let pods: Vec<&str> = a.iter().filter_map(|x| x["labels"]["pod"].as_str()).collect();
+        let pods: Vec<&str> = a
+            .iter()
+            .filter_map(|x| x["labels"]["pod"].as_str())
+            .collect();
         (a.len() == 2 && pods.contains(&"checkout-7c9f-a") && pods.contains(&"checkout-7c9f-b"))
             .then_some(())
     })
@@ -400,7 +452,16 @@ target_label = "pod"
     // 410 Gone and dropped connections: changes made meanwhile arrive by
     // the relist.
     fake.expire_and_drop();
-    fake.put("pods", pod("checkout-5d2a-a", "127.0.0.1", stable.addr.port(), "5d2a", "checkout"));
+    fake.put(
+        "pods",
+        pod(
+            "checkout-5d2a-a",
+            "127.0.0.1",
+            stable.addr.port(),
+            "5d2a",
+            "checkout",
+        ),
+    );
     eventually(20, "relisted after 410", || async {
         let a = active(&d.get_json("/api/v1/targets").await);
         (a.len() == 3).then_some(())
@@ -413,7 +474,11 @@ target_label = "pod"
         (d.own_metric("augur_sd_up", "kubernetes").await == 0.0).then_some(())
     })
     .await;
-    assert!(d.own_metric("augur_sd_refresh_failures_total", "kubernetes").await >= 1.0);
+    assert!(
+        d.own_metric("augur_sd_refresh_failures_total", "kubernetes")
+            .await
+            >= 1.0
+    );
     assert_eq!(active(&d.get_json("/api/v1/targets").await).len(), 3);
     assert!(d.log_text().contains("keeping the last known targets"));
     // Garbage from the API server: still kept.
@@ -434,7 +499,12 @@ target_label = "pod"
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(last, (2, 1.0), "(targets, sd_up) after recovery; requests: {:?}", fake.requests().iter().rev().take(5).collect::<Vec<_>>());
+    assert_eq!(
+        last,
+        (2, 1.0),
+        "(targets, sd_up) after recovery; requests: {:?}",
+        fake.requests().iter().rev().take(5).collect::<Vec<_>>()
+    );
     assert_eq!(d.stop(), 0);
 }
 
@@ -452,7 +522,10 @@ async fn service_node_ingress_endpoint_roles() {
         "spec": {"tls": [{"hosts": ["shop.example.com"]}],
                  "rules": [{"host": "shop.example.com", "http": {"paths": [{"path": "/api", "pathType": "Prefix",
                      "backend": {"service": {"name": "checkout", "port": {"number": 8080}}}}]}}]}}));
-    fake.put("pods", pod("checkout-7c9f-a", "10.1.0.5", 8080, "7c9f", "checkout"));
+    fake.put(
+        "pods",
+        pod("checkout-7c9f-a", "10.1.0.5", 8080, "7c9f", "checkout"),
+    );
     fake.put("endpointslices", json!({"metadata": {"name": "checkout-abc", "namespace": "shop",
             "labels": {"kubernetes.io/service-name": "checkout"}},
         "addressType": "IPv4",
@@ -484,33 +557,69 @@ async fn service_node_ingress_endpoint_roles() {
     let pool = |p: &str| -> Vec<&Value> { a.iter().filter(|x| x["scrapePool"] == p).collect() };
     let svc = pool("service");
     assert_eq!(svc.len(), 1);
-    assert_eq!(svc[0]["discoveredLabels"]["__address__"], "checkout.shop.svc:8080");
-    assert_eq!(svc[0]["discoveredLabels"]["__meta_kubernetes_service_cluster_ip"], "10.96.0.10");
-    assert_eq!(svc[0]["discoveredLabels"]["__meta_kubernetes_service_label_app"], "checkout");
+    assert_eq!(
+        svc[0]["discoveredLabels"]["__address__"],
+        "checkout.shop.svc:8080"
+    );
+    assert_eq!(
+        svc[0]["discoveredLabels"]["__meta_kubernetes_service_cluster_ip"],
+        "10.96.0.10"
+    );
+    assert_eq!(
+        svc[0]["discoveredLabels"]["__meta_kubernetes_service_label_app"],
+        "checkout"
+    );
     let node = pool("node");
     assert_eq!(node[0]["discoveredLabels"]["__address__"], "10.0.0.1:10250");
     assert_eq!(node[0]["labels"]["instance"], "node-a");
-    assert_eq!(node[0]["discoveredLabels"]["__meta_kubernetes_node_address_Hostname"], "node-a");
+    assert_eq!(
+        node[0]["discoveredLabels"]["__meta_kubernetes_node_address_Hostname"],
+        "node-a"
+    );
     assert_eq!(
         node[0]["discoveredLabels"]["__meta_kubernetes_node_label_topology_kubernetes_io_zone"],
         "eu-1a"
     );
     let ing = pool("ingress");
-    assert_eq!(ing[0]["discoveredLabels"]["__meta_kubernetes_ingress_scheme"], "https");
-    assert_eq!(ing[0]["discoveredLabels"]["__meta_kubernetes_ingress_path"], "/api");
+    assert_eq!(
+        ing[0]["discoveredLabels"]["__meta_kubernetes_ingress_scheme"],
+        "https"
+    );
+    assert_eq!(
+        ing[0]["discoveredLabels"]["__meta_kubernetes_ingress_path"],
+        "/api"
+    );
     let es = pool("endpointslice");
     assert_eq!(es.len(), 1);
     let el = &es[0]["discoveredLabels"];
     assert_eq!(el["__address__"], "10.1.0.5:8080");
-    assert_eq!(el["__meta_kubernetes_endpointslice_endpoint_conditions_ready"], "true");
+    assert_eq!(
+        el["__meta_kubernetes_endpointslice_endpoint_conditions_ready"],
+        "true"
+    );
     assert_eq!(el["__meta_kubernetes_service_name"], "checkout");
     assert_eq!(el["__meta_kubernetes_pod_name"], "checkout-7c9f-a");
-    assert_eq!(el["__meta_kubernetes_pod_label_rollouts_pod_template_hash"], "7c9f");
-    assert_eq!(el["__meta_kubernetes_node_label_topology_kubernetes_io_zone"], "eu-1a");
+    assert_eq!(
+        el["__meta_kubernetes_pod_label_rollouts_pod_template_hash"],
+        "7c9f"
+    );
+    assert_eq!(
+        el["__meta_kubernetes_node_label_topology_kubernetes_io_zone"],
+        "eu-1a"
+    );
     let ep = pool("endpoints");
-    assert_eq!(ep[0]["discoveredLabels"]["__meta_kubernetes_endpoint_ready"], "true");
-    assert_eq!(ep[0]["discoveredLabels"]["__meta_kubernetes_endpoints_name"], "checkout");
-    assert_eq!(ep[0]["discoveredLabels"]["__meta_kubernetes_pod_container_name"], "app");
+    assert_eq!(
+        ep[0]["discoveredLabels"]["__meta_kubernetes_endpoint_ready"],
+        "true"
+    );
+    assert_eq!(
+        ep[0]["discoveredLabels"]["__meta_kubernetes_endpoints_name"],
+        "checkout"
+    );
+    assert_eq!(
+        ep[0]["discoveredLabels"]["__meta_kubernetes_pod_container_name"],
+        "app"
+    );
 
     // A Service change reaches the endpointslice groups built from it.
     fake.put("services", json!({"metadata": {"name": "checkout", "namespace": "shop", "labels": {"app": "checkout", "tier": "web"}},
@@ -525,5 +634,83 @@ async fn service_node_ingress_endpoint_roles() {
             .then_some(())
     })
     .await;
+    assert_eq!(d.stop(), 0);
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// 100,000 pods (`AUGUR_K8S_PODS` to change): all discovered, listed and
+/// held to `target_limit` (every target down with Prometheus's message,
+/// nothing scraped), with the daemon's memory bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_pods_bounded_memory_and_target_limit() {
+    let n: usize = std::env::var("AUGUR_K8S_PODS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let fake = Fake::new();
+    {
+        // Built directly: `put` per pod would also record history.
+        let mut st = fake.st.lock().unwrap();
+        let pods = st.objects.entry("pods".into()).or_default();
+        for i in 0..n {
+            let name = format!("p-{i}");
+            pods.insert(
+                format!("big/{name}"),
+                json!({"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": name, "namespace": "big", "labels": {"app": "big"}},
+                    "spec": {"containers": [{"name": "c", "ports": [{"containerPort": 9}]}]},
+                    "status": {"podIP": format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255)}}),
+            );
+        }
+    }
+    let api = fake.clone().serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "[global]\nscrape_interval = \"10s\"\nscrape_timeout = \"1s\"\n[[scrape_configs]]\njob_name = \"big\"\ntarget_limit = 1000\n[[scrape_configs.kubernetes_sd_configs]]\nrole = \"pod\"\napi_server = \"http://{api}\"\n"
+    );
+    let mut d = Daemon::start(dir.path(), &cfg);
+    let started = std::time::Instant::now();
+    eventually(120, "all pods became targets", || async {
+        (d.own_metric("augur_targets", "big").await == n as f64).then_some(())
+    })
+    .await;
+    let took = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let rss_discovered = rss_kib(d.pid()) / 1024;
+    eprintln!("RSS after discovery and one interval: {rss_discovered} MiB");
+    // Every target is held by the limit: `up` is 0 with the message.
+    let t = d
+        .get_json("/api/v1/targets?scrapePool=big&state=active")
+        .await;
+    let a = active(&t);
+    assert_eq!(a.len(), n);
+    eventually(30, "limit errors reported", || async {
+        let t = d
+            .get_json("/api/v1/targets?scrapePool=big&state=active")
+            .await;
+        let msg = format!("target_limit exceeded (number of targets: {n}, limit: 1000)");
+        let down = active(&t)
+            .iter()
+            .filter(|x| x["lastError"] == msg.as_str())
+            .count();
+        (down > n / 2).then_some(())
+    })
+    .await;
+    let rss_mb = rss_kib(d.pid()) / 1024;
+    eprintln!("{n} pods: discovered in {took:?}, daemon RSS {rss_mb} MiB");
+    assert!(
+        rss_mb < 2048,
+        "{n} pods took {rss_mb} MiB of memory (bound: 2048 MiB)"
+    );
     assert_eq!(d.stop(), 0);
 }

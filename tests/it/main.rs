@@ -17,6 +17,7 @@ mod daemon;
 mod demo;
 mod discovery;
 mod docs;
+mod examples_kubernetes;
 mod expfmt_conformance;
 mod expfmt_prop;
 mod hooks;

@@ -20,7 +20,13 @@ const P: &str = "__meta_kubernetes_";
 /// `[a-zA-Z0-9_]` becomes `_`.
 pub fn sanitize(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -54,7 +60,11 @@ fn add_labels_annotations(ls: &mut LabelSet, meta: &ObjectMeta, resource: &str) 
 
 /// `addObjectMetaLabels`: `<role>_name` plus labels and annotations.
 fn add_meta(ls: &mut LabelSet, meta: &ObjectMeta, role: &str) {
-    set(ls, &format!("{role}_name"), meta.name.as_deref().unwrap_or(""));
+    set(
+        ls,
+        &format!("{role}_name"),
+        meta.name.as_deref().unwrap_or(""),
+    );
     add_labels_annotations(ls, meta, role);
 }
 
@@ -84,16 +94,36 @@ pub fn pod_labels(pod: &Pod) -> LabelSet {
     let mut ls = LabelSet::new();
     let status = pod.status.as_ref();
     let spec = pod.spec.as_ref();
-    set(&mut ls, "pod_ip", status.and_then(|s| s.pod_ip.as_deref()).unwrap_or(""));
+    set(
+        &mut ls,
+        "pod_ip",
+        status.and_then(|s| s.pod_ip.as_deref()).unwrap_or(""),
+    );
     let ready = status
         .and_then(|s| s.conditions.as_ref())
         .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
         .map_or("unknown".to_string(), |c| c.status.to_lowercase());
     set(&mut ls, "pod_ready", &ready);
-    set(&mut ls, "pod_phase", status.and_then(|s| s.phase.as_deref()).unwrap_or(""));
-    set(&mut ls, "pod_node_name", spec.and_then(|s| s.node_name.as_deref()).unwrap_or(""));
-    set(&mut ls, "pod_host_ip", status.and_then(|s| s.host_ip.as_deref()).unwrap_or(""));
-    set(&mut ls, "pod_uid", pod.metadata.uid.as_deref().unwrap_or(""));
+    set(
+        &mut ls,
+        "pod_phase",
+        status.and_then(|s| s.phase.as_deref()).unwrap_or(""),
+    );
+    set(
+        &mut ls,
+        "pod_node_name",
+        spec.and_then(|s| s.node_name.as_deref()).unwrap_or(""),
+    );
+    set(
+        &mut ls,
+        "pod_host_ip",
+        status.and_then(|s| s.host_ip.as_deref()).unwrap_or(""),
+    );
+    set(
+        &mut ls,
+        "pod_uid",
+        pod.metadata.uid.as_deref().unwrap_or(""),
+    );
     add_meta(&mut ls, &pod.metadata, "pod");
     if let Some(owner) = pod
         .metadata
@@ -165,7 +195,10 @@ pub fn pod_group(pod: &Pod, attach_node: bool, node: Option<&Node>) -> TargetGro
     for (c, init) in containers(pod) {
         let base = [
             (format!("{P}pod_container_name"), c.name.clone()),
-            (format!("{P}pod_container_id"), container_id(pod, &c.name, init)),
+            (
+                format!("{P}pod_container_id"),
+                container_id(pod, &c.name, init),
+            ),
             (
                 format!("{P}pod_container_image"),
                 c.image.clone().unwrap_or_default(),
@@ -184,7 +217,11 @@ pub fn pod_group(pod: &Pod, attach_node: bool, node: Option<&Node>) -> TargetGro
             let mut t = LabelSet::from_pairs(base.clone());
             t.set("__address__", &join_host_port(ip, &port));
             set(&mut t, "pod_container_port_number", &port);
-            set(&mut t, "pod_container_port_name", p.name.as_deref().unwrap_or(""));
+            set(
+                &mut t,
+                "pod_container_port_name",
+                p.name.as_deref().unwrap_or(""),
+            );
             set(
                 &mut t,
                 "pod_container_port_protocol",
@@ -220,7 +257,11 @@ pub fn service_group(svc: &Service) -> TargetGroup {
         t.set("__address__", &join_host_port(&host, &port));
         set(&mut t, "service_port_name", p.name.as_deref().unwrap_or(""));
         set(&mut t, "service_port_number", &port);
-        set(&mut t, "service_port_protocol", p.protocol.as_deref().unwrap_or(""));
+        set(
+            &mut t,
+            "service_port_protocol",
+            p.protocol.as_deref().unwrap_or(""),
+        );
         set(&mut t, "service_type", kind);
         if kind == "ExternalName" {
             set(
@@ -283,13 +324,25 @@ pub fn node_group(node: &Node) -> Option<TargetGroup> {
             .and_then(|s| s.provider_id.as_deref())
             .unwrap_or(""),
     );
-    for c in status.and_then(|s| s.conditions.as_ref()).into_iter().flatten() {
+    for c in status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+    {
         let n = sanitize(&c.type_.to_lowercase());
-        set(&mut labels, &format!("node_condition_{n}"), &c.status.to_lowercase());
+        set(
+            &mut labels,
+            &format!("node_condition_{n}"),
+            &c.status.to_lowercase(),
+        );
     }
     add_meta(&mut labels, &node.metadata, "node");
     let mut by_type: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for a in status.and_then(|s| s.addresses.as_ref()).into_iter().flatten() {
+    for a in status
+        .and_then(|s| s.addresses.as_ref())
+        .into_iter()
+        .flatten()
+    {
         by_type.entry(&a.type_).or_default().push(&a.address);
     }
     let addr = NODE_ADDRESS_ORDER
@@ -419,8 +472,16 @@ impl<'a> PodTargets<'a> {
                     let mut t = pod_labels(pod);
                     t.set("__address__", &join_host_port(ip, &port));
                     set(&mut t, "pod_container_name", &c.name);
-                    set(&mut t, "pod_container_image", c.image.as_deref().unwrap_or(""));
-                    set(&mut t, "pod_container_port_name", cp.name.as_deref().unwrap_or(""));
+                    set(
+                        &mut t,
+                        "pod_container_image",
+                        c.image.as_deref().unwrap_or(""),
+                    );
+                    set(
+                        &mut t,
+                        "pod_container_port_name",
+                        cp.name.as_deref().unwrap_or(""),
+                    );
                     set(&mut t, "pod_container_port_number", &port);
                     set(
                         &mut t,
@@ -445,10 +506,19 @@ fn merge_pod(t: &mut LabelSet, pod: &Pod, port: Option<i32>, endpoint_protocol: 
     }
     let Some(port) = port else { return };
     for (c, init) in containers(pod) {
-        if let Some(cp) = c.ports.iter().flatten().find(|cp| cp.container_port == port) {
+        if let Some(cp) = c
+            .ports
+            .iter()
+            .flatten()
+            .find(|cp| cp.container_port == port)
+        {
             set(t, "pod_container_name", &c.name);
             set(t, "pod_container_image", c.image.as_deref().unwrap_or(""));
-            set(t, "pod_container_port_name", cp.name.as_deref().unwrap_or(""));
+            set(
+                t,
+                "pod_container_port_name",
+                cp.name.as_deref().unwrap_or(""),
+            );
             set(t, "pod_container_port_number", &port.to_string());
             let proto = endpoint_protocol.unwrap_or(cp.protocol.as_deref().unwrap_or(""));
             set(t, "pod_container_port_protocol", proto);
@@ -547,8 +617,16 @@ pub fn endpointslice_group(
                     set(&mut t, "endpointslice_endpoint_hostname", h);
                 }
                 if let Some(r) = &ep.target_ref {
-                    set(&mut t, "endpointslice_address_target_kind", r.kind.as_deref().unwrap_or(""));
-                    set(&mut t, "endpointslice_address_target_name", r.name.as_deref().unwrap_or(""));
+                    set(
+                        &mut t,
+                        "endpointslice_address_target_kind",
+                        r.kind.as_deref().unwrap_or(""),
+                    );
+                    set(
+                        &mut t,
+                        "endpointslice_address_target_name",
+                        r.name.as_deref().unwrap_or(""),
+                    );
                 }
                 if let Some(n) = &ep.node_name {
                     set(&mut t, "endpointslice_endpoint_node_name", n);
@@ -559,7 +637,11 @@ pub fn endpointslice_group(
                 for (k, v) in ep.deprecated_topology.iter().flatten() {
                     let n = sanitize(k);
                     set(&mut t, &format!("endpointslice_endpoint_topology_{n}"), v);
-                    set(&mut t, &format!("endpointslice_endpoint_topology_present_{n}"), "true");
+                    set(
+                        &mut t,
+                        &format!("endpointslice_endpoint_topology_present_{n}"),
+                        "true",
+                    );
                 }
                 if attach_node {
                     let node_name = match &ep.target_ref {
@@ -607,16 +689,39 @@ pub fn endpoints_group(
     for ss in eps.subsets.iter().flatten() {
         for port in ss.ports.iter().flatten() {
             let ready = ss.addresses.iter().flatten().map(|a| (a, "true"));
-            let not_ready = ss.not_ready_addresses.iter().flatten().map(|a| (a, "false"));
+            let not_ready = ss
+                .not_ready_addresses
+                .iter()
+                .flatten()
+                .map(|a| (a, "false"));
             for (addr, r) in ready.chain(not_ready) {
                 let mut t = LabelSet::new();
-                t.set("__address__", &join_host_port(&addr.ip, &port.port.to_string()));
-                set(&mut t, "endpoint_port_name", port.name.as_deref().unwrap_or(""));
-                set(&mut t, "endpoint_port_protocol", port.protocol.as_deref().unwrap_or(""));
+                t.set(
+                    "__address__",
+                    &join_host_port(&addr.ip, &port.port.to_string()),
+                );
+                set(
+                    &mut t,
+                    "endpoint_port_name",
+                    port.name.as_deref().unwrap_or(""),
+                );
+                set(
+                    &mut t,
+                    "endpoint_port_protocol",
+                    port.protocol.as_deref().unwrap_or(""),
+                );
                 set(&mut t, "endpoint_ready", r);
                 if let Some(tr) = &addr.target_ref {
-                    set(&mut t, "endpoint_address_target_kind", tr.kind.as_deref().unwrap_or(""));
-                    set(&mut t, "endpoint_address_target_name", tr.name.as_deref().unwrap_or(""));
+                    set(
+                        &mut t,
+                        "endpoint_address_target_kind",
+                        tr.kind.as_deref().unwrap_or(""),
+                    );
+                    set(
+                        &mut t,
+                        "endpoint_address_target_name",
+                        tr.name.as_deref().unwrap_or(""),
+                    );
                 }
                 if let Some(n) = &addr.node_name {
                     set(&mut t, "endpoint_node_name", n);

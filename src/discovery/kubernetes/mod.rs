@@ -28,12 +28,19 @@ const OWN_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/
 /// One watched object of any kind.
 #[derive(Clone, Debug)]
 enum Obj {
-    Pod(Pod),
-    Service(Service),
-    Node(Node),
-    Slice(EndpointSlice),
-    Endpoints(Endpoints),
-    Ingress(Ingress),
+    Pod(Box<Pod>),
+    Service(Box<Service>),
+    Node(Box<Node>),
+    Slice(Box<EndpointSlice>),
+    Endpoints(Box<Endpoints>),
+    Ingress(Box<Ingress>),
+}
+
+/// Objects are kept to rebuild groups when what they depend on changes;
+/// `managedFields` is never read and is most of a real object's size.
+fn slim<K: Resource>(mut o: K) -> Box<K> {
+    o.meta_mut().managed_fields = None;
+    Box::new(o)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -191,7 +198,10 @@ async fn client(cfg: &KubernetesSdConfig) -> Result<kube::Client, String> {
         let mut cluster = serde_json::Map::new();
         cluster.insert("server".into(), url.clone().into());
         if let Some(ca) = &t.ca_file {
-            cluster.insert("certificate-authority".into(), ca.display().to_string().into());
+            cluster.insert(
+                "certificate-authority".into(),
+                ca.display().to_string().into(),
+            );
         }
         if t.insecure_skip_verify {
             cluster.insert("insecure-skip-tls-verify".into(), true.into());
@@ -205,8 +215,7 @@ async fn client(cfg: &KubernetesSdConfig) -> Result<kube::Client, String> {
             "contexts": [{"name": "sd", "context": {"cluster": "sd", "user": "sd"}}],
             "current-context": "sd",
         });
-        let k: kube::config::Kubeconfig =
-            serde_json::from_value(doc).map_err(|e| e.to_string())?;
+        let k: kube::config::Kubeconfig = serde_json::from_value(doc).map_err(|e| e.to_string())?;
         kube::Config::from_custom_kubeconfig(k, &Default::default())
             .await
             .map_err(|e| e.to_string())?
@@ -287,36 +296,41 @@ fn streams(
         .map(|(i, sc)| {
             let ns = &sc.namespace;
             match sc.kind {
-                Kind::Pod => watch(api::<Pod>(client, ns), selector(cfg, KubeRole::Pod), i, Obj::Pod),
+                Kind::Pod => watch(
+                    api::<Pod>(client, ns),
+                    selector(cfg, KubeRole::Pod),
+                    i,
+                    |o| Obj::Pod(slim(o)),
+                ),
                 Kind::Service => watch(
                     api::<Service>(client, ns),
                     selector(cfg, KubeRole::Service),
                     i,
-                    Obj::Service,
+                    |o| Obj::Service(slim(o)),
                 ),
                 Kind::Ingress => watch(
                     api::<Ingress>(client, ns),
                     selector(cfg, KubeRole::Ingress),
                     i,
-                    Obj::Ingress,
+                    |o| Obj::Ingress(slim(o)),
                 ),
                 Kind::Slice => watch(
                     api::<EndpointSlice>(client, ns),
                     selector(cfg, KubeRole::EndpointSlice),
                     i,
-                    Obj::Slice,
+                    |o| Obj::Slice(slim(o)),
                 ),
                 Kind::Endpoints => watch(
                     api::<Endpoints>(client, ns),
                     selector(cfg, KubeRole::Endpoints),
                     i,
-                    Obj::Endpoints,
+                    |o| Obj::Endpoints(slim(o)),
                 ),
                 Kind::Node => watch(
                     Api::<Node>::all(client.clone()),
                     selector(cfg, KubeRole::Node),
                     i,
-                    Obj::Node,
+                    |o| Obj::Node(slim(o)),
                 ),
             }
         })
@@ -332,21 +346,30 @@ struct Stores {
 
 impl Stores {
     fn pod(&self, ns: &str, name: &str) -> Option<&Pod> {
-        match self.objs.get(&(Kind::Pod, ns.to_string(), name.to_string())) {
+        match self
+            .objs
+            .get(&(Kind::Pod, ns.to_string(), name.to_string()))
+        {
             Some(Obj::Pod(p)) => Some(p),
             _ => None,
         }
     }
 
     fn node(&self, name: &str) -> Option<Node> {
-        match self.objs.get(&(Kind::Node, String::new(), name.to_string())) {
-            Some(Obj::Node(n)) => Some(n.clone()),
+        match self
+            .objs
+            .get(&(Kind::Node, String::new(), name.to_string()))
+        {
+            Some(Obj::Node(n)) => Some((**n).clone()),
             _ => None,
         }
     }
 
     fn service(&self, ns: &str, name: &str) -> Option<&Service> {
-        match self.objs.get(&(Kind::Service, ns.to_string(), name.to_string())) {
+        match self
+            .objs
+            .get(&(Kind::Service, ns.to_string(), name.to_string()))
+        {
             Some(Obj::Service(s)) => Some(s),
             _ => None,
         }
@@ -425,7 +448,11 @@ pub(super) async fn run(cfg: KubernetesSdConfig, sink: Sink, cancel: Cancellatio
     let what = cfg
         .api_server
         .clone()
-        .or_else(|| cfg.kubeconfig_file.as_ref().map(|f| f.display().to_string()))
+        .or_else(|| {
+            cfg.kubeconfig_file
+                .as_ref()
+                .map(|f| f.display().to_string())
+        })
         .unwrap_or_else(|| "in-cluster".to_string());
     let (client, nss) = match (client(&cfg).await, namespaces(&cfg)) {
         (Ok(c), Ok(n)) => (c, n),

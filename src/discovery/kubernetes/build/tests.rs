@@ -46,20 +46,32 @@ fn pod_role_targets_and_labels() {
                 ("__meta_kubernetes_pod_container_port_number", "9000"),
                 ("__meta_kubernetes_pod_container_port_protocol", "TCP"),
                 ("__meta_kubernetes_pod_container_init", "false"),
-                ("__meta_kubernetes_pod_container_id", "docker://a1b2c3d4e5f6"),
-                ("__meta_kubernetes_pod_container_image", "testcontainer:latest"),
+                (
+                    "__meta_kubernetes_pod_container_id",
+                    "docker://a1b2c3d4e5f6"
+                ),
+                (
+                    "__meta_kubernetes_pod_container_image",
+                    "testcontainer:latest"
+                ),
             ]),
             ls(&[
                 ("__address__", "1.2.3.4"),
                 ("__meta_kubernetes_pod_container_name", "testcontainer1"),
                 ("__meta_kubernetes_pod_container_init", "false"),
-                ("__meta_kubernetes_pod_container_image", "testcontainer1:latest"),
+                (
+                    "__meta_kubernetes_pod_container_image",
+                    "testcontainer1:latest"
+                ),
             ]),
             ls(&[
                 ("__address__", "1.2.3.4"),
                 ("__meta_kubernetes_pod_container_name", "initcontainer"),
                 ("__meta_kubernetes_pod_container_init", "true"),
-                ("__meta_kubernetes_pod_container_image", "initcontainer:latest"),
+                (
+                    "__meta_kubernetes_pod_container_image",
+                    "initcontainer:latest"
+                ),
             ]),
         ]
     );
@@ -70,16 +82,28 @@ fn pod_role_targets_and_labels() {
             ("__meta_kubernetes_namespace", "default"),
             ("__meta_kubernetes_pod_label_test_label", "testvalue"),
             ("__meta_kubernetes_pod_labelpresent_test_label", "true"),
-            ("__meta_kubernetes_pod_annotation_test_annotation", "testannotationvalue"),
-            ("__meta_kubernetes_pod_annotationpresent_test_annotation", "true"),
+            (
+                "__meta_kubernetes_pod_annotation_test_annotation",
+                "testannotationvalue"
+            ),
+            (
+                "__meta_kubernetes_pod_annotationpresent_test_annotation",
+                "true"
+            ),
             ("__meta_kubernetes_pod_node_name", "testnode"),
             ("__meta_kubernetes_pod_ip", "1.2.3.4"),
             ("__meta_kubernetes_pod_host_ip", "2.3.4.5"),
             ("__meta_kubernetes_pod_ready", "true"),
             ("__meta_kubernetes_pod_phase", "Running"),
             ("__meta_kubernetes_pod_uid", "abc123"),
-            ("__meta_kubernetes_pod_controller_kind", "testcontrollerkind"),
-            ("__meta_kubernetes_pod_controller_name", "testcontrollername"),
+            (
+                "__meta_kubernetes_pod_controller_kind",
+                "testcontrollerkind"
+            ),
+            (
+                "__meta_kubernetes_pod_controller_name",
+                "testcontrollername"
+            ),
         ])
     );
     // No pod IP: an empty group (removes what the source had).
@@ -88,14 +112,22 @@ fn pod_role_targets_and_labels() {
     assert!(pod_group(&p, false, None).targets.is_empty());
     // attach_metadata.node with the node unknown: left out.
     assert!(pod_group(&test_pod(), true, None).targets.is_empty());
-    let node: Node = obj(json!({"metadata": {"name": "testnode", "labels": {"kubernetes.io/zone": "a"}}}));
+    let node: Node =
+        obj(json!({"metadata": {"name": "testnode", "labels": {"kubernetes.io/zone": "a"}}}));
     let g = pod_group(&test_pod(), true, Some(&node));
     assert_eq!(g.labels.get("__meta_kubernetes_node_name"), "testnode");
-    assert_eq!(g.labels.get("__meta_kubernetes_node_label_kubernetes_io_zone"), "a");
+    assert_eq!(
+        g.labels
+            .get("__meta_kubernetes_node_label_kubernetes_io_zone"),
+        "a"
+    );
     // IPv6 addresses are bracketed.
     let mut p = test_pod();
     p.status.as_mut().unwrap().pod_ip = Some("fd00::1".into());
-    assert_eq!(pod_group(&p, false, None).targets[0].get("__address__"), "[fd00::1]:9000");
+    assert_eq!(
+        pod_group(&p, false, None).targets[0].get("__address__"),
+        "[fd00::1]:9000"
+    );
 }
 
 #[test]
@@ -120,7 +152,10 @@ fn service_role_per_port() {
             ("__meta_kubernetes_service_port_number", "30900"),
         ])
     );
-    assert_eq!(tg.targets[1].get("__meta_kubernetes_service_port_protocol"), "UDP");
+    assert_eq!(
+        tg.targets[1].get("__meta_kubernetes_service_port_protocol"),
+        "UDP"
+    );
     assert_eq!(
         tg.labels,
         ls(&[
@@ -128,15 +163,24 @@ fn service_role_per_port() {
             ("__meta_kubernetes_namespace", "default"),
             ("__meta_kubernetes_service_label_test_label", "testvalue"),
             ("__meta_kubernetes_service_labelpresent_test_label", "true"),
-            ("__meta_kubernetes_service_annotation_test_annotation", "testannotationvalue"),
-            ("__meta_kubernetes_service_annotationpresent_test_annotation", "true"),
+            (
+                "__meta_kubernetes_service_annotation_test_annotation",
+                "testannotationvalue"
+            ),
+            (
+                "__meta_kubernetes_service_annotationpresent_test_annotation",
+                "true"
+            ),
         ])
     );
     let ext: Service = obj(json!({"metadata": {"name": "e", "namespace": "n"},
         "spec": {"type": "ExternalName", "externalName": "FooExternalName",
                  "ports": [{"protocol": "TCP", "port": 30900}]}}));
     let t = &service_group(&ext).targets[0];
-    assert_eq!(t.get("__meta_kubernetes_service_external_name"), "FooExternalName");
+    assert_eq!(
+        t.get("__meta_kubernetes_service_external_name"),
+        "FooExternalName"
+    );
     assert_eq!(t.get("__meta_kubernetes_service_cluster_ip"), "");
     let lb: Service = obj(json!({"metadata": {"name": "l", "namespace": "n"},
         "spec": {"type": "LoadBalancer", "clusterIP": "10.0.0.1", "loadBalancerIP": "9.9.9.9",
@@ -170,9 +214,18 @@ fn node_role_address_priority() {
             ("__meta_kubernetes_node_address_ExternalIP", "1.2.3.5"),
         ])
     );
-    assert_eq!(tg.labels.get("__meta_kubernetes_node_provider_id"), "aws:///de");
-    assert_eq!(tg.labels.get("__meta_kubernetes_node_condition_ready"), "true");
-    assert_eq!(tg.labels.get("__meta_kubernetes_node_label_test_label"), "testvalue");
+    assert_eq!(
+        tg.labels.get("__meta_kubernetes_node_provider_id"),
+        "aws:///de"
+    );
+    assert_eq!(
+        tg.labels.get("__meta_kubernetes_node_condition_ready"),
+        "true"
+    );
+    assert_eq!(
+        tg.labels.get("__meta_kubernetes_node_label_test_label"),
+        "testvalue"
+    );
     let bare: Node = obj(json!({"metadata": {"name": "x"}}));
     assert!(node_group(&bare).is_none());
 }
@@ -215,8 +268,14 @@ fn ingress_role_rules_paths_and_tls() {
             .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
             .collect::<Vec<_>>()
     );
-    assert_eq!(tg.labels.get("__meta_kubernetes_ingress_class_name"), "testclass");
-    assert_eq!(tg.labels.get("__meta_kubernetes_ingress_name"), "testingress");
+    assert_eq!(
+        tg.labels.get("__meta_kubernetes_ingress_class_name"),
+        "testclass"
+    );
+    assert_eq!(
+        tg.labels.get("__meta_kubernetes_ingress_name"),
+        "testingress"
+    );
 }
 
 #[test]
@@ -233,10 +292,16 @@ fn endpointslice_role_with_service_and_pod() {
             {"addresses": ["2.3.4.5"], "conditions": {"ready": false}}
         ]
     }));
-    let svc: Service = obj(json!({"metadata": {"name": "testendpoints", "namespace": "default",
-        "labels": {"app/name": "test"}}}));
+    let svc: Service = obj(
+        json!({"metadata": {"name": "testendpoints", "namespace": "default",
+        "labels": {"app/name": "test"}}}),
+    );
     let mut pod = test_pod();
-    pod.spec.as_mut().unwrap().containers[0].ports.as_mut().unwrap().push(obj(json!(
+    pod.spec.as_mut().unwrap().containers[0]
+        .ports
+        .as_mut()
+        .unwrap()
+        .push(obj(json!(
         {"name": "other", "protocol": "TCP", "containerPort": 9001})));
     let pods = |n: &str, name: &str| (n == "default" && name == "testpod").then_some(&pod);
     let tg = endpointslice_group(&slice, Some(&svc), &pods, &|_| None, false);
@@ -244,29 +309,68 @@ fn endpointslice_role_with_service_and_pod() {
     assert_eq!(tg.targets.len(), 3, "{:#?}", tg.targets);
     let t = &tg.targets[0];
     assert_eq!(t.get("__address__"), "1.2.3.4:9000");
-    assert_eq!(t.get("__meta_kubernetes_endpointslice_endpoint_conditions_ready"), "true");
-    assert_eq!(t.get("__meta_kubernetes_endpointslice_endpoint_conditions_terminating"), "false");
-    assert_eq!(t.get("__meta_kubernetes_endpointslice_endpoint_zone"), "us-east-1a");
-    assert_eq!(t.get("__meta_kubernetes_endpointslice_port_app_protocol"), "http");
-    assert_eq!(t.get("__meta_kubernetes_endpointslice_address_target_kind"), "Pod");
+    assert_eq!(
+        t.get("__meta_kubernetes_endpointslice_endpoint_conditions_ready"),
+        "true"
+    );
+    assert_eq!(
+        t.get("__meta_kubernetes_endpointslice_endpoint_conditions_terminating"),
+        "false"
+    );
+    assert_eq!(
+        t.get("__meta_kubernetes_endpointslice_endpoint_zone"),
+        "us-east-1a"
+    );
+    assert_eq!(
+        t.get("__meta_kubernetes_endpointslice_port_app_protocol"),
+        "http"
+    );
+    assert_eq!(
+        t.get("__meta_kubernetes_endpointslice_address_target_kind"),
+        "Pod"
+    );
     assert_eq!(t.get("__meta_kubernetes_pod_name"), "testpod");
-    assert_eq!(t.get("__meta_kubernetes_pod_container_name"), "testcontainer");
-    assert_eq!(t.get("__meta_kubernetes_pod_container_id"), "", "not set by endpoint roles");
+    assert_eq!(
+        t.get("__meta_kubernetes_pod_container_name"),
+        "testcontainer"
+    );
+    assert_eq!(
+        t.get("__meta_kubernetes_pod_container_id"),
+        "",
+        "not set by endpoint roles"
+    );
     let t2 = &tg.targets[1];
     assert_eq!(t2.get("__address__"), "2.3.4.5:9000");
-    assert_eq!(t2.get("__meta_kubernetes_endpointslice_endpoint_conditions_serving"), "");
+    assert_eq!(
+        t2.get("__meta_kubernetes_endpointslice_endpoint_conditions_serving"),
+        ""
+    );
     // The pod's port 9001 served by no endpoint port: an extra target.
     let extra = &tg.targets[2];
     assert_eq!(extra.get("__address__"), "1.2.3.4:9001");
-    assert_eq!(extra.get("__meta_kubernetes_pod_container_port_name"), "other");
-    assert_eq!(extra.get("__meta_kubernetes_endpointslice_port"), "");
-    assert_eq!(tg.labels.get("__meta_kubernetes_service_name"), "testendpoints");
-    assert_eq!(tg.labels.get("__meta_kubernetes_service_label_app_name"), "test");
     assert_eq!(
-        tg.labels.get("__meta_kubernetes_endpointslice_label_kubernetes_io_service_name"),
+        extra.get("__meta_kubernetes_pod_container_port_name"),
+        "other"
+    );
+    assert_eq!(extra.get("__meta_kubernetes_endpointslice_port"), "");
+    assert_eq!(
+        tg.labels.get("__meta_kubernetes_service_name"),
         "testendpoints"
     );
-    assert_eq!(tg.labels.get("__meta_kubernetes_endpointslice_address_type"), "IPv4");
+    assert_eq!(
+        tg.labels.get("__meta_kubernetes_service_label_app_name"),
+        "test"
+    );
+    assert_eq!(
+        tg.labels
+            .get("__meta_kubernetes_endpointslice_label_kubernetes_io_service_name"),
+        "testendpoints"
+    );
+    assert_eq!(
+        tg.labels
+            .get("__meta_kubernetes_endpointslice_address_type"),
+        "IPv4"
+    );
 }
 
 #[test]
@@ -292,8 +396,14 @@ fn endpoints_role_ready_and_not_ready() {
             ("__meta_kubernetes_endpoint_ready", "true"),
         ])
     );
-    assert_eq!(tg.targets[1].get("__meta_kubernetes_endpoint_ready"), "false");
-    assert_eq!(tg.labels.get("__meta_kubernetes_endpoints_name"), "testendpoints");
+    assert_eq!(
+        tg.targets[1].get("__meta_kubernetes_endpoint_ready"),
+        "false"
+    );
+    assert_eq!(
+        tg.labels.get("__meta_kubernetes_endpoints_name"),
+        "testendpoints"
+    );
 }
 
 #[test]
