@@ -345,3 +345,29 @@ fn file_level_errors_name_the_file_and_where_it_is_referenced() {
         .to_string();
     assert!(e.contains("exists and is not a directory"), "{e}");
 }
+
+#[test]
+fn kubernetes_sd_errors_are_prometheus_messages_in_place() {
+    let text = "[[scrape_configs]]\njob_name = \"a\"\n[[scrape_configs.kubernetes_sd_configs]]\nrole = \"vacation\"\n[[scrape_configs.kubernetes_sd_configs]]\nrole = \"pod\"\nselectors = [{ role = \"service\", label = \"a=b\" }]\n[[scrape_configs.kubernetes_sd_configs]]\nrole = \"node\"\nbearer_token_file = \"/x\"\n[[scrape_configs.kubernetes_sd_configs]]\napi_server = \"http://x\"\n[[scrape_configs.kubernetes_sd_configs]]\nrole = \"pod\"\napi_server = \"http://x\"\nkubeconfig_file = \"k\"\n[[scrape_configs.kubernetes_sd_configs]]\nrole = \"endpoints\"\nselectors = [{ role = \"pod\" }, { role = \"pod\" }]\n";
+    let errs = c(text).unwrap_err().to_string();
+    for (pos, msg) in [
+        ("4:8", "unknown Kubernetes SD role \"vacation\""),
+        ("7:14", "pod role supports only pod, node selectors"),
+        ("8:1", "to use custom HTTP client configuration please provide the 'api_server' URL explicitly"),
+        ("11:1", "role missing (one of: pod, service, endpoints, endpointslice, node, ingress)"),
+        ("13:1", "cannot use 'kubeconfig_file' and 'api_server' simultaneously"),
+        ("19:32", "duplicated selector role: pod"),
+    ] {
+        assert!(
+            errs.lines().any(|l| l.contains(&format!("augur.toml:{pos}:")) && l.contains(msg)),
+            "missing {pos} {msg} in\n{errs}"
+        );
+    }
+    let ok = c("[[scrape_configs]]\njob_name = \"a\"\n[[scrape_configs.kubernetes_sd_configs]]\nrole = \"endpointslice\"\napi_server = \"https://k:6443\"\nnamespaces = { names = [\"shop\"] }\nselectors = [{ role = \"service\", label = \"app=x\" }, { role = \"endpointslice\", field = \"metadata.name=y\" }]\nattach_metadata = { node = true }\nauthorization = { credentials_file = \"/t\" }\ntls_config = { ca_file = \"/ca.pem\", insecure_skip_verify = false }\n").unwrap();
+    let k = &ok.scrape_configs[0].kubernetes_sd_configs[0];
+    assert_eq!(k.role, KubeRole::EndpointSlice);
+    assert_eq!(k.namespaces, ["shop"]);
+    assert!(k.attach_node);
+    assert_eq!(k.selectors.len(), 2);
+    assert_eq!(k.tls.ca_file.as_deref(), Some(Path::new("/ca.pem")));
+}
