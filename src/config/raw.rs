@@ -116,6 +116,7 @@ pub struct RawScrapeConfig {
     pub bearer_token_file: Option<Spanned<String>>,
     pub authorization: Option<Spanned<RawAuthorization>>,
     pub basic_auth: Option<Spanned<RawBasicAuth>>,
+    pub tls_config: Option<Spanned<RawTls>>,
     #[serde(default)]
     pub static_configs: Vec<Spanned<RawStaticConfig>>,
     #[serde(default)]
@@ -212,6 +213,7 @@ pub struct RawHttpSd {
     pub bearer_token_file: Option<Spanned<String>>,
     pub authorization: Option<Spanned<RawAuthorization>>,
     pub basic_auth: Option<Spanned<RawBasicAuth>>,
+    pub tls_config: Option<Spanned<RawTls>>,
 }
 
 /// `body_size_limit`: bytes as an integer, or a string like `16MB`.

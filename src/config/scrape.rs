@@ -188,6 +188,41 @@ pub struct TlsConfig {
     pub insecure_skip_verify: bool,
 }
 
+impl TlsConfig {
+    /// Applies this `tls_config` to a client: the CA bundle and the client
+    /// identity are read now (a reload re-reads them). Shared by scraping
+    /// and HTTP SD, like [`Auth::header_value`].
+    pub fn apply(&self, mut b: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, String> {
+        let t = self;
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| format!("tls_config: cannot read {}: {e}", p.display()))
+        };
+        if let Some(ca) = &t.ca_file {
+            let pem = read(ca)?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("tls_config: {}: {e}", ca.display()))?;
+            if certs.is_empty() {
+                return Err(format!("tls_config: no certificate in {}", ca.display()));
+            }
+            for c in certs {
+                b = b.add_root_certificate(c);
+            }
+        }
+        if let (Some(cert), Some(key)) = (&t.cert_file, &t.key_file) {
+            let mut pem = read(cert)?;
+            pem.push(b'\n');
+            pem.extend(read(key)?);
+            let id = reqwest::Identity::from_pem(&pem)
+                .map_err(|e| format!("tls_config: {} / {}: {e}", cert.display(), key.display()))?;
+            b = b.identity(id);
+        }
+        if t.insecure_skip_verify {
+            b = b.danger_accept_invalid_certs(true);
+        }
+        Ok(b)
+    }
+}
+
 /// A `kubernetes_sd_configs` entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KubernetesSdConfig {
@@ -220,6 +255,8 @@ pub struct HttpSdConfig {
     pub refresh_interval: Duration,
     /// credentials
     pub auth: Auth,
+    /// TLS to the URL
+    pub tls: TlsConfig,
 }
 
 /// A compiled `[[scrape_configs]]` entry.
@@ -259,6 +296,8 @@ pub struct ScrapeConfig {
     pub params: Vec<(String, String)>,
     /// Credentials.
     pub auth: Auth,
+    /// TLS to the targets.
+    pub tls: TlsConfig,
     /// `static_configs`, each one target group.
     pub static_configs: Vec<StaticConfig>,
     /// `file_sd_configs`
@@ -422,7 +461,9 @@ fn compile_http_sd(
         what,
         sd.span(),
     );
+    let tls = compile_client_tls(cx, &r.tls_config, what);
     Some(HttpSdConfig {
+        tls,
         url: url.get_ref().clone(),
         refresh_interval: if refresh_interval.is_zero() {
             Duration::from_secs(60)
@@ -431,6 +472,29 @@ fn compile_http_sd(
         },
         auth,
     })
+}
+
+/// `tls_config` for clients augur builds with reqwest (scrape jobs, HTTP
+/// SD): `server_name` needs a TLS verifier of our own and is refused
+/// rather than ignored; cert and key come together.
+fn compile_client_tls(cx: &mut Ctx<'_>, r: &Option<Spanned<raw::RawTls>>, what: &str) -> TlsConfig {
+    if let Some(t) = r {
+        let v = t.get_ref();
+        if v.server_name.is_some() {
+            cx.error(
+                t.span(),
+                format!("{what}: tls_config.server_name is not supported here (only in kubernetes_sd_configs); scrape by that name instead"),
+            );
+        }
+        if v.cert_file.is_some() != v.key_file.is_some() {
+            cx.error(
+                t.span(),
+                format!("{what}: tls_config needs both cert_file and key_file, or neither"),
+            );
+        }
+    }
+    let base = cx.base_dir().to_path_buf();
+    compile_tls(r, &base)
 }
 
 fn compile_tls(r: &Option<Spanned<raw::RawTls>>, base: &Path) -> TlsConfig {
@@ -758,6 +822,7 @@ pub(super) fn compile_job(
         .enumerate()
         .filter_map(|(i, sd)| compile_http_sd(cx, sd, &what(&format!("http_sd_configs[{i}]"))))
         .collect();
+    let tls = compile_client_tls(cx, &r.tls_config, &format!("job {job_name:?}"));
     let kubernetes_sd_configs = r
         .kubernetes_sd_configs
         .iter()
@@ -818,6 +883,7 @@ pub(super) fn compile_job(
         fallback_scrape_protocol,
         params,
         auth,
+        tls,
         static_configs,
         file_sd_configs,
         http_sd_configs,

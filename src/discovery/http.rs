@@ -79,11 +79,10 @@ fn client(cfg: &HttpSdConfig) -> Result<reqwest::Client, String> {
     if let Ok(v) = HeaderValue::from_str(&format!("{secs}")) {
         headers.insert("X-Prometheus-Refresh-Interval-Seconds", v);
     }
-    reqwest::Client::builder()
+    let b = reqwest::Client::builder()
         .default_headers(headers)
-        .timeout(cfg.refresh_interval)
-        .build()
-        .map_err(|e| e.to_string())
+        .timeout(cfg.refresh_interval);
+    cfg.tls.apply(b)?.build().map_err(|e| e.to_string())
 }
 
 pub(super) async fn run(cfg: HttpSdConfig, sink: Sink, cancel: CancellationToken) {

@@ -123,7 +123,7 @@ pub fn client(job: &ScrapeConfig) -> Result<reqwest::Client, String> {
     if !job.enable_compression {
         b = b.no_gzip();
     }
-    b.build().map_err(|e| e.to_string())
+    job.tls.apply(b)?.build().map_err(|e| e.to_string())
 }
 
 /// The `Authorization` header for `auth`, secrets read now.

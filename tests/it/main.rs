@@ -38,4 +38,5 @@ mod rules_unittest;
 mod stats_fixtures;
 mod stats_sequential;
 mod systemd;
+mod tls;
 mod trust;

@@ -178,11 +178,12 @@ fn q(s: &str) -> String {
     serde_json::to_string(s).unwrap()
 }
 
-fn yaml_rule(r: &Rule) -> String {
-    let mut s = format!("      - action: {}\n", r.action);
+/// A rule's fields as (key, value) pairs, values already quoted.
+fn fields(r: &Rule) -> Vec<(&'static str, String)> {
+    let mut out = vec![("action", q(r.action))];
     if !r.src.is_empty() {
         let l: Vec<String> = r.src.iter().map(|x| q(x)).collect();
-        s += &format!("        source_labels: [{}]\n", l.join(", "));
+        out.push(("source_labels", format!("[{}]", l.join(", "))));
     }
     for (k, v) in [
         ("separator", r.sep),
@@ -191,38 +192,29 @@ fn yaml_rule(r: &Rule) -> String {
         ("replacement", r.replacement),
     ] {
         if let Some(v) = v {
-            s += &format!("        {k}: {}\n", q(v));
+            out.push((k, q(v)));
         }
     }
     if let Some(m) = r.modulus {
-        s += &format!("        modulus: {m}\n");
+        out.push(("modulus", m.to_string()));
     }
-    s
+    out
+}
+
+fn yaml_rule(r: &Rule) -> String {
+    fields(r)
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| format!("      {} {k}: {v}\n", if i == 0 { "-" } else { " " }))
+        .collect()
 }
 
 fn toml_rule(r: &Rule) -> String {
-    let mut s = format!(
-        "[[scrape_configs.relabel_configs]]\naction = {}\n",
-        q(r.action)
-    );
-    if !r.src.is_empty() {
-        let l: Vec<String> = r.src.iter().map(|x| q(x)).collect();
-        s += &format!("source_labels = [{}]\n", l.join(", "));
-    }
-    for (k, v) in [
-        ("separator", r.sep),
-        ("regex", r.regex),
-        ("target_label", r.target),
-        ("replacement", r.replacement),
-    ] {
-        if let Some(v) = v {
-            s += &format!("{k} = {}\n", q(v));
-        }
-    }
-    if let Some(m) = r.modulus {
-        s += &format!("modulus = {m}\n");
-    }
-    s
+    let body: String = fields(r)
+        .iter()
+        .map(|(k, v)| format!("{k} = {v}\n"))
+        .collect();
+    format!("[[scrape_configs.relabel_configs]]\n{body}")
 }
 
 /// A small seeded generator (no dependency needed for a test's choices).

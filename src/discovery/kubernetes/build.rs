@@ -527,6 +527,24 @@ fn merge_pod(t: &mut LabelSet, pod: &Pod, port: Option<i32>, endpoint_protocol: 
     }
 }
 
+/// `<prefix>_address_target_kind` and `_name` of an endpoint's target.
+fn target_ref_labels(
+    t: &mut LabelSet,
+    prefix: &str,
+    r: &k8s_openapi::api::core::v1::ObjectReference,
+) {
+    set(
+        t,
+        &format!("{prefix}_address_target_kind"),
+        r.kind.as_deref().unwrap_or(""),
+    );
+    set(
+        t,
+        &format!("{prefix}_address_target_name"),
+        r.name.as_deref().unwrap_or(""),
+    );
+}
+
 fn target_pod<'a>(
     r: Option<&k8s_openapi::api::core::v1::ObjectReference>,
     pods: PodIndex<'a>,
@@ -617,16 +635,7 @@ pub fn endpointslice_group(
                     set(&mut t, "endpointslice_endpoint_hostname", h);
                 }
                 if let Some(r) = &ep.target_ref {
-                    set(
-                        &mut t,
-                        "endpointslice_address_target_kind",
-                        r.kind.as_deref().unwrap_or(""),
-                    );
-                    set(
-                        &mut t,
-                        "endpointslice_address_target_name",
-                        r.name.as_deref().unwrap_or(""),
-                    );
+                    target_ref_labels(&mut t, "endpointslice", r);
                 }
                 if let Some(n) = &ep.node_name {
                     set(&mut t, "endpointslice_endpoint_node_name", n);
@@ -712,16 +721,7 @@ pub fn endpoints_group(
                 );
                 set(&mut t, "endpoint_ready", r);
                 if let Some(tr) = &addr.target_ref {
-                    set(
-                        &mut t,
-                        "endpoint_address_target_kind",
-                        tr.kind.as_deref().unwrap_or(""),
-                    );
-                    set(
-                        &mut t,
-                        "endpoint_address_target_name",
-                        tr.name.as_deref().unwrap_or(""),
-                    );
+                    target_ref_labels(&mut t, "endpoint", tr);
                 }
                 if let Some(n) = &addr.node_name {
                     set(&mut t, "endpoint_node_name", n);
