@@ -32,7 +32,7 @@ use actions::compile_actions;
 use datasource::compile_datasource;
 use files::{load_files, FileKeys, Files};
 use notify::compile_notify;
-use scrape::{compile_auth, compile_job, AuthFields};
+use scrape::{body_size, compile_auth, compile_job, AuthFields, JobInherit};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -674,11 +674,25 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let notify = compile_notify(&mut cx, raw.notify.unwrap_or_default());
     let actions = compile_actions(&mut cx, raw.actions.unwrap_or_default());
 
+    let inherit = JobInherit {
+        interval: g_interval,
+        timeout: g_timeout,
+        body_size_limit: rg
+            .body_size_limit
+            .as_ref()
+            .and_then(|b| body_size(&mut cx, b, "global.body_size_limit")),
+        sample_limit: rg.sample_limit.unwrap_or(0),
+        label_limit: rg.label_limit.unwrap_or(0),
+        label_name_length_limit: rg.label_name_length_limit.unwrap_or(0),
+        label_value_length_limit: rg.label_value_length_limit.unwrap_or(0),
+        target_limit: rg.target_limit.unwrap_or(0),
+        keep_dropped_targets: rg.keep_dropped_targets.unwrap_or(0),
+    };
     let mut jobs = HashSet::new();
     let scrape_configs = raw
         .scrape_configs
         .iter()
-        .map(|sc| compile_job(&mut cx, sc, g_interval, g_timeout, &mut jobs))
+        .map(|sc| compile_job(&mut cx, sc, &inherit, &mut jobs))
         .collect();
 
     if !cx.errors.is_empty() {

@@ -88,6 +88,13 @@ pub struct RawGlobal {
     pub scrape_interval: Option<Spanned<String>>,
     pub scrape_timeout: Option<Spanned<String>>,
     pub evaluation_interval: Option<Spanned<String>>,
+    pub body_size_limit: Option<Spanned<BodySize>>,
+    pub sample_limit: Option<u64>,
+    pub label_limit: Option<u64>,
+    pub label_name_length_limit: Option<u64>,
+    pub label_value_length_limit: Option<u64>,
+    pub target_limit: Option<u64>,
+    pub keep_dropped_targets: Option<u64>,
     #[serde(default)]
     pub external_labels: BTreeMap<String, Spanned<String>>,
 }

@@ -672,13 +672,42 @@ fn compile_kubernetes_sd(
     })
 }
 
+/// The `[global]` defaults a job inherits (Prometheus's
+/// `ScrapeConfig.Validate`: a job's unset or 0 limit is the global one).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct JobInherit {
+    pub(super) interval: Duration,
+    pub(super) timeout: Duration,
+    pub(super) body_size_limit: Option<u64>,
+    pub(super) sample_limit: u64,
+    pub(super) label_limit: u64,
+    pub(super) label_name_length_limit: u64,
+    pub(super) label_value_length_limit: u64,
+    pub(super) target_limit: u64,
+    pub(super) keep_dropped_targets: u64,
+}
+
+/// A `body_size_limit` value; errors say where.
+pub(super) fn body_size(cx: &mut Ctx<'_>, b: &Spanned<raw::BodySize>, key: &str) -> Option<u64> {
+    match b.get_ref() {
+        raw::BodySize::Bytes(n) => Some(*n),
+        raw::BodySize::Text(t) => parse_bytes(t).or_else(|| {
+            cx.error(
+                b.span(),
+                format!("{key}: {t:?} (expected bytes, e.g. 16MB, 512KiB or 1048576)"),
+            );
+            None
+        }),
+    }
+}
+
 pub(super) fn compile_job(
     cx: &mut Ctx<'_>,
     sc: &Spanned<raw::RawScrapeConfig>,
-    g_interval: Duration,
-    g_timeout: Duration,
+    g: &JobInherit,
     jobs: &mut HashSet<String>,
 ) -> ScrapeConfig {
+    let (g_interval, g_timeout) = (g.interval, g.timeout);
     let span = sc.span();
     let r = sc.get_ref();
     let job_name = match &r.job_name {
@@ -760,22 +789,16 @@ pub(super) fn compile_job(
             "http".to_string()
         }
     };
+    let inherited_body = g.body_size_limit.unwrap_or(DEFAULT_BODY_SIZE_LIMIT);
     let body_size_limit = match &r.body_size_limit {
-        None => DEFAULT_BODY_SIZE_LIMIT,
-        Some(b) => match b.get_ref() {
-            raw::BodySize::Bytes(n) => *n,
-            raw::BodySize::Text(t) => parse_bytes(t).unwrap_or_else(|| {
-                cx.error(
-                    b.span(),
-                    format!(
-                        "{}: {t:?} (expected bytes, e.g. 16MB, 512KiB or 1048576)",
-                        what("body_size_limit")
-                    ),
-                );
-                DEFAULT_BODY_SIZE_LIMIT
-            }),
+        None => inherited_body,
+        Some(b) => match body_size(cx, b, &what("body_size_limit")) {
+            Some(0) if g.body_size_limit.is_some() => inherited_body,
+            Some(n) => n,
+            None => inherited_body,
         },
     };
+    let inherit = |v: Option<u64>, global: u64| v.filter(|v| *v > 0).unwrap_or(global);
     let fallback_scrape_protocol = match &r.fallback_scrape_protocol {
         None => None,
         Some(p) => match p.get_ref().as_str() {
@@ -875,11 +898,11 @@ pub(super) fn compile_job(
         honor_timestamps: r.honor_timestamps.unwrap_or(true),
         enable_compression: r.enable_compression.unwrap_or(true),
         body_size_limit,
-        sample_limit: r.sample_limit.unwrap_or(0),
-        label_limit: r.label_limit.unwrap_or(0),
-        label_name_length_limit: r.label_name_length_limit.unwrap_or(0),
-        label_value_length_limit: r.label_value_length_limit.unwrap_or(0),
-        target_limit: r.target_limit.unwrap_or(0),
+        sample_limit: inherit(r.sample_limit, g.sample_limit),
+        label_limit: inherit(r.label_limit, g.label_limit),
+        label_name_length_limit: inherit(r.label_name_length_limit, g.label_name_length_limit),
+        label_value_length_limit: inherit(r.label_value_length_limit, g.label_value_length_limit),
+        target_limit: inherit(r.target_limit, g.target_limit),
         fallback_scrape_protocol,
         params,
         auth,
@@ -890,7 +913,7 @@ pub(super) fn compile_job(
         kubernetes_sd_configs,
         relabel_configs,
         metric_relabel_configs,
-        keep_dropped_targets: r.keep_dropped_targets.unwrap_or(0),
+        keep_dropped_targets: inherit(r.keep_dropped_targets, g.keep_dropped_targets),
     }
 }
 

@@ -371,3 +371,30 @@ fn kubernetes_sd_errors_are_prometheus_messages_in_place() {
     assert_eq!(k.selectors.len(), 2);
     assert_eq!(k.tls.ca_file.as_deref(), Some(Path::new("/ca.pem")));
 }
+
+#[test]
+fn jobs_inherit_global_limits_as_prometheus() {
+    let cfg = c("[global]\nsample_limit = 100\ntarget_limit = 5\nlabel_limit = 30\nkeep_dropped_targets = 7\nbody_size_limit = \"1MB\"\n[[scrape_configs]]\njob_name = \"a\"\n[[scrape_configs]]\njob_name = \"b\"\nsample_limit = 10\ntarget_limit = 0\nbody_size_limit = 0\n").unwrap();
+    let (a, b) = (&cfg.scrape_configs[0], &cfg.scrape_configs[1]);
+    assert_eq!(
+        (
+            a.sample_limit,
+            a.target_limit,
+            a.label_limit,
+            a.keep_dropped_targets
+        ),
+        (100, 5, 30, 7)
+    );
+    assert_eq!(a.body_size_limit, 1 << 20);
+    // A job's own value wins; its 0 means the global one.
+    assert_eq!(
+        (b.sample_limit, b.target_limit, b.body_size_limit),
+        (10, 5, 1 << 20)
+    );
+    let none = c("[[scrape_configs]]\njob_name = \"a\"\n").unwrap();
+    assert_eq!(
+        none.scrape_configs[0].body_size_limit,
+        DEFAULT_BODY_SIZE_LIMIT
+    );
+    assert_eq!(none.scrape_configs[0].sample_limit, 0);
+}
