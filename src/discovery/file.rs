@@ -18,10 +18,18 @@ use crate::config::FileSdConfig;
 /// calls a second.
 const POLL: Duration = Duration::from_secs(1);
 
+/// The largest target file read.
+const MAX_FILE: u64 = 64 << 20;
+
 /// Reads one target file: a list of `{targets, labels}` groups, JSON or
 /// YAML by extension; each group gets `__meta_filepath` and the source
 /// `<path>:<index>`.
 pub fn read_target_file(path: &Path) -> Result<Vec<TargetGroup>, String> {
+    // A target list is small; a runaway file must not fill memory.
+    let len = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+    if len > MAX_FILE {
+        return Err(format!("file is {len} bytes, more than {MAX_FILE}"));
+    }
     let text = std::fs::read(path).map_err(|e| e.to_string())?;
     let ext = path
         .extension()
