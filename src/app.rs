@@ -176,7 +176,7 @@ async fn run_with(opts: RunOptions, embedded: Option<Embedded>) -> Result<(), St
         scrape_token.clone(),
     ));
     rules.manager.install(groups);
-    rules.spawn(&cfg, true);
+    rules.spawn(&cfg, &datasource, true);
 
     let analysis = analysis_manager(&cfg, state.clone(), datasource);
     {
@@ -567,7 +567,7 @@ impl Live {
         self.discovery.apply(&cfg);
         self.rules.manager.install(groups);
         self.rules.set_notify(cfg.notify.clone());
-        self.rules.spawn(&cfg, false);
+        self.rules.spawn(&cfg, &datasource, false);
         self.analysis.set_templates(&cfg.analyses);
         self.analysis.set_kayenta_configs(&cfg.kayenta_configs);
         self.analysis.set_limits(cfg.state.max_running_analyses);

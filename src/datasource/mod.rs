@@ -1,5 +1,5 @@
-//! The query interface analyses and the Kayenta API read through (rule
-//! groups evaluate against the embedded store directly): PromQL over the
+//! The query interface analyses and the Kayenta API read through, and rule
+//! groups when it is remote (`rules::EvalContext::remote`): PromQL over the
 //! embedded store on blocking threads with timeouts and cancellation, or
 //! the same queries sent whole to a Prometheus-compatible HTTP API
 //! (Prometheus, Thanos, Mimir, VictoriaMetrics). It is also where the

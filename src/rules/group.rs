@@ -150,6 +150,25 @@ pub struct EvalContext<'a> {
     /// A monotonic clock in seconds, to time each rule; the module itself
     /// never reads the clock.
     pub clock: Option<&'a dyn Fn() -> f64>,
+    /// Where queries go when the datasource is remote (query text, time
+    /// in ms); None: `engine` over `store`. Results are still written to
+    /// `store` (recording rules, `ALERTS`).
+    pub remote: Option<&'a RemoteQuery<'a>>,
+}
+
+/// An instant query against a remote datasource.
+pub type RemoteQuery<'a> = dyn Fn(&str, i64) -> Result<crate::promql::QueryResult, String> + 'a;
+
+/// An instant query at `t` through the context's datasource.
+fn instant(cx: &EvalContext<'_>, text: &str, expr: &Expr, t: i64) -> Result<Value, String> {
+    let r = match cx.remote {
+        Some(q) => q(text, t)?,
+        None => cx
+            .engine
+            .instant(cx.store, expr, t)
+            .map_err(|e| e.to_string())?,
+    };
+    Ok(r.value)
 }
 
 /// A group with its rules' state.
@@ -266,12 +285,13 @@ impl GroupState {
     }
 }
 
-fn query_vector(cx: &EvalContext<'_>, expr: &Expr, t: i64) -> Result<Vec<(Labels, f64)>, String> {
-    let r = cx
-        .engine
-        .instant(cx.store, expr, t)
-        .map_err(|e| e.to_string())?;
-    match r.value {
+fn query_vector(
+    cx: &EvalContext<'_>,
+    text: &str,
+    expr: &Expr,
+    t: i64,
+) -> Result<Vec<(Labels, f64)>, String> {
+    match instant(cx, text, expr, t)? {
         Value::Vector(v) => Ok(v.into_iter().map(|s| (s.labels, s.v)).collect()),
         Value::Scalar(f) => Ok(vec![(Labels::default(), f)]),
         _ => Err("rule result is not a vector or scalar".into()),
@@ -287,7 +307,7 @@ fn eval_recording(
     let name = r.rule.record.clone().unwrap_or_default();
     let mut out = Vec::new();
     let mut seen = HashSet::new();
-    for (labels, v) in query_vector(cx, &r.expr, t)? {
+    for (labels, v) in query_vector(cx, &r.rule.expr, &r.expr, t)? {
         let mut l = labels;
         l.set(METRIC_NAME, &name);
         for (k, val) in &r.rule.labels {
@@ -322,16 +342,12 @@ fn eval_alerting(
     limit: i64,
     cx: &EvalContext<'_>,
 ) -> Result<Vec<(Labels, f64)>, String> {
-    let res = query_vector(cx, &r.expr, ts - offset)?;
+    let res = query_vector(cx, &r.rule.expr, &r.expr, ts - offset)?;
     let alert_name = r.rule.alert.clone().unwrap_or_default();
     // `query` in templates runs at the slot time, not ts - offset.
     let query = |q: &str| -> Result<Vec<QuerySample>, String> {
         let e = crate::promql::parse(q).map_err(|e| e.to_string())?;
-        let v = cx
-            .engine
-            .instant(cx.store, &e, ts)
-            .map_err(|e| e.to_string())?;
-        Ok(match v.value {
+        Ok(match instant(cx, q, &e, ts)? {
             Value::Vector(v) => v
                 .into_iter()
                 .map(|s| QuerySample {

@@ -21,6 +21,7 @@ use tracing::{info, warn};
 use super::group::EvalContext;
 use super::manager::{GroupHandle, RuleManager};
 use crate::config::{Config, NotifyConfig, QueryConfig, RulesConfig};
+use crate::datasource::Datasource;
 use crate::metrics::{GroupLabel, Metrics};
 use crate::state::{SavedAlert, State};
 use crate::store::Store;
@@ -45,6 +46,9 @@ struct Settings {
     query: QueryConfig,
     external_labels: BTreeMap<String, String>,
     external_url: String,
+    /// `[datasource]` when it is a remote API: rules query it, as
+    /// vmalert does; None: the embedded store.
+    remote: Option<crate::datasource::RemoteClient>,
 }
 
 impl RuleRunner {
@@ -76,7 +80,7 @@ impl RuleRunner {
 
     /// Starts one loop per group, stopping the previous generation. With
     /// `restore` (the first start), alert state comes back from SQLite.
-    pub fn spawn(&self, cfg: &Config, restore: bool) {
+    pub fn spawn(&self, cfg: &Config, datasource: &Datasource, restore: bool) {
         let token = self.parent.child_token();
         let old = std::mem::replace(&mut *self.generation.lock(), token.clone());
         old.cancel();
@@ -85,6 +89,10 @@ impl RuleRunner {
             query: cfg.query.clone(),
             external_labels: cfg.global.external_labels_map(),
             external_url: cfg.server.external_url.clone(),
+            remote: match datasource {
+                Datasource::Remote(r) => Some(r.clone()),
+                Datasource::Embedded { .. } => None,
+            },
         };
         for g in self.manager.groups() {
             if restore {
@@ -238,12 +246,40 @@ impl Round {
         let clock_origin = Instant::now();
         let clock = move || clock_origin.elapsed().as_secs_f64();
         let (ext, url) = (&self.settings.external_labels, &self.settings.external_url);
+        // Remote queries run on the runtime from this blocking thread; a
+        // cancelled round (shutdown, reload) stops waiting within 100 ms.
+        let handle = tokio::runtime::Handle::current();
+        let cancel = self.cancel.clone();
+        let remote_query = |q: &str, t: i64| -> Result<crate::promql::QueryResult, String> {
+            let Some(rc) = &self.settings.remote else {
+                return Err("no remote datasource".into());
+            };
+            handle.block_on(async {
+                let query = rc.instant(q, t);
+                tokio::pin!(query);
+                loop {
+                    tokio::select! {
+                        r = &mut query => return r.map_err(|e| e.to_string()),
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                            if cancel.load(Ordering::SeqCst) {
+                                return Err("query cancelled".into());
+                            }
+                        }
+                    }
+                }
+            })
+        };
         let cx = EvalContext {
             store: &self.store,
             engine: &engine,
             external_labels: ext,
             external_url: url,
             clock: Some(&clock),
+            remote: self
+                .settings
+                .remote
+                .is_some()
+                .then_some(&remote_query as &super::group::RemoteQuery<'_>),
         };
         let rc = &self.settings.rules;
         let started = Instant::now();

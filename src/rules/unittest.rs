@@ -291,6 +291,7 @@ fn run_group(
         external_labels: &ext,
         external_url: &ext_url,
         clock: None,
+        remote: None,
     };
     let name_line = tg
         .name

@@ -197,3 +197,80 @@ async fn remote_prometheus_and_augur_agree() {
         "{e}"
     );
 }
+
+/// Rules read `[datasource]` (as vmalert does): with a remote Prometheus,
+/// an alert fires and a recording rule records from data only that
+/// Prometheus has (augur scrapes nothing); template `query` goes there
+/// too. With the datasource unreachable, rules report `err` with the
+/// reason and nothing fires or resolves from an empty answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_evaluate_against_the_remote_datasource() {
+    let Some(bin) = find_prometheus() else {
+        crate::common::skip_or_fail(
+            "prometheus not found on PATH; install the Debian package `prometheus`",
+        );
+        return;
+    };
+    let target = TestTarget::start(Reply::text("remote_only_metric 7\n")).await;
+    let prom = start_prometheus(&bin, target.addr);
+    let rules = r#"groups:
+  - name: remote
+    interval: 1s
+    rules:
+      - record: job:remote_only_metric:sum
+        expr: sum by (job) (remote_only_metric)
+      - alert: RemoteOnlyHigh
+        expr: remote_only_metric > 5
+        labels: {severity: info}
+        annotations:
+          summary: 'value {{ $value }}, targets {{ query "count(up)" | first | value }}'
+"#;
+    let cfg = |url: &str| {
+        format!(
+            "rule_files = [\"rules.yml\"]\n[global]\nevaluation_interval = \"1s\"\n[datasource]\ntype = \"prometheus\"\nurl = \"{url}\"\ntimeout = \"2s\"\n"
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.yml"), rules).unwrap();
+    let mut d = Daemon::start(dir.path(), &cfg(&prom.url));
+    let alert = eventually(40, "alert firing from remote data", || async {
+        let a = d.get_json("/api/v1/alerts").await;
+        a["data"]["alerts"]
+            .as_array()?
+            .iter()
+            .find(|x| x["labels"]["alertname"] == "RemoteOnlyHigh" && x["state"] == "firing")
+            .cloned()
+    })
+    .await;
+    assert_eq!(alert["labels"]["job"], "shop");
+    assert_eq!(alert["annotations"]["summary"], "value 7, targets 1");
+    let rec = d.export("job:remote_only_metric:sum").await;
+    assert_eq!(rec.len(), 1, "{rec:?}");
+    assert_eq!(rec[0].0["job"], "shop");
+    assert_eq!(rec[0].1.last().unwrap().1, "7");
+    // augur itself scraped nothing.
+    assert!(d.export("remote_only_metric").await.is_empty());
+    assert_eq!(d.stop(), 0);
+
+    // Unreachable datasource: health err with the reason, no alert.
+    let port = free_port();
+    let dir2 = tempfile::tempdir().unwrap();
+    std::fs::write(dir2.path().join("rules.yml"), rules).unwrap();
+    let mut d2 = Daemon::start(dir2.path(), &cfg(&format!("http://127.0.0.1:{port}")));
+    let rule = eventually(20, "rules report the failing datasource", || async {
+        let r = d2.get_json("/api/v1/rules").await;
+        let rules = r["data"]["groups"][0]["rules"].as_array()?.clone();
+        rules
+            .iter()
+            .all(|x| x["health"] == "err")
+            .then(|| rules[1].clone())
+    })
+    .await;
+    assert!(
+        !rule["lastError"].as_str().unwrap_or("").is_empty(),
+        "{rule}"
+    );
+    let a = d2.get_json("/api/v1/alerts").await;
+    assert_eq!(a["data"]["alerts"].as_array().map(Vec::len), Some(0));
+    assert_eq!(d2.stop(), 0);
+}
