@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-60}"
-targets="${2:-promql expfmt rule_file config analysis_template api}"
+targets="${2:-promql expfmt rule_file config analysis_template api discovery}"
 export RUSTC_BOOTSTRAP=1
 for t in $targets; do
   work="$(mktemp -d)"

@@ -36,10 +36,16 @@ pub fn read_target_file(path: &Path) -> Result<Vec<TargetGroup>, String> {
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let raw: Vec<Option<RawGroup>> = match ext.as_str() {
-        "json" => serde_json::from_slice(&text).map_err(|e| e.to_string())?,
+    parse_target_file(&text, &ext, &path.display().to_string())
+}
+
+/// Parses a target file's bytes by extension (`json`, `yml`, `yaml`);
+/// `name` is its path as it appears in sources and `__meta_filepath`.
+pub fn parse_target_file(text: &[u8], ext: &str, name: &str) -> Result<Vec<TargetGroup>, String> {
+    let raw: Vec<Option<RawGroup>> = match ext {
+        "json" => serde_json::from_slice(text).map_err(|e| e.to_string())?,
         "yml" | "yaml" => {
-            let s = std::str::from_utf8(&text).map_err(|e| e.to_string())?;
+            let s = std::str::from_utf8(text).map_err(|e| e.to_string())?;
             if s.trim().is_empty() {
                 Vec::new()
             } else {
@@ -52,13 +58,12 @@ pub fn read_target_file(path: &Path) -> Result<Vec<TargetGroup>, String> {
             ))
         }
     };
-    let name = path.display().to_string();
     raw.into_iter()
         .enumerate()
         .map(|(i, g)| {
             let g = g.ok_or_else(|| "nil target group item found".to_string())?;
             let mut g = g.into_group(format!("{name}:{i}"))?;
-            g.labels.set("__meta_filepath", &name);
+            g.labels.set("__meta_filepath", name);
             Ok(g)
         })
         .collect()

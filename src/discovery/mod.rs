@@ -22,7 +22,7 @@ use crate::config::{Config, FileSdConfig, HttpSdConfig, KubernetesSdConfig, Scra
 use crate::metrics::Metrics;
 use crate::relabel::LabelSet;
 
-pub use file::read_target_file;
+pub use file::{parse_target_file, read_target_file};
 
 /// Targets sharing labels, from one source (Prometheus's `targetgroup.Group`).
 #[derive(Debug, Clone, PartialEq, Default)]
