@@ -129,6 +129,9 @@ struct Pool {
     client: Arc<Result<reqwest::Client, String>>,
     static_groups: Vec<TargetGroup>,
     discovered: Vec<Arc<TargetGroup>>,
+    /// finished targets per discovered group, by the group's address (the
+    /// `Arc` is kept, so the address is not reused while cached)
+    finished: HashMap<usize, (Arc<TargetGroup>, Arc<Vec<Outcome>>)>,
     loops: Vec<Running>,
     dropped: Vec<DroppedTarget>,
     dropped_count: usize,
@@ -237,6 +240,7 @@ impl ScrapeManager {
                 client: Arc::new(fetch::client(job)),
                 static_groups: Vec::new(),
                 discovered: Vec::new(),
+                finished: HashMap::new(),
                 loops: Vec::new(),
                 dropped: Vec::new(),
                 dropped_count: 0,
@@ -290,46 +294,46 @@ impl ScrapeManager {
         let mut index: HashMap<ActiveKey, usize, foldhash::fast::RandomState> = HashMap::default();
         pool.dropped.clear();
         pool.dropped_count = 0;
-        for g in pool
+        // Finished targets of unchanged discovered groups are reused: a
+        // watch event changes one group of thousands, and every group
+        // that did not change is the same `Arc` as before.
+        let mut outcomes: Vec<Arc<Vec<Outcome>>> = pool
             .static_groups
             .iter()
-            .chain(pool.discovered.iter().map(|g| &**g))
-        {
-            for (i, t) in g.targets.iter().enumerate() {
-                match relabel::populate_labels(&defaults, t, &g.labels) {
-                    Finished::Active {
-                        labels,
-                        discovered,
-                        interval,
-                        timeout,
-                    } => {
-                        let url = relabel::target_url(&labels, &job.params);
-                        let key = (url, labels.to_labels());
-                        let discovered = discovered.to_labels();
-                        match index.get(&key) {
-                            Some(&n) => active[n].1 = discovered,
-                            None => {
-                                index.insert(key.clone(), active.len());
-                                active.push((key, discovered, interval, timeout));
-                            }
-                        }
+            .map(|g| Arc::new(self.finish_group(job, &defaults, g)))
+            .collect();
+        let mut cache = HashMap::with_capacity(pool.discovered.len());
+        for g in &pool.discovered {
+            let k = Arc::as_ptr(g) as usize;
+            let o = match pool.finished.remove(&k) {
+                Some((same, o)) if Arc::ptr_eq(&same, g) => o,
+                _ => Arc::new(self.finish_group(job, &defaults, g)),
+            };
+            cache.insert(k, (g.clone(), o.clone()));
+            outcomes.push(o);
+        }
+        pool.finished = cache;
+        for o in outcomes.iter().flat_map(|o| o.iter()) {
+            match o {
+                Outcome::Active(key, discovered, interval, timeout) => match index.get(key) {
+                    Some(&n) => active[n].1 = discovered.clone(),
+                    None => {
+                        index.insert(key.clone(), active.len());
+                        active.push((key.clone(), discovered.clone(), *interval, *timeout));
                     }
-                    Finished::Dropped { discovered } => {
-                        if job.keep_dropped_targets == 0
-                            || (pool.dropped.len() as u64) < job.keep_dropped_targets
-                        {
-                            pool.dropped.push(DroppedTarget {
-                                job: job.job_name.clone(),
-                                discovered_labels: discovered.to_labels(),
-                            });
-                        }
-                        pool.dropped_count += 1;
+                },
+                Outcome::Dropped(discovered) => {
+                    if job.keep_dropped_targets == 0
+                        || (pool.dropped.len() as u64) < job.keep_dropped_targets
+                    {
+                        pool.dropped.push(DroppedTarget {
+                            job: job.job_name.clone(),
+                            discovered_labels: discovered.clone(),
+                        });
                     }
-                    Finished::Failed(e) => self.metrics.target_failed(
-                        &job.job_name,
-                        &format!("instance {i} in group {}: {e}", g.source),
-                    ),
+                    pool.dropped_count += 1;
                 }
+                Outcome::Failed => {}
             }
         }
         let job_label = JobLabel {
@@ -345,7 +349,7 @@ impl ScrapeManager {
             .set(pool.dropped_count as i64);
         pool.active.store(active.len() as u64, Ordering::SeqCst);
 
-        let mut old: HashMap<ActiveKey, Running> =
+        let mut old: HashMap<ActiveKey, Running, foldhash::fast::RandomState> =
             pool.loops.drain(..).map(|r| (r.key.clone(), r)).collect();
         let mut next = Vec::with_capacity(active.len());
         for (key, discovered, interval, timeout) in active {
@@ -387,6 +391,46 @@ impl ScrapeManager {
             r.cancel.cancel();
         }
         pool.loops = next;
+    }
+
+    /// Finishes every target of one group; failures are logged and
+    /// counted here, once per group version.
+    fn finish_group(
+        &self,
+        job: &ScrapeConfig,
+        defaults: &relabel::JobDefaults<'_>,
+        g: &TargetGroup,
+    ) -> Vec<Outcome> {
+        g.targets
+            .iter()
+            .enumerate()
+            .map(
+                |(i, t)| match relabel::populate_labels(defaults, t, &g.labels) {
+                    Finished::Active {
+                        labels,
+                        discovered,
+                        interval,
+                        timeout,
+                    } => {
+                        let url = relabel::target_url(&labels, &job.params);
+                        Outcome::Active(
+                            (url, labels.to_labels()),
+                            discovered.to_labels(),
+                            interval,
+                            timeout,
+                        )
+                    }
+                    Finished::Dropped { discovered } => Outcome::Dropped(discovered.to_labels()),
+                    Finished::Failed(e) => {
+                        self.metrics.target_failed(
+                            &job.job_name,
+                            &format!("instance {i} in group {}: {e}", g.source),
+                        );
+                        Outcome::Failed
+                    }
+                },
+            )
+            .collect()
     }
 
     fn start(
@@ -453,6 +497,17 @@ impl ScrapeManager {
 
 /// A target's identity in its pool: URL and labels (without `__meta_*`).
 type ActiveKey = (String, Labels);
+
+/// What finishing one discovered target gave.
+#[derive(Debug)]
+enum Outcome {
+    /// identity, discovered labels, interval, timeout
+    Active(ActiveKey, Labels, Duration, Duration),
+    /// discovered labels
+    Dropped(Labels),
+    /// refused (logged when finished)
+    Failed,
+}
 
 struct CacheEntry {
     /// None: metric relabeling dropped the series
