@@ -175,6 +175,9 @@ pub struct RulesConfig {
     pub for_outage_tolerance: Duration,
     /// Least time a restored alert waits before firing (default 10m).
     pub for_grace_period: Duration,
+    /// Groups that read the embedded store although `[datasource]` is
+    /// remote (`[[rules.groups]] datasource = "local"`).
+    pub local_groups: std::collections::BTreeSet<String>,
 }
 
 /// A validated config.
@@ -670,7 +673,47 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
             "rules.for_grace_period",
             Duration::from_secs(600),
         ),
+        local_groups: Default::default(),
     };
+    let mut rules_config = rules_config;
+    // Rule files cannot say where a group reads (promtool refuses unknown
+    // group keys), so the choice lives here, by group name.
+    let remote = !matches!(datasource, DatasourceConfig::Embedded);
+    for (i, g) in rr.groups.iter().enumerate() {
+        let key = format!("rules.groups[{i}]");
+        let v = g.get_ref();
+        let Some(name) = &v.name else {
+            cx.error(g.span(), format!("{key}: name is missing"));
+            continue;
+        };
+        if !rules
+            .iter()
+            .any(|(_, f)| f.groups.iter().any(|rg| rg.name == *name.get_ref()))
+        {
+            cx.error(
+                name.span(),
+                format!(
+                    "{key}.name: no rule group {:?} in rule_files",
+                    name.get_ref()
+                ),
+            );
+        }
+        match v.datasource.as_ref().map(|d| (d, d.get_ref().as_str())) {
+            None => {}
+            Some((_, "local")) => {
+                rules_config.local_groups.insert(name.get_ref().clone());
+            }
+            Some((d, "remote")) if !remote => cx.error(
+                d.span(),
+                format!("{key}.datasource: \"remote\" needs [datasource] type = \"prometheus\""),
+            ),
+            Some((_, "remote")) => {}
+            Some((d, other)) => cx.error(
+                d.span(),
+                format!("{key}.datasource: {other:?} (expected \"local\" or \"remote\")"),
+            ),
+        }
+    }
     let notify = compile_notify(&mut cx, raw.notify.unwrap_or_default());
     let actions = compile_actions(&mut cx, raw.actions.unwrap_or_default());
 

@@ -265,6 +265,16 @@ pub struct RawRules {
     pub resend_delay: Option<Spanned<String>>,
     pub for_outage_tolerance: Option<Spanned<String>>,
     pub for_grace_period: Option<Spanned<String>>,
+    #[serde(default)]
+    pub groups: Vec<Spanned<RawRuleGroupSettings>>,
+}
+
+/// `[[rules.groups]]`: settings for one rule group, by name.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRuleGroupSettings {
+    pub name: Option<Spanned<String>>,
+    pub datasource: Option<Spanned<String>>,
 }
 
 /// `[notify]` and its receivers.

@@ -95,6 +95,15 @@ impl RuleRunner {
             },
         };
         for g in self.manager.groups() {
+            let local = cfg.rules_config.local_groups.contains(&g.state.lock().name);
+            let settings = if local {
+                Settings {
+                    remote: None,
+                    ..settings.clone()
+                }
+            } else {
+                settings.clone()
+            };
             if restore {
                 self.restore(&g, &settings.rules);
             } else {
@@ -111,7 +120,7 @@ impl RuleRunner {
                 self.state.clone(),
                 self.notify.clone(),
                 self.metrics.clone(),
-                settings.clone(),
+                settings,
                 restore,
                 token.clone(),
             ));

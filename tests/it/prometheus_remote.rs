@@ -212,8 +212,14 @@ async fn rules_evaluate_against_the_remote_datasource() {
         return;
     };
     let target = TestTarget::start(Reply::text("remote_only_metric 7\n")).await;
+    let local_target = TestTarget::start(Reply::text("local_only_metric 3\n")).await;
     let prom = start_prometheus(&bin, target.addr);
     let rules = r#"groups:
+  - name: local
+    interval: 1s
+    rules:
+      - record: job:local_only_metric:sum
+        expr: sum by (job) (local_only_metric)
   - name: remote
     interval: 1s
     rules:
@@ -225,9 +231,11 @@ async fn rules_evaluate_against_the_remote_datasource() {
         annotations:
           summary: 'value {{ $value }}, targets {{ query "count(up)" | first | value }}'
 "#;
+    // The `local` group reads augur's own store (it scrapes one target).
     let cfg = |url: &str| {
         format!(
-            "rule_files = [\"rules.yml\"]\n[global]\nevaluation_interval = \"1s\"\n[datasource]\ntype = \"prometheus\"\nurl = \"{url}\"\ntimeout = \"2s\"\n"
+            "rule_files = [\"rules.yml\"]\n[global]\nevaluation_interval = \"1s\"\nscrape_interval = \"1s\"\nscrape_timeout = \"1s\"\n[datasource]\ntype = \"prometheus\"\nurl = \"{url}\"\ntimeout = \"2s\"\n[[rules.groups]]\nname = \"local\"\ndatasource = \"local\"\n[[scrape_configs]]\njob_name = \"mine\"\nstatic_configs = [{{ targets = [\"{}\"] }}]\n",
+            local_target.addr
         )
     };
     let dir = tempfile::tempdir().unwrap();
@@ -248,9 +256,40 @@ async fn rules_evaluate_against_the_remote_datasource() {
     assert_eq!(rec.len(), 1, "{rec:?}");
     assert_eq!(rec[0].0["job"], "shop");
     assert_eq!(rec[0].1.last().unwrap().1, "7");
-    // augur itself scraped nothing.
+    // augur did not scrape the remote data; the local group read its own.
     assert!(d.export("remote_only_metric").await.is_empty());
+    let local = eventually(10, "local group recorded", || async {
+        let s = d.export("job:local_only_metric:sum").await;
+        (!s.is_empty()).then_some(s)
+    })
+    .await;
+    assert_eq!(local[0].0["job"], "mine");
+    assert_eq!(local[0].1.last().unwrap().1, "3");
     assert_eq!(d.stop(), 0);
+
+    // check config: an unknown group and "remote" without a remote API.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "rule_files = [\"rules.yml\"]\n[[rules.groups]]\nname = \"nope\"\n[[rules.groups]]\nname = \"local\"\ndatasource = \"remote\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(crate::common::bin())
+        .args(["check", "config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml:3:8: rules.groups[0].name: no rule group \"nope\" in rule_files"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "rules.groups[1].datasource: \"remote\" needs [datasource] type = \"prometheus\""
+        ),
+        "{err}"
+    );
 
     // Unreachable datasource: health err with the reason, no alert.
     let port = free_port();
@@ -259,7 +298,12 @@ async fn rules_evaluate_against_the_remote_datasource() {
     let mut d2 = Daemon::start(dir2.path(), &cfg(&format!("http://127.0.0.1:{port}")));
     let rule = eventually(20, "rules report the failing datasource", || async {
         let r = d2.get_json("/api/v1/rules").await;
-        let rules = r["data"]["groups"][0]["rules"].as_array()?.clone();
+        let g = r["data"]["groups"]
+            .as_array()?
+            .iter()
+            .find(|g| g["name"] == "remote")?
+            .clone();
+        let rules = g["rules"].as_array()?.clone();
         rules
             .iter()
             .all(|x| x["health"] == "err")
