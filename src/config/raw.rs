@@ -198,6 +198,7 @@ pub struct RawK8sSelector {
 #[serde(deny_unknown_fields)]
 pub struct RawK8sAttach {
     pub node: Option<bool>,
+    pub namespace: Option<bool>,
 }
 
 /// `tls_config`

@@ -240,6 +240,8 @@ pub struct KubernetesSdConfig {
     pub selectors: Vec<KubeSelector>,
     /// `attach_metadata.node`
     pub attach_node: bool,
+    /// `attach_metadata.namespace`
+    pub attach_namespace: bool,
     /// credentials for `api_server`
     pub auth: Auth,
     /// TLS for `api_server`
@@ -666,6 +668,11 @@ fn compile_kubernetes_sd(
             .attach_metadata
             .as_ref()
             .and_then(|a| a.node)
+            .unwrap_or(false),
+        attach_namespace: r
+            .attach_metadata
+            .as_ref()
+            .and_then(|a| a.namespace)
             .unwrap_or(false),
         auth,
         tls: compile_tls(&r.tls_config, &base),

@@ -66,6 +66,7 @@ fn kind_of(c: &str) -> (&'static str, &'static str) {
         "endpoints" => ("v1", "Endpoints"),
         "endpointslices" => ("discovery.k8s.io/v1", "EndpointSlice"),
         "ingresses" => ("networking.k8s.io/v1", "Ingress"),
+        "namespaces" => ("v1", "Namespace"),
         _ => ("v1", "Unknown"),
     }
 }
@@ -515,6 +516,11 @@ async fn service_node_ingress_endpoint_roles() {
     let fake = Fake::new();
     fake.put("services", json!({"metadata": {"name": "checkout", "namespace": "shop", "labels": {"app": "checkout"}},
         "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.10", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}}));
+    fake.put(
+        "namespaces",
+        json!({"metadata": {"name": "shop", "labels": {"team": "payments"},
+        "annotations": {"owner": "sre"}}}),
+    );
     fake.put("nodes", json!({"metadata": {"name": "node-a", "labels": {"topology.kubernetes.io/zone": "eu-1a"}},
         "status": {"addresses": [{"type": "Hostname", "address": "node-a"}, {"type": "InternalIP", "address": "10.0.0.1"}],
                    "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}}}}));
@@ -541,7 +547,11 @@ async fn service_node_ingress_endpoint_roles() {
     for role in ["service", "node", "ingress", "endpointslice", "endpoints"] {
         cfg += &format!(
             "[[scrape_configs]]\njob_name = \"{role}\"\n[[scrape_configs.kubernetes_sd_configs]]\nrole = \"{role}\"\napi_server = \"http://{api}\"\n{}",
-            if role == "endpointslice" { "attach_metadata = { node = true }\n" } else { "" }
+            match role {
+                "endpointslice" => "attach_metadata = { node = true }\n",
+                "service" => "attach_metadata = { namespace = true }\n",
+                _ => "",
+            }
         );
     }
     let mut d = Daemon::start(dir.path(), &cfg);

@@ -89,6 +89,13 @@ fn add_node_meta(ls: &mut LabelSet, node: Option<&Node>) {
     }
 }
 
+/// `addNamespaceLabels` (`attach_metadata.namespace`): the namespace's
+/// labels and annotations as `namespace_label_*`, `_labelpresent_*`,
+/// `_annotation_*`, `_annotationpresent_*` (its name is already there).
+pub fn add_namespace_meta(ls: &mut LabelSet, ns: &k8s_openapi::api::core::v1::Namespace) {
+    add_labels_annotations(ls, &ns.metadata, "namespace");
+}
+
 /// `podLabels`: what every target of a pod carries.
 pub fn pod_labels(pod: &Pod) -> LabelSet {
     let mut ls = LabelSet::new();

@@ -10,7 +10,7 @@ pub mod build;
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures_util::stream::{self, BoxStream, StreamExt};
-use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::runtime::watcher::{self, Event};
@@ -34,6 +34,7 @@ enum Obj {
     Slice(Box<EndpointSlice>),
     Endpoints(Box<Endpoints>),
     Ingress(Box<Ingress>),
+    Namespace(Box<Namespace>),
 }
 
 /// Objects are kept to rebuild groups when what they depend on changes;
@@ -51,6 +52,7 @@ enum Kind {
     Slice,
     Endpoints,
     Ingress,
+    Namespace,
 }
 
 impl Obj {
@@ -62,6 +64,7 @@ impl Obj {
             Obj::Slice(_) => Kind::Slice,
             Obj::Endpoints(_) => Kind::Endpoints,
             Obj::Ingress(_) => Kind::Ingress,
+            Obj::Namespace(_) => Kind::Namespace,
         }
     }
 
@@ -73,6 +76,7 @@ impl Obj {
             Obj::Slice(o) => &o.metadata,
             Obj::Endpoints(o) => &o.metadata,
             Obj::Ingress(o) => &o.metadata,
+            Obj::Namespace(o) => &o.metadata,
         }
     }
 
@@ -258,6 +262,7 @@ fn streams(
             Kind::Slice => "endpointslices",
             Kind::Endpoints => "endpoints",
             Kind::Ingress => "ingresses",
+            Kind::Namespace => "namespaces",
         };
         let path = match ns {
             Some(n) => format!("{res} in namespace {n}"),
@@ -289,6 +294,10 @@ fn streams(
     ) && cfg.attach_node;
     if role == KubeRole::Node || wants_nodes {
         push(Kind::Node, &None);
+    }
+    // Prometheus watches every namespace for this, unfiltered.
+    if cfg.attach_namespace && role != KubeRole::Node {
+        push(Kind::Namespace, &None);
     }
     let out = scopes
         .iter()
@@ -331,6 +340,12 @@ fn streams(
                     selector(cfg, KubeRole::Node),
                     i,
                     |o| Obj::Node(slim(o)),
+                ),
+                Kind::Namespace => watch(
+                    Api::<Namespace>::all(client.clone()),
+                    watcher::Config::default(),
+                    i,
+                    |o| Obj::Namespace(slim(o)),
                 ),
             }
         })
@@ -375,9 +390,22 @@ impl Stores {
         }
     }
 
+    /// The group of one object of the role's own kind, with its
+    /// namespace's metadata when asked.
+    fn group(&self, o: &Obj, cfg: &KubernetesSdConfig) -> Option<TargetGroup> {
+        let mut g = self.own_group(o, cfg)?;
+        if cfg.attach_namespace && !matches!(o, Obj::Node(_)) {
+            let ns = o.meta().namespace.clone().unwrap_or_default();
+            if let Some(Obj::Namespace(n)) = self.objs.get(&(Kind::Namespace, String::new(), ns)) {
+                build::add_namespace_meta(&mut g.labels, n);
+            }
+        }
+        Some(g)
+    }
+
     /// The group of one object of the role's own kind; None when the
     /// object gives no group (a node without an address).
-    fn group(&self, o: &Obj, cfg: &KubernetesSdConfig) -> Option<TargetGroup> {
+    fn own_group(&self, o: &Obj, cfg: &KubernetesSdConfig) -> Option<TargetGroup> {
         let pods = |ns: &str, name: &str| self.pod(ns, name);
         let nodes = |name: &str| self.node(name);
         Some(match o {
@@ -409,6 +437,7 @@ impl Stores {
                 );
                 build::endpoints_group(e, svc, &pods, &nodes, cfg.attach_node)
             }
+            Obj::Namespace(_) => return None,
         })
     }
 
@@ -441,6 +470,7 @@ fn source_of(o: &Obj) -> String {
         Obj::Ingress(i) => build::source("ingress", &i.metadata),
         Obj::Slice(s) => build::source("endpointslice", &s.metadata),
         Obj::Endpoints(e) => build::source("endpoints", &e.metadata),
+        Obj::Namespace(n) => format!("namespace/{}", n.metadata.name.as_deref().unwrap_or("")),
     }
 }
 
