@@ -554,41 +554,18 @@ fn compile_kubernetes_sd(
         .as_ref()
         .and_then(|n| n.own_namespace)
         .unwrap_or(false);
-    if r.api_server.is_some() && r.kubeconfig_file.is_some() {
-        return err(
-            cx,
-            span,
-            "cannot use 'kubeconfig_file' and 'api_server' simultaneously".into(),
-        );
-    }
-    if r.kubeconfig_file.is_some() && custom_http {
-        return err(
-            cx,
-            span,
-            "cannot use a custom HTTP client configuration together with 'kubeconfig_file'".into(),
-        );
-    }
-    if r.api_server.is_none() && custom_http {
-        return err(
-            cx,
-            span,
-            "to use custom HTTP client configuration please provide the 'api_server' URL explicitly"
-                .into(),
-        );
-    }
-    if r.api_server.is_some() && own {
-        return err(
-            cx,
-            span,
-            "cannot use 'api_server' and 'namespaces.own_namespace' simultaneously".into(),
-        );
-    }
-    if r.kubeconfig_file.is_some() && own {
-        return err(
-            cx,
-            span,
-            "cannot use 'kubeconfig_file' and 'namespaces.own_namespace' simultaneously".into(),
-        );
+    let (server, kubeconfig) = (r.api_server.is_some(), r.kubeconfig_file.is_some());
+    // Prometheus's exclusions, in its order; the first that applies is
+    // the error.
+    let exclusions = [
+        (server && kubeconfig, "cannot use 'kubeconfig_file' and 'api_server' simultaneously"),
+        (kubeconfig && custom_http, "cannot use a custom HTTP client configuration together with 'kubeconfig_file'"),
+        (!server && custom_http, "to use custom HTTP client configuration please provide the 'api_server' URL explicitly"),
+        (server && own, "cannot use 'api_server' and 'namespaces.own_namespace' simultaneously"),
+        (kubeconfig && own, "cannot use 'kubeconfig_file' and 'namespaces.own_namespace' simultaneously"),
+    ];
+    if let Some((_, m)) = exclusions.iter().find(|(applies, _)| *applies) {
+        return err(cx, span, m.to_string());
     }
     if let Some(a) = &r.api_server {
         match reqwest::Url::parse(a.get_ref()) {

@@ -58,15 +58,7 @@ pub fn parse_target_file(text: &[u8], ext: &str, name: &str) -> Result<Vec<Targe
             ))
         }
     };
-    raw.into_iter()
-        .enumerate()
-        .map(|(i, g)| {
-            let g = g.ok_or_else(|| "nil target group item found".to_string())?;
-            let mut g = g.into_group(format!("{name}:{i}"))?;
-            g.labels.set("__meta_filepath", name);
-            Ok(g)
-        })
-        .collect()
+    super::groups_from_raw(raw, name, "__meta_filepath")
 }
 
 /// What a file looked like when last read.
@@ -148,10 +140,7 @@ pub(super) async fn run(cfg: FileSdConfig, sink: Sink, cancel: CancellationToken
                         groups.extend(gs);
                         // Prometheus sends empty groups for the indices a
                         // file no longer has.
-                        groups.extend((n..old).map(|i| TargetGroup {
-                            source: format!("{name}:{i}"),
-                            ..TargetGroup::default()
-                        }));
+                        groups.extend(super::removed(&name, n, old));
                         next_counts.insert(p, n);
                     }
                     Err(e) => {
@@ -167,10 +156,7 @@ pub(super) async fn run(cfg: FileSdConfig, sink: Sink, cancel: CancellationToken
             for (p, n) in &counts {
                 if !next_counts.contains_key(p) {
                     let name = p.display().to_string();
-                    groups.extend((0..*n).map(|i| TargetGroup {
-                        source: format!("{name}:{i}"),
-                        ..TargetGroup::default()
-                    }));
+                    groups.extend(super::removed(&name, 0, *n));
                 }
             }
             counts = next_counts;

@@ -57,15 +57,7 @@ async fn fetch(client: &reqwest::Client, cfg: &HttpSdConfig) -> Result<Vec<Targe
         body.extend_from_slice(&chunk);
     }
     let raw: Vec<Option<RawGroup>> = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
-    raw.into_iter()
-        .enumerate()
-        .map(|(i, g)| {
-            let g = g.ok_or_else(|| "nil target group item found".to_string())?;
-            let mut g = g.into_group(format!("{}:{i}", cfg.url))?;
-            g.labels.set("__meta_url", &cfg.url);
-            Ok(g)
-        })
-        .collect()
+    super::groups_from_raw(raw, &cfg.url, "__meta_url")
 }
 
 fn client(cfg: &HttpSdConfig) -> Result<reqwest::Client, String> {
@@ -102,10 +94,7 @@ pub(super) async fn run(cfg: HttpSdConfig, sink: Sink, cancel: CancellationToken
         match res {
             Ok(mut groups) => {
                 let n = groups.len();
-                groups.extend((n..last_len).map(|i| TargetGroup {
-                    source: format!("{}:{i}", cfg.url),
-                    ..TargetGroup::default()
-                }));
+                groups.extend(super::removed(&cfg.url, n, last_len));
                 last_len = n;
                 sink.ok("http");
                 sink.send(groups);

@@ -65,6 +65,35 @@ impl RawGroup {
     }
 }
 
+/// Target groups from a file or HTTP answer: source `<origin>:<index>`,
+/// and `meta` (`__meta_filepath` or `__meta_url`) set to `origin`, as
+/// Prometheus's file and HTTP discovery both do; a `null` entry is an
+/// error, as there.
+pub fn groups_from_raw(
+    raw: Vec<Option<RawGroup>>,
+    origin: &str,
+    meta: &str,
+) -> Result<Vec<TargetGroup>, String> {
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let g = g.ok_or_else(|| "nil target group item found".to_string())?;
+            let mut g = g.into_group(format!("{origin}:{i}"))?;
+            g.labels.set(meta, origin);
+            Ok(g)
+        })
+        .collect()
+}
+
+/// Empty groups for the indices `from..to` of `origin`: what a shrunk or
+/// vanished list sends so its old groups are removed.
+fn removed(origin: &str, from: usize, to: usize) -> impl Iterator<Item = TargetGroup> + '_ {
+    (from..to).map(move |i| TargetGroup {
+        source: format!("{origin}:{i}"),
+        ..TargetGroup::default()
+    })
+}
+
 /// The groups of a job's `static_configs`: source is the entry's index.
 pub fn static_groups(job: &ScrapeConfig) -> Vec<TargetGroup> {
     job.static_configs

@@ -543,8 +543,8 @@ fn apply(r: &Rule, set: &mut LabelSet, val: &mut String) -> bool {
                     return true;
                 };
                 (
-                    expand(&r.regex, &caps, &r.target_label, val),
-                    expand(&r.regex, &caps, &r.replacement, val),
+                    expand(&r.regex, &caps, &r.target_label),
+                    expand(&r.regex, &caps, &r.replacement),
                 )
             };
             if !is_valid_label_name(&target, r.legacy_names) {
@@ -583,7 +583,7 @@ fn apply(r: &Rule, set: &mut LabelSet, val: &mut String) -> bool {
                     // The anchored regex matches the whole name once, so
                     // ReplaceAllString is one expansion.
                     let caps = r.regex.captures(n)?;
-                    Some((expand(&r.regex, &caps, &r.replacement, n), v.clone()))
+                    Some((expand(&r.regex, &caps, &r.replacement), v.clone()))
                 })
                 .collect();
             for (n, v) in adds {
@@ -629,7 +629,7 @@ fn either(mut it: impl Iterator<Item = char>) -> Option<char> {
 /// longest run of letters, digits and `_` as the name; a number names a
 /// group by index (no leading zeros); an unknown or unmatched group is "";
 /// a `$` not followed by a valid reference stays literal.
-pub fn expand(re: &Regex, caps: &regex::Captures<'_>, template: &str, _src: &str) -> String {
+pub fn expand(re: &Regex, caps: &regex::Captures<'_>, template: &str) -> String {
     let group = |i: usize| caps.get(i).map(|m| m.as_str());
     // Go takes the first group with this name.
     let named = |name: &str| re.capture_names().position(|n| n == Some(name));

@@ -520,7 +520,7 @@ fn multiline_utf8_names_and_named_groups() {
 fn go_expand_rules() {
     let re = crate::labels::anchored_go_regex("(a)(?P<n>b)(c)?").unwrap();
     let caps = re.captures("ab").unwrap();
-    let e = |t: &str| expand(&re, &caps, t, "ab");
+    let e = |t: &str| expand(&re, &caps, t);
     assert_eq!(e("$$"), "$");
     assert_eq!(e("$1x"), "", "$1x is the name 1x");
     assert_eq!(e("${1}x"), "ax");

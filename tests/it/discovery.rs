@@ -17,12 +17,7 @@ use serde_json::{json, Value};
 
 use crate::common::{eventually, Daemon, Reply, TestTarget};
 
-fn active(t: &Value) -> Vec<Value> {
-    t["data"]["activeTargets"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
+use crate::common::active_targets as active;
 
 fn dropped(t: &Value) -> Vec<Value> {
     t["data"]["droppedTargets"]

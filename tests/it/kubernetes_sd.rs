@@ -288,12 +288,7 @@ fn pod(name: &str, ip: &str, port: u16, hash: &str, app: &str) -> Value {
 
 const BODY: &str = "# TYPE http_requests_total counter\nhttp_requests_total{code=\"200\"} 5\n";
 
-fn active(t: &Value) -> Vec<Value> {
-    t["data"]["activeTargets"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
+use crate::common::active_targets as active;
 
 /// The pod role following a rollout: Argo's `rollouts-pod-template-hash`
 /// becomes `track`, pods come, change and go through watch events; a

@@ -31,10 +31,7 @@ pub(crate) fn find_prometheus() -> Option<String> {
     (!p.is_empty()).then_some(p)
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
+use crate::common::free_port;
 
 fn start_prometheus(bin: &str, target: std::net::SocketAddr) -> Prometheus {
     let dir = tempfile::tempdir().unwrap();

@@ -338,10 +338,7 @@ async fn targets_match_prometheus() {
         }
     }
     std::fs::write(dir.path().join("prometheus.yml"), &yaml).unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = crate::common::free_port();
     let _prom = Prom(
         Command::new(bin)
             .arg(format!(

@@ -124,10 +124,7 @@ async fn scrapes_over_tls_with_a_ca_and_client_certificate() {
     let www = p.join("www");
     std::fs::create_dir(&www).unwrap();
     std::fs::write(www.join("metrics"), "tls_test_metric 42\n").unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = crate::common::free_port();
     let _srv = Server(
         Command::new("openssl")
             .args([

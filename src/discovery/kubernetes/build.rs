@@ -568,11 +568,11 @@ fn target_pod<'a>(
 
 /// The endpointslice role's group. `svc` is the Service named by the
 /// slice's `kubernetes.io/service-name` label, if known.
-pub fn endpointslice_group(
+pub fn endpointslice_group<'a>(
     eps: &EndpointSlice,
     svc: Option<&Service>,
-    pods: PodIndex<'_>,
-    nodes: &dyn Fn(&str) -> Option<Node>,
+    pods: PodIndex<'a>,
+    nodes: &dyn Fn(&str) -> Option<&'a Node>,
     attach_node: bool,
 ) -> TargetGroup {
     let mut labels = LabelSet::new();
@@ -665,7 +665,7 @@ pub fn endpointslice_group(
                         _ => ep.node_name.clone(),
                     };
                     if let Some(n) = node_name.and_then(|n| nodes(&n)) {
-                        add_node_meta(&mut t, Some(&n));
+                        add_node_meta(&mut t, Some(n));
                     }
                 }
                 if let Some(pod) = target_pod(ep.target_ref.as_ref(), pods) {
@@ -681,11 +681,11 @@ pub fn endpointslice_group(
 }
 
 /// The endpoints role's group. `svc` is the Service of the same name.
-pub fn endpoints_group(
+pub fn endpoints_group<'a>(
     eps: &Endpoints,
     svc: Option<&Service>,
-    pods: PodIndex<'_>,
-    nodes: &dyn Fn(&str) -> Option<Node>,
+    pods: PodIndex<'a>,
+    nodes: &dyn Fn(&str) -> Option<&'a Node>,
     attach_node: bool,
 ) -> TargetGroup {
     let mut labels = LabelSet::new();
@@ -743,7 +743,7 @@ pub fn endpoints_group(
                         _ => None,
                     };
                     if let Some(n) = node_name.and_then(|n| nodes(&n)) {
-                        add_node_meta(&mut t, Some(&n));
+                        add_node_meta(&mut t, Some(n));
                     }
                 }
                 if let Some(pod) = target_pod(addr.target_ref.as_ref(), pods) {

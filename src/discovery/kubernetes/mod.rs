@@ -370,12 +370,12 @@ impl Stores {
         }
     }
 
-    fn node(&self, name: &str) -> Option<Node> {
+    fn node(&self, name: &str) -> Option<&Node> {
         match self
             .objs
             .get(&(Kind::Node, String::new(), name.to_string()))
         {
-            Some(Obj::Node(n)) => Some((**n).clone()),
+            Some(Obj::Node(n)) => Some(n),
             _ => None,
         }
     }
@@ -415,7 +415,7 @@ impl Stores {
                     .as_ref()
                     .and_then(|s| s.node_name.as_deref())
                     .and_then(|n| self.node(n));
-                build::pod_group(p, cfg.attach_node, node.as_ref())
+                build::pod_group(p, cfg.attach_node, node)
             }
             Obj::Service(s) => build::service_group(s),
             Obj::Node(n) => return build::node_group(n),
@@ -442,10 +442,13 @@ impl Stores {
     }
 
     /// The groups of every object of `kind`.
-    fn groups(&self, kind: Kind, cfg: &KubernetesSdConfig) -> Vec<TargetGroup> {
+    /// The groups of every object of `kind`, or of those in namespace
+    /// `ns`.
+    fn groups(&self, kind: Kind, ns: Option<&str>, cfg: &KubernetesSdConfig) -> Vec<TargetGroup> {
+        let start = (kind, ns.unwrap_or("").to_string(), String::new());
         self.objs
-            .range((kind, String::new(), String::new())..)
-            .take_while(|(k, _)| k.0 == kind)
+            .range(start..)
+            .take_while(|(k, _)| k.0 == kind && ns.is_none_or(|n| k.1 == n))
             .filter_map(|(_, o)| self.group(o, cfg))
             .collect()
     }
@@ -557,17 +560,29 @@ pub(super) async fn run(cfg: KubernetesSdConfig, sink: Sink, cancel: Cancellatio
             sink.ok("kubernetes");
         }
         let mut groups: Vec<TargetGroup> = Vec::new();
-        if resend || !ready_before || changed.iter().any(|o| o.kind() != own) {
-            // A (re)list or a change to an object other groups depend on
-            // (a Service, a Pod, a Node): rebuild the role's groups; the
-            // sink passes on only what changed.
-            groups = stores.groups(own, &cfg);
+        let others: Vec<&Obj> = changed.iter().filter(|o| o.kind() != own).collect();
+        let cluster_wide = others
+            .iter()
+            .any(|o| matches!(o.kind(), Kind::Node | Kind::Namespace));
+        if resend || !ready_before || cluster_wide {
+            // A (re)list, or a Node or Namespace other groups carry: rebuild
+            // the role's groups; the sink passes on only what changed.
+            groups = stores.groups(own, None, &cfg);
             let now: BTreeSet<String> = groups.iter().map(|g| g.source.clone()).collect();
             for gone in sent.difference(&now) {
                 groups.push(TargetGroup {
                     source: gone.clone(),
                     ..TargetGroup::default()
                 });
+            }
+        } else {
+            // A Service or Pod reaches only groups of its namespace.
+            let nss: BTreeSet<&str> = others
+                .iter()
+                .map(|o| o.meta().namespace.as_deref().unwrap_or(""))
+                .collect();
+            for ns in nss {
+                groups.extend(stores.groups(own, Some(ns), &cfg));
             }
         }
         for o in changed.iter().filter(|o| o.kind() == own) {

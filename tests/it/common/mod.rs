@@ -538,3 +538,18 @@ pub async fn simulated(services: Vec<(&'static str, Arm, Option<Arm>)>) -> TestT
     });
     t
 }
+
+/// A loopback port free at the time of asking (for servers the tests
+/// start as separate processes).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// `data.activeTargets` of a `/api/v1/targets` answer.
+pub fn active_targets(t: &Value) -> Vec<Value> {
+    t["data"]["activeTargets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
