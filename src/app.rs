@@ -160,6 +160,13 @@ async fn run_with(opts: RunOptions, embedded: Option<Embedded>) -> Result<(), St
     let datasource = crate::datasource::Datasource::new(&cfg.datasource, &cfg.query, store.clone())
         .map_err(|e| anyhow::anyhow!("cannot set up the datasource: {e}"))?;
 
+    let remote_write = Arc::new(crate::remote_write::RemoteWrite::new(
+        metrics.clone(),
+        tracker.clone(),
+        scrape_token.clone(),
+    ));
+    apply_remote_write(&remote_write, &cfg);
+    store.set_tap(Some(remote_write.clone()));
     scrape.apply(&cfg);
     let discovery = start_discovery(&cfg, &scrape, &metrics, &tracker, &scrape_token);
     let notify_cfg = Arc::new(RwLock::new(cfg.notify.clone()));
@@ -261,6 +268,7 @@ async fn run_with(opts: RunOptions, embedded: Option<Embedded>) -> Result<(), St
         current: current.clone(),
         scrape: scrape.clone(),
         discovery: discovery.clone(),
+        remote_write,
         rules: rules.clone(),
         metrics: metrics.clone(),
         analysis: analysis.clone(),
@@ -515,6 +523,7 @@ struct Live {
     current: Arc<RwLock<Config>>,
     scrape: Arc<ScrapeManager>,
     discovery: Arc<DiscoveryManager>,
+    remote_write: Arc<crate::remote_write::RemoteWrite>,
     rules: Arc<RuleRunner>,
     metrics: Arc<Metrics>,
     analysis: Arc<crate::analysis::engine::AnalysisManager>,
@@ -563,6 +572,7 @@ impl Live {
             warn!("server.listen and server.state_dir changes take effect after a restart");
         }
         warn_if_open(&cfg);
+        apply_remote_write(&self.remote_write, &cfg);
         self.scrape.apply(&cfg);
         self.discovery.apply(&cfg);
         self.rules.manager.install(groups);
@@ -602,6 +612,13 @@ impl Live {
         }
         notify(&[NotifyState::Ready]);
     }
+}
+
+/// The config's `[[remote_write]]` endpoints, with the external labels
+/// Prometheus adds to what it sends.
+fn apply_remote_write(rw: &crate::remote_write::RemoteWrite, cfg: &Config) {
+    let external: Vec<(String, String)> = cfg.global.external_labels_map().into_iter().collect();
+    rw.apply(&cfg.remote_write, &external);
 }
 
 async fn retention_loop(store: Arc<Store>, cfg: Arc<RwLock<Config>>, token: CancellationToken) {

@@ -75,6 +75,7 @@ pub mod notify;
 pub mod pathglob;
 pub mod promql;
 pub mod relabel;
+pub mod remote_write;
 pub mod rules;
 pub mod sample;
 pub mod scrape;

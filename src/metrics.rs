@@ -57,6 +57,15 @@ pub struct ReceiverLabel {
     pub receiver: String,
 }
 
+/// `{name, url}` of a `[[remote_write]]` endpoint.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RemoteLabels {
+    /// the endpoint's name
+    pub name: String,
+    /// its URL
+    pub url: String,
+}
+
 /// Every metric augur exports about itself.
 #[derive(Debug)]
 pub struct Metrics {
@@ -107,6 +116,16 @@ pub struct Metrics {
     pub notifications_failed: Family<ReceiverLabel, Counter>,
     /// notifications given up on
     pub notifications_dead: Counter,
+    /// samples a remote-write receiver accepted
+    pub remote_samples: Family<RemoteLabels, Counter>,
+    /// samples a receiver refused for good (4xx)
+    pub remote_failed: Family<RemoteLabels, Counter>,
+    /// samples dropped: full queue, or flush deadline at shutdown
+    pub remote_dropped: Family<RemoteLabels, Counter>,
+    /// samples queued or in flight
+    pub remote_pending: Family<RemoteLabels, Gauge>,
+    /// newest timestamp a receiver accepted (seconds)
+    pub remote_highest_sent: Family<RemoteLabels, Gauge<f64, AtomicU64>>,
 }
 
 fn duration_buckets() -> impl Iterator<Item = f64> {
@@ -262,6 +281,36 @@ impl Metrics {
             "Notifications given up on after the last attempt (dead letters)",
             notifications_dead.clone(),
         );
+        let remote_samples = Family::<RemoteLabels, Counter>::default();
+        let remote_failed = Family::<RemoteLabels, Counter>::default();
+        let remote_dropped = Family::<RemoteLabels, Counter>::default();
+        let remote_pending = Family::<RemoteLabels, Gauge>::default();
+        let remote_highest_sent = Family::<RemoteLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "augur_remote_write_samples",
+            "Samples a remote-write receiver accepted",
+            remote_samples.clone(),
+        );
+        registry.register(
+            "augur_remote_write_failed",
+            "Samples a remote-write receiver refused for good (4xx); not retried",
+            remote_failed.clone(),
+        );
+        registry.register(
+            "augur_remote_write_dropped",
+            "Samples dropped before a receiver got them: a full queue drops its oldest, shutdown its unsent",
+            remote_dropped.clone(),
+        );
+        registry.register(
+            "augur_remote_write_pending",
+            "Samples queued or in flight to a remote-write receiver",
+            remote_pending.clone(),
+        );
+        registry.register(
+            "augur_remote_write_highest_sent_timestamp_seconds",
+            "Newest sample timestamp a remote-write receiver accepted",
+            remote_highest_sent.clone(),
+        );
         registry.register_collector(Box::new(StoreCollector(store)));
         Metrics {
             registry,
@@ -288,6 +337,11 @@ impl Metrics {
             notifications_sent,
             notifications_failed,
             notifications_dead,
+            remote_samples,
+            remote_failed,
+            remote_dropped,
+            remote_pending,
+            remote_highest_sent,
         }
     }
 

@@ -16,6 +16,7 @@ mod datasource;
 mod files;
 mod notify;
 mod raw;
+mod remote_write;
 mod scrape;
 
 pub use actions::{
@@ -23,6 +24,7 @@ pub use actions::{
 };
 pub use datasource::DatasourceConfig;
 pub use notify::{NotifyConfig, Receiver, ReceiverKind};
+pub use remote_write::{QueueConfig, RemoteWriteConfig};
 pub use scrape::{
     parse_bytes, Auth, FileSdConfig, HttpSdConfig, KubeRole, KubeSelector, KubernetesSdConfig,
     ScrapeConfig, Secret, StaticConfig, TlsConfig, DEFAULT_BODY_SIZE_LIMIT,
@@ -32,6 +34,7 @@ use actions::compile_actions;
 use datasource::compile_datasource;
 use files::{load_files, FileKeys, Files};
 use notify::compile_notify;
+use remote_write::compile_remote_write;
 use scrape::{body_size, compile_auth, compile_job, AuthFields, JobInherit};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -215,6 +218,8 @@ pub struct Config {
     pub actions: ActionsConfig,
     /// `[[scrape_configs]]`
     pub scrape_configs: Vec<ScrapeConfig>,
+    /// `[[remote_write]]`
+    pub remote_write: Vec<RemoteWriteConfig>,
 }
 
 /// One Kayenta canary config file.
@@ -737,6 +742,7 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         .iter()
         .map(|sc| compile_job(&mut cx, sc, &inherit, &mut jobs))
         .collect();
+    let remote_write = compile_remote_write(&mut cx, &raw.remote_write);
 
     if !cx.errors.is_empty() {
         cx.errors.sort_by_key(|e| (e.line, e.column));
@@ -773,6 +779,7 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
             external_labels,
         },
         scrape_configs,
+        remote_write,
     })
 }
 

@@ -29,6 +29,40 @@ pub struct RawConfig {
     pub actions: Option<RawActions>,
     #[serde(default)]
     pub scrape_configs: Vec<Spanned<RawScrapeConfig>>,
+    #[serde(default)]
+    pub remote_write: Vec<Spanned<RawRemoteWrite>>,
+}
+
+/// One `[[remote_write]]`, with prometheus.yml's names.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRemoteWrite {
+    pub url: Option<Spanned<String>>,
+    pub name: Option<Spanned<String>>,
+    pub remote_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub authorization: Option<Spanned<RawAuthorization>>,
+    pub basic_auth: Option<Spanned<RawBasicAuth>>,
+    pub tls_config: Option<Spanned<RawTls>>,
+    #[serde(default)]
+    pub write_relabel_configs: Vec<Spanned<RawRelabel>>,
+    pub queue_config: Option<Spanned<RawQueueConfig>>,
+    pub send_scraped: Option<bool>,
+}
+
+/// `queue_config`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQueueConfig {
+    pub capacity: Option<Spanned<u64>>,
+    pub max_shards: Option<Spanned<u64>>,
+    pub min_shards: Option<Spanned<u64>>,
+    pub max_samples_per_send: Option<Spanned<u64>>,
+    pub batch_send_deadline: Option<Spanned<String>>,
+    pub min_backoff: Option<Spanned<String>>,
+    pub max_backoff: Option<Spanned<String>>,
+    pub retry_on_http_429: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

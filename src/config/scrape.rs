@@ -479,7 +479,11 @@ fn compile_http_sd(
 /// `tls_config` for clients augur builds with reqwest (scrape jobs, HTTP
 /// SD): `server_name` needs a TLS verifier of our own and is refused
 /// rather than ignored; cert and key come together.
-fn compile_client_tls(cx: &mut Ctx<'_>, r: &Option<Spanned<raw::RawTls>>, what: &str) -> TlsConfig {
+pub(super) fn compile_client_tls(
+    cx: &mut Ctx<'_>,
+    r: &Option<Spanned<raw::RawTls>>,
+    what: &str,
+) -> TlsConfig {
     if let Some(t) = r {
         let v = t.get_ref();
         if v.server_name.is_some() {

@@ -398,3 +398,50 @@ fn jobs_inherit_global_limits_as_prometheus() {
     );
     assert_eq!(none.scrape_configs[0].sample_limit, 0);
 }
+
+#[test]
+fn remote_write_defaults_and_errors() {
+    let cfg = c("[[remote_write]]\nurl = \"http://mimir:8080/api/v1/push\"\n").unwrap();
+    let rw = &cfg.remote_write[0];
+    // Prometheus 3's DefaultRemoteWriteConfig and DefaultQueueConfig.
+    assert_eq!(rw.remote_timeout, Duration::from_secs(30));
+    assert_eq!(rw.queue, QueueConfig::default());
+    assert_eq!(rw.queue.capacity, 10_000);
+    assert_eq!(rw.queue.max_samples_per_send, 2_000);
+    assert!(!rw.queue.retry_on_http_429);
+    assert_eq!(rw.name.len(), 6);
+    assert!(!rw.send_scraped);
+
+    let errs = c(r#"
+[[remote_write]]
+url = "ftp://x"
+[[remote_write]]
+url = "http://a/w"
+headers = { "Content-Type" = "text/plain", "Authorization" = "Bearer x" }
+[remote_write.queue_config]
+min_shards = 5
+max_shards = 2
+capacity = 0
+[[remote_write]]
+name = "dup"
+url = "http://b/w"
+[[remote_write]]
+name = "dup"
+url = "http://c/w"
+[[remote_write]]
+name = "x"
+"#)
+    .unwrap_err()
+    .to_string();
+    for want in [
+        "augur.toml:3:7: remote_write[0].url: \"ftp://x\" is not an http(s) URL",
+        "remote_write[1].headers: Content-Type is a reserved header. It must not be changed",
+        "remote_write[1].headers: authorization header must be changed via the basic_auth or authorization parameter",
+        "remote_write[1].queue_config.capacity: expected 1 to 100000000",
+        "remote_write[1].queue_config: min_shards (5) is more than max_shards (2)",
+        "remote_write[3]: remote write name \"dup\" is also used by http://b/w; names must be unique",
+        "remote_write[4]: url is required",
+    ] {
+        assert!(errs.contains(want), "missing {want:?} in:\n{errs}");
+    }
+}

@@ -357,6 +357,18 @@ impl LabelSet {
         s
     }
 
+    /// From pairs already sorted by name, unique and non-empty (the
+    /// store's series labels); the strings are shared, not copied.
+    pub fn from_sorted_shared(pairs: Vec<(Arc<str>, Arc<str>)>) -> LabelSet {
+        debug_assert!(pairs.windows(2).all(|w| w[0].0 < w[1].0));
+        LabelSet(pairs)
+    }
+
+    /// The pairs, sorted by name, shared.
+    pub fn into_shared(self) -> Vec<(Arc<str>, Arc<str>)> {
+        self.0
+    }
+
     fn find(&self, name: &str) -> Result<usize, usize> {
         self.0.binary_search_by(|(n, _)| (**n).cmp(name))
     }

@@ -16,7 +16,7 @@ use super::file::{Group, Rule};
 use crate::gotemplate::{self as template, QuerySample};
 use crate::labels::{Labels, METRIC_NAME};
 use crate::promql::{Engine, Value};
-use crate::store::{stale_nan, Store};
+use crate::store::{stale_nan, Origin, Store};
 
 /// How long a resolved alert is kept (and re-sent) (`resolvedRetention`).
 pub const RESOLVED_RETENTION: Duration = Duration::from_secs(15 * 60);
@@ -261,8 +261,10 @@ impl GroupState {
             // end the series it no longer returns.
             let mut cur = HashSet::with_capacity(out.len());
             let mut append_err = None;
+            let mut app = cx.store.appender_from(Origin::Rules);
             for (labels, v) in out {
-                match cx.store.append(&labels, ts - offset, v) {
+                let s = app.series(labels.iter().map(|l| (&*l.name, &*l.value)));
+                match app.append(s, ts - offset, v) {
                     Ok(_) => {
                         cur.insert(labels);
                     }
@@ -271,8 +273,10 @@ impl GroupState {
             }
             for gone in r.prev_series.difference(&cur) {
                 // Errors are ignored for staleness markers, as upstream.
-                let _ = cx.store.append(gone, ts - offset, stale_nan());
+                let s = app.series(gone.iter().map(|l| (&*l.name, &*l.value)));
+                let _ = app.append(s, ts - offset, stale_nan());
             }
+            drop(app);
             r.prev_series = cur;
             if let Some(e) = append_err {
                 r.health = Health::Err;

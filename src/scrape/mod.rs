@@ -3,7 +3,7 @@
 //! writing samples, staleness markers and the `up`/`scrape_*` series into
 //! the [`Store`] the way Prometheus's `scrape/scrape.go` does.
 
-mod fetch;
+pub(crate) mod fetch;
 mod target;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

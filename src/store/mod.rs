@@ -153,11 +153,46 @@ fn hash_syms(h: &hashbrown::DefaultHashBuilder, syms: &[(Sym, Sym)]) -> u64 {
     h.hash_one(syms)
 }
 
+/// Where appended samples come from: remote write always sends rule
+/// results and sends scraped samples only when asked to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// scrapes (and anything not a rule)
+    Scrape,
+    /// recording-rule results, `ALERTS` and `ALERTS_FOR_STATE`
+    Rules,
+}
+
+/// Sorted label pairs of a tapped sample; the strings are the interner's.
+pub type TapLabels = Arc<[(Arc<str>, Arc<str>)]>;
+
+/// One sample the store kept (staleness markers included).
+#[derive(Debug, Clone)]
+pub struct Tapped {
+    /// the series' labels, sorted by name
+    pub labels: TapLabels,
+    /// timestamp (ms)
+    pub t: i64,
+    /// value
+    pub v: f64,
+}
+
+/// Receives the samples the store keeps: remote write tails the store the
+/// way Prometheus's tails its WAL.
+pub trait Tap: Send + Sync {
+    /// Whether samples of this origin are wanted (no label copies if not).
+    fn wants(&self, origin: Origin) -> bool;
+    /// The samples one write batch stored, in append order. Called with
+    /// the store's write lock held: it must only queue them.
+    fn push(&self, origin: Origin, samples: Vec<Tapped>);
+}
+
 /// The store. Cheap to share behind an `Arc`; reads and writes take a lock
 /// per batch, so a scrape's samples land atomically with respect to readers.
 #[derive(Default)]
 pub struct Store {
     inner: RwLock<Inner>,
+    tap: RwLock<Option<Arc<dyn Tap>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -170,6 +205,19 @@ impl std::fmt::Debug for Store {
 /// A write batch holding the store's write lock.
 pub struct Appender<'a> {
     inner: parking_lot::RwLockWriteGuard<'a, Inner>,
+    /// the tap and what this batch hands it when it ends
+    tap: Option<(Arc<dyn Tap>, Vec<Tapped>)>,
+    origin: Origin,
+}
+
+impl Drop for Appender<'_> {
+    fn drop(&mut self) {
+        if let Some((tap, samples)) = self.tap.take() {
+            if !samples.is_empty() {
+                tap.push(self.origin, samples);
+            }
+        }
+    }
 }
 
 impl Store {
@@ -178,11 +226,30 @@ impl Store {
         Store::default()
     }
 
-    /// Starts a write batch; readers wait until it is dropped.
+    /// Starts a write batch of scraped samples; readers wait until it is
+    /// dropped.
     pub fn appender(&self) -> Appender<'_> {
+        self.appender_from(Origin::Scrape)
+    }
+
+    /// Starts a write batch of samples from `origin`.
+    pub fn appender_from(&self, origin: Origin) -> Appender<'_> {
+        let tap = self
+            .tap
+            .read()
+            .as_ref()
+            .filter(|t| t.wants(origin))
+            .map(|t| (t.clone(), Vec::new()));
         Appender {
             inner: self.inner.write(),
+            tap,
+            origin,
         }
+    }
+
+    /// Hands every sample stored from now on to `tap` (None: to nobody).
+    pub fn set_tap(&self, tap: Option<Arc<dyn Tap>>) {
+        *self.tap.write() = tap;
     }
 
     /// Appends one sample by labels (convenience for tests and small writers).
@@ -317,6 +384,16 @@ impl Store {
 }
 
 impl Inner {
+    fn tap_labels(&self, r: SeriesRef) -> Option<TapLabels> {
+        let s = self.series.get(r.slot as usize)?.as_ref()?;
+        Some(
+            s.labels
+                .iter()
+                .map(|(n, v)| (self.interner.get(*n).clone(), self.interner.get(*v).clone()))
+                .collect(),
+        )
+    }
+
     fn labels_of(&self, s: &Series) -> Labels {
         Labels::from_sorted(
             s.labels
@@ -663,7 +740,13 @@ impl Appender<'_> {
 
     /// Appends one sample; rejects out-of-order and duplicate timestamps.
     pub fn append(&mut self, r: SeriesRef, t: i64, v: f64) -> Result<Appended, AppendError> {
-        self.inner.append(r, t, v)
+        let res = self.inner.append(r, t, v);
+        if let (Ok(Appended::Stored), Some((_, out))) = (&res, &mut self.tap) {
+            if let Some(labels) = self.inner.tap_labels(r) {
+                out.push(Tapped { labels, t, v });
+            }
+        }
+        res
     }
 }
 

@@ -30,6 +30,7 @@ mod prometheus_remote;
 mod promql_conformance;
 mod query_api;
 mod relabel_prometheus;
+mod remote_write;
 mod restart_alerts;
 mod rules_check;
 mod rules_daemon;
