@@ -491,47 +491,93 @@ impl GroupState {
     /// `ALERTS_FOR_STATE` series after a restart (`rules/group.go`
     /// RestoreForState): the outage does not count toward `for`, and an
     /// alert that had almost fired gets at least `grace` before firing.
+    /// The series come from `source`: the embedded store, or the remote
+    /// datasource (a new host, a wiped state dir) as vmalert's remote read.
     pub fn restore_for_state(
         &mut self,
         ts: i64,
-        store: &Store,
+        source: &ForStateSource<'_>,
         outage_tolerance: Duration,
         grace: Duration,
     ) {
         use crate::labels::{MatchOp, Matcher};
         let grace_ms = grace.as_millis() as i64;
+        let tolerance_ms = outage_tolerance.as_millis() as i64;
         for r in &mut self.rules {
             if !r.is_alerting() || r.restored {
                 continue;
             }
             let hold = r.rule.for_.as_millis() as i64;
-            if hold < grace_ms {
+            if hold < grace_ms || r.active.is_empty() {
                 r.restored = true;
                 continue;
             }
             let name = r.rule.alert.clone().unwrap_or_default();
-            let mut matchers = vec![
-                Matcher::new(MatchOp::Equal, METRIC_NAME, "ALERTS_FOR_STATE"),
-                Matcher::new(MatchOp::Equal, "alertname", &name),
+            let mut pairs = vec![
+                (METRIC_NAME.to_string(), "ALERTS_FOR_STATE".to_string()),
+                ("alertname".to_string(), name),
             ];
             for (k, v) in &r.rule.labels {
                 if !v.contains("{{") {
-                    matchers.push(Matcher::new(MatchOp::Equal, k, v));
+                    pairs.push((k.clone(), v.clone()));
                 }
             }
-            let Ok(matchers) = matchers.into_iter().collect::<Result<Vec<_>, _>>() else {
-                r.restored = true;
-                continue;
+            let series: Vec<crate::store::SeriesData> = match source {
+                ForStateSource::Store(store) => {
+                    let Ok(matchers) = pairs
+                        .iter()
+                        .map(|(k, v)| Matcher::new(MatchOp::Equal, k, v))
+                        .collect::<Result<Vec<_>, _>>()
+                    else {
+                        r.restored = true;
+                        continue;
+                    };
+                    store.select(&matchers, ts - tolerance_ms, ts)
+                }
+                ForStateSource::Remote { query, .. } => {
+                    let sel: Vec<String> = pairs
+                        .iter()
+                        // JSON's string escapes are valid PromQL ones.
+                        .map(|(k, v)| format!("{k}={}", serde_json::Value::from(v.as_str())))
+                        .collect();
+                    let q = format!("{{{}}}[{tolerance_ms}ms]", sel.join(","));
+                    match query(&q, ts) {
+                        Ok(res) => match res.value {
+                            Value::Matrix(m) => m
+                                .into_iter()
+                                .map(|s| crate::store::SeriesData {
+                                    labels: s.labels,
+                                    samples: s.points,
+                                })
+                                .collect(),
+                            _ => Vec::new(),
+                        },
+                        Err(e) => {
+                            tracing::warn!(alert = %pairs[1].1, error = %e, "cannot read ALERTS_FOR_STATE from the datasource; for clocks start now");
+                            Vec::new()
+                        }
+                    }
+                }
             };
-            let series = store.select(&matchers, ts - outage_tolerance.as_millis() as i64, ts);
+            // A remote store holds the sender's external labels too (and a
+            // pair of replicas one series each): they are not part of an
+            // alert's identity, and the newest series wins.
+            let ignore: &[String] = match source {
+                ForStateSource::Store(_) => &[],
+                ForStateSource::Remote { external, .. } => external,
+            };
+            let strip = |l: &Labels| -> Labels { l.drop(ignore, true) };
             for a in r.active.values_mut() {
-                let Some(s) = series.iter().find(|s| s.labels.without_name() == a.labels) else {
+                let want = strip(&a.labels);
+                let Some(&(t, v)) = series
+                    .iter()
+                    .filter(|s| strip(&s.labels) == want)
+                    .filter_map(|s| s.samples.last())
+                    .max_by_key(|p| p.0)
+                else {
                     continue;
                 };
-                let Some(&(t, v)) = s.samples.last() else {
-                    continue;
-                };
-                if crate::store::is_stale_nan(v) {
+                if crate::store::is_stale_nan(v) || !v.is_finite() {
                     continue;
                 }
                 let down_at = t.div_euclid(1000) * 1000;
@@ -547,6 +593,19 @@ impl GroupState {
             r.restored = true;
         }
     }
+}
+
+/// Where [`GroupState::restore_for_state`] reads `ALERTS_FOR_STATE`.
+pub enum ForStateSource<'a> {
+    /// the embedded store
+    Store(&'a Store),
+    /// the remote datasource
+    Remote {
+        /// an instant query at a time
+        query: &'a RemoteQuery<'a>,
+        /// the external label names the sender adds
+        external: Vec<String>,
+    },
 }
 
 impl GroupState {

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use super::group::EvalContext;
+use super::group::{EvalContext, ForStateSource};
 use super::manager::{GroupHandle, RuleManager};
 use crate::config::{Config, NotifyConfig, QueryConfig, RulesConfig};
 use crate::datasource::Datasource;
@@ -295,12 +295,14 @@ impl Round {
         let mut gs = self.group.state.lock();
         gs.eval(slot, &cx);
         if self.restore {
-            gs.restore_for_state(
-                slot,
-                &self.store,
-                rc.for_outage_tolerance,
-                rc.for_grace_period,
-            );
+            let source = match cx.remote {
+                Some(query) => ForStateSource::Remote {
+                    query,
+                    external: ext.keys().cloned().collect(),
+                },
+                None => ForStateSource::Store(&self.store),
+            };
+            gs.restore_for_state(slot, &source, rc.for_outage_tolerance, rc.for_grace_period);
         }
         // Notifications go to the outbox before the state that says they
         // were sent, so a crash can repeat a send but never lose one.

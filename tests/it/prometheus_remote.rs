@@ -51,6 +51,7 @@ fn start_prometheus(bin: &str, target: std::net::SocketAddr) -> Prometheus {
             dir.path().join("data").display()
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--web.enable-remote-write-receiver")
         .arg("--log.level=warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -314,4 +315,100 @@ async fn rules_evaluate_against_the_remote_datasource() {
     let a = d2.get_json("/api/v1/alerts").await;
     assert_eq!(a["data"]["alerts"].as_array().map(Vec::len), Some(0));
     assert_eq!(d2.stop(), 0);
+}
+
+fn rfc3339_ms(v: &serde_json::Value) -> i64 {
+    humantime::parse_rfc3339(v.as_str().unwrap())
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// A new host (empty state dir) restores a pending alert's `for` clock
+/// from `ALERTS_FOR_STATE` that the previous host remote-wrote into the
+/// datasource, with Prometheus's formula: the time down does not count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn for_state_restores_from_the_remote_store_on_a_new_host() {
+    let Some(bin) = find_prometheus() else {
+        crate::common::skip_or_fail(
+            "prometheus not found on PATH; install the Debian package `prometheus`",
+        );
+        return;
+    };
+    let target = TestTarget::start(Reply::text("remote_only_metric 7\n")).await;
+    let prom = start_prometheus(&bin, target.addr);
+    let rules = "groups:\n  - name: remote\n    interval: 1s\n    rules:\n      - alert: SlowBurn\n        expr: remote_only_metric > 5\n        for: 1h\n        labels: {severity: ticket}\n";
+    let cfg = format!(
+        "rule_files = [\"rules.yml\"]\n[global]\nevaluation_interval = \"1s\"\nexternal_labels = {{ replica = \"a\" }}\n[datasource]\ntype = \"prometheus\"\nurl = \"{0}\"\ntimeout = \"2s\"\n[[remote_write]]\nurl = \"{0}/api/v1/write\"\n[remote_write.queue_config]\nbatch_send_deadline = \"100ms\"\n",
+        prom.url
+    );
+    let pending = |d: &Daemon| {
+        let url = d.url("/api/v1/alerts");
+        async move {
+            let a: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+            a["data"]["alerts"]
+                .as_array()?
+                .iter()
+                .find(|x| x["labels"]["alertname"] == "SlowBurn" && x["state"] == "pending")
+                .cloned()
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.yml"), rules).unwrap();
+    let mut a = Daemon::start(dir.path(), &cfg);
+    let first = eventually(40, "host A: alert pending", || pending(&a)).await;
+    let a_active = rfc3339_ms(&first["activeAt"]);
+    // Pending for a while, and its for-state in the remote store.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let remote = augur::datasource::RemoteClient::new(
+        &prom.url,
+        Duration::from_secs(5),
+        augur::config::Auth::None,
+        &[],
+    )
+    .unwrap();
+    assert_eq!(a.stop(), 0);
+    let r = remote
+        .instant(
+            "ALERTS_FOR_STATE{alertname=\"SlowBurn\"}[5m]",
+            augur::clock::now_ms(),
+        )
+        .await
+        .unwrap();
+    let Value::Matrix(m) = r.value else {
+        panic!("expected a matrix")
+    };
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(m[0].labels.get("replica"), Some("a"));
+    let (down_at, v) = *m[0].points.last().unwrap();
+    assert_eq!(v as i64, a_active.div_euclid(1000));
+    let down_at = down_at.div_euclid(1000) * 1000;
+    assert!(down_at - a_active >= 5000, "A was pending for 5 s or more");
+
+    // Host B: a fresh state dir, another replica label, down for 2 s.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let dir_b = tempfile::tempdir().unwrap();
+    std::fs::write(dir_b.path().join("rules.yml"), rules).unwrap();
+    let b_start = augur::clock::now_ms();
+    let mut b = Daemon::start(
+        dir_b.path(),
+        &cfg.replace("replica = \"a\"", "replica = \"b\""),
+    );
+    let got = eventually(40, "host B: alert pending", || pending(&b)).await;
+    let b_active = rfc3339_ms(&got["activeAt"]);
+    // activeAt = A's (whole seconds) + (B's first evaluation - down_at),
+    // the first evaluation falling within 3 s of B's start.
+    let base = a_active.div_euclid(1000) * 1000;
+    let lo = base + (b_start - down_at) - 1000;
+    let hi = base + (b_start + 3000 - down_at) + 1000;
+    assert!(
+        (lo..=hi).contains(&b_active),
+        "B activeAt {b_active} not in [{lo}, {hi}] (A {a_active}, down {down_at}, B start {b_start})"
+    );
+    assert!(
+        b_active <= b_start - 4000,
+        "the for clock did not start from zero"
+    );
+    assert_eq!(b.stop(), 0);
 }
