@@ -199,10 +199,19 @@ async fn run_with(opts: RunOptions, embedded: Option<Embedded>) -> Result<(), St
         }));
     }
     let actions_cfg = Arc::new(RwLock::new(cfg.actions.clone()));
-    let act = Arc::new(crate::act::Dispatcher::new(
-        state.clone(),
-        actions_cfg.clone(),
-    ));
+    let leadership = match &cfg.ha {
+        Some(ha) => crate::ha::Leadership::elected(ha.clone(), metrics.clone()),
+        None => crate::ha::Leadership::single(),
+    };
+    let act = Arc::new(
+        crate::act::Dispatcher::new(state.clone(), actions_cfg.clone())
+            .with_leadership(leadership.clone()),
+    );
+    {
+        // A new leader carries out the actions it held at once.
+        let act = act.clone();
+        tracker.spawn(leadership.run(scrape_token.clone(), move || act.wake()));
+    }
     tracker.spawn(act.clone().run(scrape_token.clone()));
     tracker.spawn(act.clone().settle_loop(scrape_token.clone()));
 
@@ -570,6 +579,9 @@ impl Live {
         let old = self.current.read().clone();
         if cfg.server.listen != old.server.listen || cfg.server.state_dir != old.server.state_dir {
             warn!("server.listen and server.state_dir changes take effect after a restart");
+        }
+        if cfg.ha != old.ha {
+            warn!("[ha] changes take effect after a restart");
         }
         warn_if_open(&cfg);
         apply_remote_write(&self.remote_write, &cfg);

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! targets' /metrics --reqwest--> scrape --expfmt--> store (sliding windows)
+//!                 rule results and ALERTS -------> store --tap--> remote_write
 //! remote Prometheus API -------------------------> datasource (same queries)
 //!                                                     | read at eval time t
 //!                   rules (record/alert) -> notify    analysis -> decide -> act
@@ -18,7 +19,10 @@
 //! - [`relabel`]: Prometheus relabeling (every action) and target finishing.
 //! - [`expfmt`]: Prometheus text 0.0.4 and OpenMetrics parsing into samples.
 //! - [`scrape`]: target schedules, HTTP fetch, limits, `up`/`scrape_*` series.
-//! - [`store`]: in-memory series, label index, ring buffers, retention, snapshots.
+//! - [`store`]: in-memory series, label index, ring buffers, retention, snapshots;
+//!   a tap hands what it stores to remote write.
+//! - [`remote_write`]: remote write 1.0 of rule results (and, asked, scraped
+//!   samples) from the store's tap: sharded bounded queues, retries, metrics.
 //! - [`promql`]: the PromQL engine over a `SeriesSource`, its one parser door
 //!   with limits, and the promqltest runner.
 //! - [`datasource`]: queries over the embedded store or a remote API, off the
@@ -33,6 +37,8 @@
 //!   Kayenta formats and judge.
 //! - [`decide`]: pure policy from verdicts and gates to answers and decisions.
 //! - [`act`]: decisions carried out once (webhooks, Kubernetes) from the outbox.
+//! - [`ha`]: Lease leader election (client-go's semantics); `act` acts only
+//!   while this replica leads.
 //! - [`state`]: SQLite schema, migrations, retention; the only durable writer.
 //! - [`api`]: the HTTP API (Prometheus-compatible queries, rules, targets,
 //!   runs, Flagger, Argo, Kayenta, decisions, audit) and its auth.
@@ -68,6 +74,7 @@ pub mod duration;
 pub mod expfmt;
 pub mod fmtfloat;
 pub mod gotemplate;
+pub mod ha;
 pub mod labels;
 pub mod metrics;
 pub mod names;

@@ -126,6 +126,10 @@ pub struct Metrics {
     pub remote_pending: Family<RemoteLabels, Gauge>,
     /// newest timestamp a receiver accepted (seconds)
     pub remote_highest_sent: Family<RemoteLabels, Gauge<f64, AtomicU64>>,
+    /// 1 while this replica may act (always, without `[ha]`)
+    pub ha_leader: Gauge,
+    /// times this replica started or stopped leading
+    pub ha_transitions: Counter,
 }
 
 fn duration_buckets() -> impl Iterator<Item = f64> {
@@ -311,6 +315,19 @@ impl Metrics {
             "Newest sample timestamp a remote-write receiver accepted",
             remote_highest_sent.clone(),
         );
+        let ha_leader = Gauge::default();
+        ha_leader.set(1);
+        let ha_transitions = Counter::default();
+        registry.register(
+            "augur_ha_leader",
+            "1 while this replica holds the lease and may act (always 1 without [ha])",
+            ha_leader.clone(),
+        );
+        registry.register(
+            "augur_ha_transitions",
+            "Times this replica started or stopped leading",
+            ha_transitions.clone(),
+        );
         registry.register_collector(Box::new(StoreCollector(store)));
         Metrics {
             registry,
@@ -342,6 +359,8 @@ impl Metrics {
             remote_dropped,
             remote_pending,
             remote_highest_sent,
+            ha_leader,
+            ha_transitions,
         }
     }
 

@@ -175,12 +175,16 @@ fn refuse(message: String) -> KubeFailure {
 }
 
 /// Carries out `decision` on `namespace/name`; returns the calls made.
+/// With `fresh_read` (two replicas under `[ha]`), an abort first reads the
+/// Rollout and sends nothing when it is already aborted, so a new leader
+/// repeating its predecessor's abort changes nothing.
 pub async fn act(
     client: &kube::Client,
     sink: &KubernetesSink,
     namespace: &str,
     name: &str,
     decision: Decision,
+    fresh_read: bool,
 ) -> Result<Vec<Call>, (Vec<Call>, KubeFailure)> {
     // Paths are built from these: only checked names reach a URL.
     if let Err(e) =
@@ -202,7 +206,9 @@ pub async fn act(
         decision
     };
     let r = match sink.target {
-        KubeTarget::ArgoRollout => argo_rollout(&mut api, namespace, name, decision).await,
+        KubeTarget::ArgoRollout => {
+            argo_rollout(&mut api, namespace, name, decision, fresh_read).await
+        }
         KubeTarget::FlaggerCanary => flagger_canary(&mut api, namespace, name, decision).await,
         KubeTarget::Deployment => deployment(&mut api, namespace, name, decision).await,
     };
@@ -217,9 +223,18 @@ async fn argo_rollout(
     ns: &str,
     name: &str,
     decision: Decision,
+    fresh_read: bool,
 ) -> Result<(), KubeFailure> {
     let path = format!("/apis/argoproj.io/v1alpha1/namespaces/{ns}/rollouts/{name}");
     match decision {
+        Decision::Abort if fresh_read => {
+            let ro = api.get(path.clone()).await?;
+            if ro["status"]["abort"] != json!(true) {
+                let body = json!({"status": {"abort": true}});
+                api.patch_status_first(&path, body.clone(), Some(body))
+                    .await?;
+            }
+        }
         Decision::Abort | Decision::Retry => {
             // `kubectl argo rollouts abort` / `retry rollout`.
             let body = json!({"status": {"abort": decision == Decision::Abort}});

@@ -97,6 +97,7 @@ pub struct Dispatcher {
     http: reqwest::Client,
     limiter: RwLock<Option<(u32, Arc<DefaultKeyedRateLimiter<String>>)>>,
     wake: tokio::sync::Notify,
+    leadership: Arc<crate::ha::Leadership>,
 }
 
 impl Dispatcher {
@@ -108,7 +109,25 @@ impl Dispatcher {
             http: reqwest::Client::new(),
             limiter: RwLock::new(None),
             wake: tokio::sync::Notify::new(),
+            leadership: crate::ha::Leadership::single(),
         }
+    }
+
+    /// Acts only while `leadership` says so (two replicas under `[ha]`):
+    /// a standby records decisions and holds their actions.
+    pub fn with_leadership(mut self, leadership: Arc<crate::ha::Leadership>) -> Dispatcher {
+        self.leadership = leadership;
+        self
+    }
+
+    /// Whether this replica may act (leader election under `[ha]`).
+    pub fn leadership(&self) -> &Arc<crate::ha::Leadership> {
+        &self.leadership
+    }
+
+    /// Looks for due actions now (e.g. held ones, on becoming leader).
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// Records a decision and its actions (durable once this returns).
@@ -159,6 +178,22 @@ impl Dispatcher {
         let out = self.state.decide(&row, &actions, now)?;
         if out.1 {
             info!(key = %row.key, actor = %row.actor, reason = %row.reason, sinks = actions.len(), "decision recorded");
+            if self.leadership.may_act().is_none() && !actions.is_empty() {
+                let st = self.leadership.status();
+                let why = format!(
+                    "standby replica {}: the lease is held by {:?}; the leader acts, and this replica carries the action out if it takes over",
+                    st.identity, st.holder
+                );
+                info!(key = %row.key, "{why}");
+                let detail = json!({"key": row.key, "reason": why}).to_string();
+                let subject = format!("{}/{}", row.namespace, row.name);
+                if let Err(e) = self
+                    .state
+                    .audit(now, "augur", "decision.held", &subject, &detail)
+                {
+                    warn!(error = %e, "cannot write the audit log");
+                }
+            }
             self.wake.notify_one();
         }
         Ok(out)
@@ -197,6 +232,11 @@ impl Dispatcher {
     }
 
     async fn deliver(&self, a: ActionRow) {
+        // A standby, or a leader past its renew deadline, holds the action.
+        let Some(epoch) = self.leadership.may_act() else {
+            return;
+        };
+        let ha = self.leadership.enabled();
         let cfg = self.cfg.read().clone();
         let now = crate::clock::now_ms();
         let subject = match self.state.decision(a.decision_id) {
@@ -205,6 +245,16 @@ impl Dispatcher {
         };
         let record =
             |status: ActionStatus, retry: Option<i64>, err: Option<&str>, resp: Option<&str>| {
+                // Under [ha], every attempt carries the lease epoch it ran under.
+                let stamped = ha.then(|| {
+                    let mut v = resp
+                        .and_then(|r| serde_json::from_str::<Value>(r).ok())
+                        .filter(Value::is_object)
+                        .unwrap_or_else(|| json!({}));
+                    v["lease_epoch"] = json!(epoch);
+                    v.to_string()
+                });
+                let resp = stamped.as_deref().or(resp);
                 if let Err(e) = self.state.action_attempt(
                     &a,
                     status,
@@ -284,7 +334,7 @@ impl Dispatcher {
                 return;
             }
             let outcome = match kubernetes::client(k).await {
-                Ok(c) => kubernetes::act(&c, k, ns, name, decision).await,
+                Ok(c) => kubernetes::act(&c, k, ns, name, decision, ha).await,
                 Err(f) => Err((Vec::new(), f)),
             };
             match outcome {
@@ -340,6 +390,9 @@ impl Dispatcher {
             .timeout(sink.timeout)
             .header("Content-Type", "application/json")
             .header("Idempotency-Key", &a.key);
+        if ha {
+            r = r.header("Augur-Lease-Epoch", epoch.to_string());
+        }
         for (k, v) in &sink.headers {
             r = r.header(k, v);
         }
@@ -473,6 +526,8 @@ impl Dispatcher {
 
     /// Decisions with their actions, for the API.
     pub fn list(&self, limit: usize) -> Result<Vec<Value>, StateError> {
+        // On a standby, pending actions wait for this replica to lead.
+        let standby = self.leadership.may_act().is_none();
         Ok(self
             .state
             .decisions(limit)?
@@ -489,6 +544,7 @@ impl Dispatcher {
                         "request": serde_json::from_str::<Value>(&a.request).unwrap_or_default(),
                         "response": a.response.as_deref().and_then(|r| serde_json::from_str::<Value>(r).ok()),
                         "done": a.done_at.map(|t| t as f64 / 1000.0),
+                        "held": standby && a.status == ActionStatus::Pending.as_str(),
                     })).collect::<Vec<_>>(),
                 })
             })

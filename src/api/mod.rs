@@ -106,6 +106,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
             post(hooks::operator_decision).route_layer(auth()),
         )
         .route("/api/v1/decisions", get(hooks::decisions))
+        .route("/api/v1/status/ha", get(ha_status))
         .route("/canaryConfig", get(kayenta::list_configs))
         .route("/canaryConfig/{id}", get(kayenta::get_config))
         .route(
@@ -129,11 +130,26 @@ async fn healthy() -> &'static str {
 }
 
 async fn ready(State(st): State<Arc<ApiState>>) -> Response {
+    let l = st.act.leadership();
+    if l.ready_only_when_leader() && l.may_act().is_none() {
+        // A Service then sends Flagger's and Argo's calls to the leader.
+        let holder = l.status().holder;
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("standby: the lease is held by {holder:?}\n"),
+        )
+            .into_response();
+    }
     if st.ready.load(Ordering::SeqCst) && st.scrape.first_round_done() {
         (StatusCode::OK, "augur is Ready.\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n").into_response()
     }
+}
+
+/// Leader election as this replica sees it.
+async fn ha_status(State(st): State<Arc<ApiState>>) -> Response {
+    Json(json!({"status": "success", "data": st.act.leadership().status()})).into_response()
 }
 
 async fn metrics(State(st): State<Arc<ApiState>>) -> Response {

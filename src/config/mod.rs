@@ -14,6 +14,7 @@
 mod actions;
 mod datasource;
 mod files;
+mod kubernetes;
 mod notify;
 mod raw;
 mod remote_write;
@@ -23,6 +24,7 @@ pub use actions::{
     sink_wants, AbortWith, ActionWebhook, ActionsConfig, KubeTarget, KubernetesSink,
 };
 pub use datasource::DatasourceConfig;
+pub use kubernetes::{HaConfig, KubeConnection};
 pub use notify::{NotifyConfig, Receiver, ReceiverKind};
 pub use remote_write::{QueueConfig, RemoteWriteConfig};
 pub use scrape::{
@@ -33,6 +35,7 @@ pub use scrape::{
 use actions::compile_actions;
 use datasource::compile_datasource;
 use files::{load_files, FileKeys, Files};
+use kubernetes::{compile_ha, compile_kubernetes};
 use notify::compile_notify;
 use remote_write::compile_remote_write;
 use scrape::{body_size, compile_auth, compile_job, AuthFields, JobInherit};
@@ -220,6 +223,10 @@ pub struct Config {
     pub scrape_configs: Vec<ScrapeConfig>,
     /// `[[remote_write]]`
     pub remote_write: Vec<RemoteWriteConfig>,
+    /// `[kubernetes]`: the shared cluster connection
+    pub kubernetes: KubeConnection,
+    /// `[ha]`: leader election; None = this replica always acts
+    pub ha: Option<HaConfig>,
 }
 
 /// One Kayenta canary config file.
@@ -743,6 +750,8 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         .map(|sc| compile_job(&mut cx, sc, &inherit, &mut jobs))
         .collect();
     let remote_write = compile_remote_write(&mut cx, &raw.remote_write);
+    let kubernetes = compile_kubernetes(&mut cx, &raw.kubernetes);
+    let ha = compile_ha(&mut cx, &raw.ha, &kubernetes);
 
     if !cx.errors.is_empty() {
         cx.errors.sort_by_key(|e| (e.line, e.column));
@@ -780,6 +789,8 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         },
         scrape_configs,
         remote_write,
+        kubernetes,
+        ha,
     })
 }
 

@@ -31,6 +31,36 @@ pub struct RawConfig {
     pub scrape_configs: Vec<Spanned<RawScrapeConfig>>,
     #[serde(default)]
     pub remote_write: Vec<Spanned<RawRemoteWrite>>,
+    pub kubernetes: Option<RawKubernetes>,
+    pub ha: Option<Spanned<RawHa>>,
+}
+
+/// `[kubernetes]`: the shared cluster connection.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKubernetes {
+    pub api_server: Option<Spanned<String>>,
+    pub kubeconfig_file: Option<String>,
+    pub token_file: Option<String>,
+    pub ca_file: Option<String>,
+    pub insecure: Option<bool>,
+}
+
+/// `[ha]`: Lease leader election.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHa {
+    pub lease: Option<Spanned<String>>,
+    pub identity: Option<Spanned<String>>,
+    pub lease_duration: Option<Spanned<String>>,
+    pub renew_deadline: Option<Spanned<String>>,
+    pub retry_period: Option<Spanned<String>>,
+    pub api_server: Option<Spanned<String>>,
+    pub kubeconfig_file: Option<String>,
+    pub token_file: Option<String>,
+    pub ca_file: Option<String>,
+    pub insecure: Option<bool>,
+    pub ready_only_when_leader: Option<bool>,
 }
 
 /// One `[[remote_write]]`, with prometheus.yml's names.

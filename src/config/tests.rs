@@ -445,3 +445,51 @@ name = "x"
         assert!(errs.contains(want), "missing {want:?} in:\n{errs}");
     }
 }
+
+#[test]
+fn ha_defaults_shared_connection_and_client_go_checks() {
+    let cfg = c("[kubernetes]\napi_server = \"https://10.0.0.1:6443\"\ntoken_file = \"/t\"\n[ha]\nlease = \"ops/augur\"\n").unwrap();
+    let ha = cfg.ha.unwrap();
+    assert_eq!((ha.namespace.as_str(), ha.name.as_str()), ("ops", "augur"));
+    // client-go's core-component timings.
+    assert_eq!(ha.lease_duration, Duration::from_secs(15));
+    assert_eq!(ha.renew_deadline, Duration::from_secs(10));
+    assert_eq!(ha.retry_period, Duration::from_secs(2));
+    assert_eq!(ha.connection, cfg.kubernetes);
+    assert!(ha.identity.ends_with(&format!("_{}", std::process::id())));
+    assert!(!ha.ready_only_when_leader);
+    // No [kubernetes], no own connection: in-cluster.
+    let cfg = c("[ha]\nlease = \"ops/augur\"\nidentity = \"pod-1\"\n").unwrap();
+    assert_eq!(cfg.ha.unwrap().connection, KubeConnection::default());
+
+    for (text, want) in [
+        (
+            "[ha]\nlease = \"augur\"\n",
+            "ha.lease: \"augur\" (expected \"namespace/name\"",
+        ),
+        ("[ha]\n", "ha.lease: required"),
+        (
+            "[ha]\nlease = \"a/b\"\nlease_duration = \"10s\"\n",
+            "ha: leaseDuration must be greater than renewDeadline",
+        ),
+        (
+            "[ha]\nlease = \"a/b\"\nretry_period = \"9s\"\n",
+            "ha: renewDeadline must be greater than retryPeriod*JitterFactor",
+        ),
+        (
+            "[ha]\nlease = \"a/b\"\nlease_duration = \"15500ms\"\n",
+            "lease_duration must be whole seconds",
+        ),
+        (
+            "[ha]\nlease = \"a/b\"\ntoken_file = \"/t\"\n",
+            "ha: token_file, ca_file and insecure go with ha.api_server",
+        ),
+        (
+            "[ha]\nlease = \"a/b\"\napi_server = \"x\"\n",
+            "ha.api_server: \"x\" is not an http(s) URL",
+        ),
+    ] {
+        let e = c(text).unwrap_err().to_string();
+        assert!(e.contains(want), "{text}: missing {want:?} in {e}");
+    }
+}

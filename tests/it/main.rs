@@ -20,6 +20,7 @@ mod docs;
 mod examples_kubernetes;
 mod expfmt_conformance;
 mod expfmt_prop;
+mod ha;
 mod hooks;
 mod kayenta;
 mod kayenta_api;
