@@ -34,7 +34,9 @@ impl Labels {
     pub fn from_pairs<N: AsRef<str>, V: AsRef<str>>(
         pairs: impl IntoIterator<Item = (N, V)>,
     ) -> Labels {
-        let mut v: Vec<Label> = Vec::new();
+        let pairs = pairs.into_iter();
+        // Exact capacity: label sets are many and long-lived (rule state).
+        let mut v: Vec<Label> = Vec::with_capacity(pairs.size_hint().0);
         for (n, val) in pairs {
             let (n, val) = (n.as_ref(), val.as_ref());
             v.retain(|l| &*l.name != n);
@@ -122,13 +124,39 @@ impl Labels {
             }
             Ok(i) => v[i].value = value.into(),
             Err(_) if value.is_empty() => {}
-            Err(i) => v.insert(
-                i,
-                Label {
-                    name: name.into(),
-                    value: value.into(),
-                },
-            ),
+            Err(i) => {
+                v.reserve_exact(1);
+                v.insert(
+                    i,
+                    Label {
+                        name: name.into(),
+                        value: value.into(),
+                    },
+                )
+            }
+        }
+    }
+
+    /// [`Labels::set`] with shared strings: many sets given the same name
+    /// and value (a recording rule's `__name__`) hold one copy of each.
+    pub fn set_shared(&mut self, name: &Arc<str>, value: &Arc<str>) {
+        let v = Arc::make_mut(&mut self.0);
+        match v.binary_search_by(|l| (*l.name).cmp(name)) {
+            Ok(i) if value.is_empty() => {
+                v.remove(i);
+            }
+            Ok(i) => v[i].value = value.clone(),
+            Err(_) if value.is_empty() => {}
+            Err(i) => {
+                v.reserve_exact(1);
+                v.insert(
+                    i,
+                    Label {
+                        name: name.clone(),
+                        value: value.clone(),
+                    },
+                )
+            }
         }
     }
 

@@ -127,14 +127,46 @@ fn parse_point(p: &Json) -> Result<(i64, f64), ResponseError> {
     Ok((parse_ts(&a[0])?, parse_val(&a[1])?))
 }
 
-fn parse_metric(m: &Json) -> Result<Labels, ResponseError> {
+/// Strings shared by the series of one response: label names (and
+/// repeated values) are stored once, not once per series.
+#[derive(Default)]
+struct Strings(std::collections::HashSet<std::sync::Arc<str>>);
+
+impl Strings {
+    fn get(&mut self, s: &str) -> std::sync::Arc<str> {
+        if let Some(a) = self.0.get(s) {
+            return a.clone();
+        }
+        let a: std::sync::Arc<str> = s.into();
+        self.0.insert(a.clone());
+        a
+    }
+}
+
+fn parse_metric(m: &Json, strings: &mut Strings) -> Result<Labels, ResponseError> {
     let o = m
         .as_object()
         .ok_or_else(|| ResponseError::Malformed(format!("bad metric {m}")))?;
-    Ok(Labels::from_pairs(
-        o.iter()
-            .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or(""))),
-    ))
+    let mut v: Vec<crate::labels::Label> = Vec::with_capacity(o.len());
+    for (k, val) in o {
+        let val = val.as_str().unwrap_or("");
+        if !val.is_empty() {
+            v.push(crate::labels::Label {
+                name: strings.get(k),
+                value: strings.get(val),
+            });
+        }
+    }
+    // JSON objects may repeat a key; the last one wins, as from_pairs does.
+    v.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut out: Vec<crate::labels::Label> = Vec::with_capacity(v.len());
+    for l in v {
+        match out.last_mut() {
+            Some(prev) if prev.name == l.name => *prev = l,
+            _ => out.push(l),
+        }
+    }
+    Ok(Labels::from_sorted(out))
 }
 
 /// Reads a Prometheus query API response.
@@ -149,6 +181,7 @@ pub fn parse_response(body: &[u8]) -> Result<QueryResult, ResponseError> {
     }
     let data = &j["data"];
     let result = &data["result"];
+    let mut strings = Strings::default();
     let value = match data["resultType"].as_str() {
         Some("scalar") => Value::Scalar(parse_point(result)?.1),
         Some("string") => Value::String(result[1].as_str().unwrap_or("").to_string()),
@@ -160,7 +193,7 @@ pub fn parse_response(body: &[u8]) -> Result<QueryResult, ResponseError> {
                 .map(|s| {
                     let (t, v) = parse_point(&s["value"])?;
                     Ok(Sample {
-                        labels: parse_metric(&s["metric"])?,
+                        labels: parse_metric(&s["metric"], &mut strings)?,
                         t,
                         v,
                         drop_name: false,
@@ -180,7 +213,7 @@ pub fn parse_response(body: &[u8]) -> Result<QueryResult, ResponseError> {
                         .transpose()?
                         .unwrap_or_default();
                     Ok(Series {
-                        labels: parse_metric(&s["metric"])?,
+                        labels: parse_metric(&s["metric"], &mut strings)?,
                         points,
                         drop_name: false,
                     })

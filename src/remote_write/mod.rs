@@ -190,21 +190,16 @@ impl Queue {
             return;
         }
         let plain = self.external.is_empty() && self.cfg.write_relabel.is_empty();
-        // One relabeling per series of the batch, not per sample.
-        let mut seen: HashMap<*const (), Option<TapLabels>> = HashMap::new();
         let mut dropped = 0u64;
         let mut added = 0i64;
         let mut woken = vec![false; self.shards.len()];
         for s in samples {
+            // A batch holds each series about once (one scrape, one rule),
+            // so relabeling per sample is relabeling per series.
             let labels = if plain {
                 s.labels.clone()
             } else {
-                let key = Arc::as_ptr(&s.labels) as *const ();
-                let out = seen
-                    .entry(key)
-                    .or_insert_with(|| self.relabel(&s.labels))
-                    .clone();
-                match out {
+                match self.relabel(&s.labels) {
                     Some(l) => l,
                     None => continue,
                 }

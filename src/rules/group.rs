@@ -8,6 +8,7 @@
 //! Time comes in as an argument; nothing here reads the clock.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use promql_parser::parser::Expr;
@@ -16,7 +17,7 @@ use super::file::{Group, Rule};
 use crate::gotemplate::{self as template, QuerySample};
 use crate::labels::{Labels, METRIC_NAME};
 use crate::promql::{Engine, Value};
-use crate::store::{stale_nan, Origin, Store};
+use crate::store::{stale_nan, Origin, Store, TapLabels, Tapped};
 
 /// How long a resolved alert is kept (and re-sent) (`resolvedRetention`).
 pub const RESOLVED_RETENTION: Duration = Duration::from_secs(15 * 60);
@@ -154,6 +155,10 @@ pub struct EvalContext<'a> {
     /// in ms); None: `engine` over `store`. Results are still written to
     /// `store` (recording rules, `ALERTS`).
     pub remote: Option<&'a RemoteQuery<'a>>,
+    /// keep results in the store; false: hand them to remote write only
+    /// (a group over a remote datasource with `[[remote_write]]`, as
+    /// vmalert, so augur does not hold a second copy of the results)
+    pub store_results: bool,
 }
 
 /// An instant query against a remote datasource.
@@ -260,6 +265,31 @@ impl GroupState {
             // Commit this rule's output before the next rule runs, then
             // end the series it no longer returns.
             let mut cur = HashSet::with_capacity(out.len());
+            if !cx.store_results {
+                let t = ts - offset;
+                let mut fwd: Vec<Tapped> = Vec::with_capacity(out.len());
+                for (labels, v) in out {
+                    fwd.push(Tapped {
+                        labels: tap_labels(&labels),
+                        t,
+                        v,
+                    });
+                    cur.insert(labels);
+                }
+                for gone in r.prev_series.difference(&cur) {
+                    fwd.push(Tapped {
+                        labels: tap_labels(gone),
+                        t,
+                        v: stale_nan(),
+                    });
+                }
+                cx.store.forward(Origin::Rules, fwd);
+                r.prev_series = cur;
+                if let (Some(c), Some(s)) = (cx.clock, started) {
+                    r.eval_seconds = c() - s;
+                }
+                continue;
+            }
             let mut append_err = None;
             let mut app = cx.store.appender_from(Origin::Rules);
             for (labels, v) in out {
@@ -289,6 +319,18 @@ impl GroupState {
     }
 }
 
+/// A result's labels as the store would keep them: sorted, no empty values.
+fn tap_labels(l: &Labels) -> TapLabels {
+    let mut v: Vec<(std::sync::Arc<str>, std::sync::Arc<str>)> = l
+        .iter()
+        .filter(|x| !x.value.is_empty())
+        .map(|x| (x.name.clone(), x.value.clone()))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v.dedup_by(|a, b| a.0 == b.0);
+    v.into()
+}
+
 fn query_vector(
     cx: &EvalContext<'_>,
     text: &str,
@@ -308,14 +350,22 @@ fn eval_recording(
     limit: i64,
     cx: &EvalContext<'_>,
 ) -> Result<Vec<(Labels, f64)>, String> {
-    let name = r.rule.record.clone().unwrap_or_default();
+    // One copy of the name and rule labels for all of the rule's series.
+    let name_key: Arc<str> = METRIC_NAME.into();
+    let name: Arc<str> = r.rule.record.as_deref().unwrap_or_default().into();
+    let extra: Vec<(Arc<str>, Arc<str>)> = r
+        .rule
+        .labels
+        .iter()
+        .map(|(k, v)| (Arc::from(k.as_str()), Arc::from(v.as_str())))
+        .collect();
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     for (labels, v) in query_vector(cx, &r.rule.expr, &r.expr, t)? {
         let mut l = labels;
-        l.set(METRIC_NAME, &name);
-        for (k, val) in &r.rule.labels {
-            l.set(k, val);
+        l.set_shared(&name_key, &name);
+        for (k, val) in &extra {
+            l.set_shared(k, val);
         }
         if !seen.insert(l.clone()) {
             return Err(

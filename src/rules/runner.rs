@@ -49,6 +49,8 @@ struct Settings {
     /// `[datasource]` when it is a remote API: rules query it, as
     /// vmalert does; None: the embedded store.
     remote: Option<crate::datasource::RemoteClient>,
+    /// `[[remote_write]]` is configured
+    remote_write: bool,
 }
 
 impl RuleRunner {
@@ -93,6 +95,7 @@ impl RuleRunner {
                 Datasource::Remote(r) => Some(r.clone()),
                 Datasource::Embedded { .. } => None,
             },
+            remote_write: !cfg.remote_write.is_empty(),
         };
         for g in self.manager.groups() {
             let local = cfg.rules_config.local_groups.contains(&g.state.lock().name);
@@ -289,6 +292,10 @@ impl Round {
                 .remote
                 .is_some()
                 .then_some(&remote_query as &super::group::RemoteQuery<'_>),
+            // Results of a group over a remote datasource go back to the
+            // shared store by remote write, as vmalert's; augur keeps them
+            // only when there is nowhere to send them.
+            store_results: self.settings.remote.is_none() || !self.settings.remote_write,
         };
         let rc = &self.settings.rules;
         let started = Instant::now();

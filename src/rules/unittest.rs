@@ -292,6 +292,7 @@ fn run_group(
         external_url: &ext_url,
         clock: None,
         remote: None,
+        store_results: true,
     };
     let name_line = tg
         .name
