@@ -14,7 +14,10 @@
 //!   = `spec.paused` on the main resource.
 //! - Flagger Canaries: promote = `spec.skipAnalysis: true`; pause/resume =
 //!   `spec.suspend`; abort/rollback go through augur's `rollback` webhook
-//!   answer (the dispatcher opens the rollback gate).
+//!   answer (the dispatcher opens the rollback gate), or with
+//!   `abort_with = "failed-checks"` raise `status.failedChecks` to the
+//!   analysis threshold (GET, then a merge patch of the status
+//!   subresource), which Flagger's scheduler turns into a rollback.
 //! - Deployments: pause/resume = `spec.paused`; abort = scale the canary
 //!   Deployment to 0 through the `scale` subresource; rollback = `kubectl
 //!   rollout undo` (previous ReplicaSet's template, JSON patch); promote =
@@ -37,6 +40,12 @@ pub struct KubeFailure {
 
 /// The client for a sink.
 pub async fn client(sink: &KubernetesSink) -> Result<kube::Client, KubeFailure> {
+    if let (None, Some(conn)) = (&sink.api_server, &sink.shared) {
+        return conn.client().await.map_err(|e| KubeFailure {
+            message: format!("[kubernetes] connection: {e}"),
+            retryable: true,
+        });
+    }
     let cfg = match &sink.api_server {
         Some(url) => {
             let uri: axum::http::Uri = url.parse().map_err(|e| KubeFailure {
@@ -323,6 +332,30 @@ async fn flagger_canary(
     decision: Decision,
 ) -> Result<(), KubeFailure> {
     let path = format!("/apis/flagger.app/v1beta1/namespaces/{ns}/canaries/{name}");
+    if matches!(decision, Decision::Abort | Decision::Rollback) {
+        // `abort_with = "failed-checks"` (the gate needs no API call): the
+        // fluxcd/flagger#1467 answer. Flagger's scheduler rolls back a
+        // Progressing or WaitingPromotion canary once `status.failedChecks`
+        // reaches GetAnalysisThreshold() (`threshold`, 1 when unset).
+        let cd = api.get(path.clone()).await?;
+        let analysis = if cd["spec"]["analysis"].is_object() {
+            &cd["spec"]["analysis"]
+        } else {
+            &cd["spec"]["canaryAnalysis"]
+        };
+        let threshold = analysis["threshold"]
+            .as_i64()
+            .filter(|t| *t > 0)
+            .unwrap_or(1);
+        let current = cd["status"]["failedChecks"].as_i64().unwrap_or(0);
+        api.patch(
+            format!("{path}/status"),
+            json!({"status": {"failedChecks": threshold.max(current)}}),
+        )
+        .await
+        .map_err(failure)?;
+        return Ok(());
+    }
     let body = match decision {
         Decision::Promote | Decision::PromoteFull => json!({"spec": {"skipAnalysis": true}}),
         Decision::Pause => json!({"spec": {"suspend": true}}),

@@ -305,6 +305,7 @@ impl Dispatcher {
                 }
             };
             if k.target == KubeTarget::FlaggerCanary
+                && k.abort_with == crate::config::AbortWith::RollbackGate
                 && matches!(decision, Decision::Abort | Decision::Rollback)
             {
                 // Flagger has no abort field: its `rollback` webhook answers

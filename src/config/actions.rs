@@ -36,8 +36,11 @@ pub struct KubernetesSink {
     pub decisions: Vec<Decision>,
     /// Rollouts it acts on, as `namespace/name` globs (empty: all).
     pub rollouts: Vec<glob::Pattern>,
-    /// Deployments only: how an abort is carried out.
+    /// Deployments and Flagger Canaries: how an abort is carried out.
     pub abort_with: AbortWith,
+    /// The `[kubernetes]` connection, when the config has that section and
+    /// the sink names no `api_server` of its own.
+    pub shared: Option<KubeConnection>,
 }
 
 /// The Kubernetes object a sink changes.
@@ -62,13 +65,20 @@ impl KubeTarget {
     }
 }
 
-/// How a Deployment sink carries out `abort`.
+/// How a sink carries out `abort` (Deployments and Flagger Canaries).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AbortWith {
     /// Scale a separate canary Deployment to 0 (`scale-to-zero`).
     ScaleToZero,
     /// `kubectl rollout undo` a rolling Deployment (`rollback`).
     Rollback,
+    /// Flagger: open augur's rollback gate, which Flagger's `rollback`
+    /// webhook reads (`rollback-gate`).
+    RollbackGate,
+    /// Flagger without the rollback webhook: raise `status.failedChecks`
+    /// to the analysis threshold, which Flagger's scheduler turns into a
+    /// rollback (`failed-checks`; fluxcd/flagger#1467).
+    FailedChecks,
 }
 
 /// A webhook that receives decisions.
@@ -152,7 +162,11 @@ pub(super) fn compile_decisions(
     }
 }
 
-pub(super) fn compile_actions(cx: &mut Ctx<'_>, a: raw::RawActions) -> ActionsConfig {
+pub(super) fn compile_actions(
+    cx: &mut Ctx<'_>,
+    a: raw::RawActions,
+    shared: Option<&KubeConnection>,
+) -> ActionsConfig {
     let mut names = HashSet::new();
     let webhooks = a
         .webhook
@@ -219,20 +233,28 @@ pub(super) fn compile_actions(cx: &mut Ctx<'_>, a: raw::RawActions) -> ActionsCo
                 cx.error(k.span(), format!("actions: sink name {name:?} is used twice"));
             }
             let decisions = compile_decisions(cx, &v.decisions, "actions.kubernetes.decisions");
-            let abort_with = match &v.abort_with {
-                None => AbortWith::ScaleToZero,
-                Some(a) => {
-                    if target != KubeTarget::Deployment {
-                        cx.error(a.span(), "actions.kubernetes.abort_with: only for target = \"deployment\"".to_string());
+            let abort_with = match (&v.abort_with, target) {
+                (None, KubeTarget::FlaggerCanary) => AbortWith::RollbackGate,
+                (None, _) => AbortWith::ScaleToZero,
+                (Some(a), KubeTarget::Deployment) => match a.get_ref().as_str() {
+                    "scale-to-zero" => AbortWith::ScaleToZero,
+                    "rollback" => AbortWith::Rollback,
+                    other => {
+                        cx.error(a.span(), format!("actions.kubernetes.abort_with: expected \"scale-to-zero\" or \"rollback\" for target = \"deployment\", found {other:?}"));
+                        AbortWith::ScaleToZero
                     }
-                    match a.get_ref().as_str() {
-                        "scale-to-zero" => AbortWith::ScaleToZero,
-                        "rollback" => AbortWith::Rollback,
-                        other => {
-                            cx.error(a.span(), format!("actions.kubernetes.abort_with: expected \"scale-to-zero\" or \"rollback\", found {other:?}"));
-                            AbortWith::ScaleToZero
-                        }
+                },
+                (Some(a), KubeTarget::FlaggerCanary) => match a.get_ref().as_str() {
+                    "rollback-gate" => AbortWith::RollbackGate,
+                    "failed-checks" => AbortWith::FailedChecks,
+                    other => {
+                        cx.error(a.span(), format!("actions.kubernetes.abort_with: expected \"rollback-gate\" or \"failed-checks\" for target = \"flagger-canary\", found {other:?}"));
+                        AbortWith::RollbackGate
                     }
+                },
+                (Some(a), KubeTarget::ArgoRollout) => {
+                    cx.error(a.span(), "actions.kubernetes.abort_with: only for target = \"deployment\" or \"flagger-canary\" (an Argo Rollout aborts through status.abort)".to_string());
+                    AbortWith::ScaleToZero
                 }
             };
             KubernetesSink {
@@ -244,6 +266,7 @@ pub(super) fn compile_actions(cx: &mut Ctx<'_>, a: raw::RawActions) -> ActionsCo
                 decisions,
                 rollouts: compile_rollouts(cx, &v.rollouts, "actions.kubernetes.rollouts"),
                 abort_with,
+                shared: v.api_server.is_none().then(|| shared.cloned()).flatten(),
             }
         })
         .collect();

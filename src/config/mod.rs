@@ -727,7 +727,12 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         }
     }
     let notify = compile_notify(&mut cx, raw.notify.unwrap_or_default());
-    let actions = compile_actions(&mut cx, raw.actions.unwrap_or_default());
+    let kubernetes = compile_kubernetes(&mut cx, &raw.kubernetes);
+    let actions = compile_actions(
+        &mut cx,
+        raw.actions.unwrap_or_default(),
+        raw.kubernetes.as_ref().map(|_| &kubernetes),
+    );
 
     let inherit = JobInherit {
         interval: g_interval,
@@ -750,7 +755,6 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         .map(|sc| compile_job(&mut cx, sc, &inherit, &mut jobs))
         .collect();
     let remote_write = compile_remote_write(&mut cx, &raw.remote_write);
-    let kubernetes = compile_kubernetes(&mut cx, &raw.kubernetes);
     let ha = compile_ha(&mut cx, &raw.ha, &kubernetes);
 
     if !cx.errors.is_empty() {

@@ -80,6 +80,17 @@ async fn start_api() -> (std::net::SocketAddr, ApiServer) {
                     return status(409, "Conflict", "the object has been modified; please apply your changes to the latest version and try again");
                 }
             }
+            if let Some(name) = path.strip_prefix("/apis/flagger.app/v1beta1/namespaces/shop/canaries/") {
+                if method == Method::GET {
+                    let obj = match name {
+                        "podinfo" => json!({"kind": "Canary", "metadata": {"name": "podinfo"}, "spec": {"analysis": {"threshold": 5, "interval": "1m"}}, "status": {"phase": "Progressing", "failedChecks": 2}}),
+                        "legacyc" => json!({"kind": "Canary", "metadata": {"name": "legacyc"}, "spec": {"canaryAnalysis": {"threshold": 3}}, "status": {"phase": "Progressing", "failedChecks": 0}}),
+                        "nothreshold" => json!({"kind": "Canary", "metadata": {"name": "nothreshold"}, "spec": {"analysis": {}}, "status": {"phase": "WaitingPromotion"}}),
+                        _ => return status(404, "NotFound", &format!("canaries.flagger.app \"{name}\" not found")),
+                    };
+                    return (StatusCode::OK, [("content-type", "application/json")], obj.to_string()).into_response();
+                }
+            }
             if path == "/apis/apps/v1/namespaces/shop/deployments/api" && method == Method::GET {
                 return (StatusCode::OK, [("content-type", "application/json")], deployment().to_string()).into_response();
             }
@@ -506,5 +517,86 @@ api_server = "http://{addr}"
             .filter(|r| r.path.contains("/rollouts/busy"))
             .count(),
         2
+    );
+}
+
+/// Flagger without the rollback webhook: `abort_with = "failed-checks"`
+/// reads the Canary and raises `status.failedChecks` to its analysis
+/// threshold (1 when unset), which Flagger's scheduler turns into a
+/// rollback. The sink names no API server: the `[kubernetes]` connection
+/// is used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flagger_abort_through_failed_checks_on_the_shared_connection() {
+    let (addr, api) = start_api().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        r#"[kubernetes]
+api_server = "http://{addr}"
+[actions]
+max_backoff = "100ms"
+[[actions.kubernetes]]
+name = "flagger"
+target = "flagger-canary"
+abort_with = "failed-checks"
+"#
+    );
+    let d = Daemon::start(dir.path(), &cfg);
+    for (name, decision, want) in [
+        ("podinfo", "abort", 5),
+        ("legacyc", "rollback", 3),
+        ("nothreshold", "abort", 1),
+    ] {
+        decide(&d, "shop", name, decision).await;
+        let acts = settled(&d, &format!("shop/{name}/r1/{decision}")).await;
+        assert_eq!(acts[0]["status"], "done", "{acts:#?}");
+        let reqs: Vec<Req> = api
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path.contains(&format!("/canaries/{name}")))
+            .cloned()
+            .collect();
+        assert_eq!(reqs.len(), 2, "{reqs:#?}");
+        assert_eq!(reqs[0].method, Method::GET);
+        assert_eq!(
+            reqs[0].path,
+            format!("/apis/flagger.app/v1beta1/namespaces/shop/canaries/{name}")
+        );
+        assert_eq!(reqs[1].method, Method::PATCH);
+        assert_eq!(
+            reqs[1].path,
+            format!("/apis/flagger.app/v1beta1/namespaces/shop/canaries/{name}/status")
+        );
+        assert_eq!(reqs[1].content_type, "application/merge-patch+json");
+        assert_eq!(reqs[1].body, json!({"status": {"failedChecks": want}}));
+    }
+    // The rollback gate was not used.
+    let r = reqwest::Client::new()
+        .post(d.url("/flagger/rollback"))
+        .body(r#"{"name":"podinfo","namespace":"shop","phase":"Progressing","checksum":"x"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status().as_u16(), 200);
+    // abort_with is checked per target.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[actions.kubernetes]]\ntarget = \"flagger-canary\"\nabort_with = \"rollback\"\n[[actions.kubernetes]]\nname = \"a\"\ntarget = \"argo-rollout\"\nabort_with = \"failed-checks\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(crate::common::bin())
+        .args(["check", "config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:3:14: actions.kubernetes.abort_with: expected \"rollback-gate\" or \"failed-checks\" for target = \"flagger-canary\", found \"rollback\""), "{err}");
+    assert!(
+        err.contains(
+            "actions.kubernetes.abort_with: only for target = \"deployment\" or \"flagger-canary\""
+        ),
+        "{err}"
     );
 }
