@@ -12,27 +12,17 @@
 #[allow(dead_code)]
 mod data;
 
+#[path = "side/mod.rs"]
+#[allow(dead_code)]
+mod side;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use augur::datasource::RemoteClient;
 use augur::labels::{MatchOp, Matcher};
-
-fn have(bin: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {bin}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use side::{free_port, have};
 
 fn wait_ready(url: &str) {
     let addr = url.trim_start_matches("http://");

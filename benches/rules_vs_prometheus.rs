@@ -6,47 +6,21 @@
 //! Run with `cargo bench --bench rules_vs_prometheus`; needs `prometheus`
 //! on PATH (Debian package `prometheus`) and says so when it is missing.
 
+#[path = "side/mod.rs"]
+#[allow(dead_code)]
+mod side;
+
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
+use side::{body, cpu_seconds, free_port, have, metric_sum, ROUTES, SERIES};
 
-const SERIES: usize = 10_000;
-const ROUTES: usize = 100;
 const GROUPS: usize = 10;
 const RULES_PER_GROUP: usize = 100;
 const WARMUP_SECS: u64 = 45;
 const WINDOW_SECS: u64 = 60;
-
-fn have(bin: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {bin}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn body(tick: u64) -> String {
-    let mut s = String::from("# TYPE app_requests_total counter\n");
-    for i in 0..SERIES {
-        let code = if i % 10 == 0 { "500" } else { "200" };
-        s.push_str(&format!(
-            "app_requests_total{{instance_id=\"i{}\",route=\"r{}\",code=\"{code}\"}} {}\n",
-            i / ROUTES,
-            i % ROUTES,
-            tick * (1 + (i % 7) as u64)
-        ));
-    }
-    s
-}
 
 fn rules() -> String {
     let mut s = String::from("groups:\n");
@@ -63,27 +37,6 @@ fn rules() -> String {
         }
     }
     s
-}
-
-fn metric_sum(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// utime + stime of a process in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(") ")
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
 }
 
 fn main() {

@@ -10,48 +10,22 @@
 //! and `vmalert` on PATH (Debian package `victoria-metrics`) and says so
 //! when they are missing.
 
+#[path = "side/mod.rs"]
+#[allow(dead_code)]
+mod side;
+
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use axum::routing::{get, post};
 use axum::Router;
+use side::{body, cpu_seconds, free_port, have, metric_sum, peak_rss_mib, ROUTES, SERIES};
 
-const SERIES: usize = 10_000;
-const ROUTES: usize = 100;
 const GROUPS: usize = 10;
 const RULES_PER_GROUP: usize = 100;
 const WARMUP_SECS: u64 = 35;
 const WINDOW_SECS: u64 = 60;
 const INTERVAL: &str = "10s";
-
-fn have(bin: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {bin}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn body(tick: u64) -> String {
-    let mut s = String::from("# TYPE app_requests_total counter\n");
-    for i in 0..SERIES {
-        let code = if i % 10 == 0 { "500" } else { "200" };
-        s.push_str(&format!(
-            "app_requests_total{{instance_id=\"i{}\",route=\"r{}\",code=\"{code}\"}} {}\n",
-            i / ROUTES,
-            i % ROUTES,
-            tick * (1 + (i % 7) as u64)
-        ));
-    }
-    s
-}
 
 fn rules() -> String {
     let mut s = String::from("groups:\n");
@@ -75,38 +49,6 @@ fn rules() -> String {
         }
     }
     s
-}
-
-/// utime + stime of a process in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(") ")
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
-
-/// Peak resident set size (VmHWM) in MiB.
-fn peak_rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-/// Sum of the samples of `name` (exact name, any labels) in a text page.
-fn metric_sum(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && l.split(['{', ' ']).next() == Some(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 struct Measured {

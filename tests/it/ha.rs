@@ -218,11 +218,8 @@ fn patches(w: &Shared, rollout: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// kill -9 the leader with an abort decided on both replicas and another
-/// held only by the standby: the standby takes over within the lease
-/// duration and the rollouts receive exactly one abort request each.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn standby_takes_over_after_kill_and_acts_exactly_once() {
+/// The world, then replica a (leading) and b (standby, seeing a).
+async fn start_pair() -> (Shared, Daemon, Daemon, [tempfile::TempDir; 2]) {
     let (w, lease_a, lease_b, sink) = start_world().await;
     let dir_a = tempfile::tempdir().unwrap();
     let a = Daemon::start(dir_a.path(), &config("a", lease_a, sink));
@@ -236,6 +233,15 @@ async fn standby_takes_over_after_kill_and_acts_exactly_once() {
         (ha(&b).await["holder"] == "a").then_some(())
     })
     .await;
+    (w, a, b, [dir_a, dir_b])
+}
+
+/// kill -9 the leader with an abort decided on both replicas and another
+/// held only by the standby: the standby takes over within the lease
+/// duration and the rollouts receive exactly one abort request each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standby_takes_over_after_kill_and_acts_exactly_once() {
+    let (w, a, b, _dirs) = start_pair().await;
     let st = ha(&b).await;
     assert_eq!(st["leader"], false);
     assert_eq!(
@@ -319,19 +325,7 @@ async fn standby_takes_over_after_kill_and_acts_exactly_once() {
 /// once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitioned_leader_stops_before_the_standby_starts() {
-    let (w, lease_a, lease_b, sink) = start_world().await;
-    let dir_a = tempfile::tempdir().unwrap();
-    let mut a = Daemon::start(dir_a.path(), &config("a", lease_a, sink));
-    eventually(10, "a leads", || async {
-        (ha(&a).await["leader"] == true).then_some(())
-    })
-    .await;
-    let dir_b = tempfile::tempdir().unwrap();
-    let mut b = Daemon::start(dir_b.path(), &config("b", lease_b, sink));
-    eventually(10, "b sees a", || async {
-        (ha(&b).await["holder"] == "a").then_some(())
-    })
-    .await;
+    let (w, mut a, mut b, _dirs) = start_pair().await;
 
     w.lock().unwrap().down.push("a");
     let cut = Instant::now();

@@ -9,9 +9,9 @@ use std::time::Duration;
 use crate::common::{config_for, eventually, Daemon, Reply, TestTarget};
 use augur::promql::Value;
 
-struct Prometheus {
+pub(crate) struct Prometheus {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -23,8 +23,13 @@ impl Drop for Prometheus {
 }
 
 pub(crate) fn find_prometheus() -> Option<String> {
+    find_bin("prometheus")
+}
+
+/// A binary on PATH.
+pub(crate) fn find_bin(bin: &str) -> Option<String> {
     let out = Command::new("sh")
-        .args(["-c", "command -v prometheus"])
+        .args(["-c", &format!("command -v {bin}")])
         .output()
         .ok()?;
     let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -33,7 +38,8 @@ pub(crate) fn find_prometheus() -> Option<String> {
 
 use crate::common::free_port;
 
-fn start_prometheus(bin: &str, target: std::net::SocketAddr) -> Prometheus {
+/// A Prometheus scraping `target` every second, also a remote-write receiver.
+pub(crate) fn start_prometheus(bin: &str, target: std::net::SocketAddr) -> Prometheus {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("prometheus.yml");
     std::fs::write(

@@ -19,6 +19,7 @@ use axum::Router;
 use augur::remote_write::proto::WriteRequest;
 
 use crate::common::{eventually, free_port, Daemon, Reply, TestTarget};
+use crate::prometheus_remote::{find_bin, start_prometheus};
 
 /// What the receiver does with the next request.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -489,16 +490,6 @@ async fn remote_write_full_queue_drops_oldest_and_shutdown_flushes() {
     assert!(got >= stored, "flushed {got} of {stored} at shutdown");
 }
 
-/// Finds a binary on PATH.
-fn find(bin: &str) -> Option<String> {
-    let out = Command::new("sh")
-        .args(["-c", &format!("command -v {bin}")])
-        .output()
-        .ok()?;
-    let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    (!p.is_empty()).then_some(p)
-}
-
 struct Server {
     child: Child,
     base: String,
@@ -509,31 +500,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-fn start_prometheus_receiver(bin: &str) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("prometheus.yml");
-    std::fs::write(&cfg, "global:\n  scrape_interval: 1m\n").unwrap();
-    let port = free_port();
-    let child = Command::new(bin)
-        .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--web.enable-remote-write-receiver")
-        .arg("--log.level=warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start prometheus");
-    Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
     }
 }
 
@@ -608,13 +574,15 @@ async fn raw_samples(
 /// and timestamps; scraped samples only where `send_scraped` is on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_write_to_prometheus_and_victoria_metrics() {
-    let (Some(prom_bin), Some(vm_bin)) = (find("prometheus"), find("victoria-metrics")) else {
+    let (Some(prom_bin), Some(vm_bin)) = (find_bin("prometheus"), find_bin("victoria-metrics"))
+    else {
         crate::common::skip_or_fail(
             "prometheus or victoria-metrics not found on PATH; install the Debian packages `prometheus` and `victoria-metrics`",
         );
         return;
     };
-    let prom = start_prometheus_receiver(&prom_bin);
+    // It scrapes nothing that exists: all it holds comes by remote write.
+    let prom = start_prometheus(&prom_bin, "127.0.0.1:9".parse().unwrap());
     let vm = start_victoria_metrics(&vm_bin);
     let target = TestTarget::start(Reply::text(
         "# TYPE requests_total counter\nrequests_total{code=\"200\"} 90\nrequests_total{code=\"500\"} 10\n",
@@ -637,7 +605,7 @@ async fn remote_write_to_prometheus_and_victoria_metrics() {
         target.addr,
         &format!(
             "[[remote_write]]\nurl = \"{}/api/v1/write\"\nname = \"prometheus\"\n[remote_write.queue_config]\nbatch_send_deadline = \"200ms\"\n[[remote_write]]\nurl = \"{}/api/v1/write\"\nname = \"vm\"\nsend_scraped = true\n[remote_write.queue_config]\nbatch_send_deadline = \"200ms\"\n",
-            prom.base, vm.base
+            prom.url, vm.base
         ),
     );
     let mut d = Daemon::start(dir.path(), &cfg);
@@ -657,7 +625,7 @@ async fn remote_write_to_prometheus_and_victoria_metrics() {
         .iter()
         .map(|(t, v)| (*t, v.parse().unwrap()))
         .collect();
-    for (name, base) in [("prometheus", &prom.base), ("vm", &vm.base)] {
+    for (name, base) in [("prometheus", &prom.url), ("vm", &vm.base)] {
         let got = eventually(30, &format!("{name} has the recording results"), || async {
             let r = raw_samples(base, "job:error_ratio").await?;
             (r[0].1.len() >= 3).then_some(r)
@@ -700,7 +668,7 @@ async fn remote_write_to_prometheus_and_victoria_metrics() {
     })
     .await;
     assert_eq!(scraped.len(), 2);
-    assert!(raw_samples(&prom.base, "requests_total").await.is_none());
+    assert!(raw_samples(&prom.url, "requests_total").await.is_none());
     assert_eq!(
         d.own_metric("augur_remote_write_failed_total", "").await,
         0.0
