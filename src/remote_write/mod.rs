@@ -9,7 +9,7 @@
 //! `max_samples_per_send` samples or `batch_send_deadline` has passed.
 //! 5xx, network errors and timeouts are retried with doubling backoff
 //! (`min_backoff` to `max_backoff`, or the receiver's `Retry-After` in
-//! seconds) until they succeed, while newer samples queue behind; 429 is retried only
+//! seconds, at most an hour) until they succeed, while newer samples queue behind; 429 is retried only
 //! with `retry_on_http_429`; any other 4xx drops the batch, counted as
 //! failed (the spec forbids retrying it). At shutdown the shards send what
 //! they hold for up to [`FLUSH_DEADLINE`], then count the rest as dropped.
@@ -34,6 +34,10 @@ use crate::store::{Origin, Tap, TapLabels, Tapped};
 
 /// How long shutdown (or a reload that removes an endpoint) keeps sending.
 pub const FLUSH_DEADLINE: Duration = Duration::from_secs(5);
+
+/// The longest `Retry-After` honoured: a receiver asking for more cannot
+/// park a shard for days (or overflow the clock).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// The remote-write version header's value for protocol 1.0.
 pub const VERSION_HEADER: &str = "0.1.0";
@@ -362,8 +366,9 @@ impl Sender {
                 Err(Failure::Permanent(why)) => return Outcome::Refused(why),
                 Err(Failure::Retry { why, after }) => {
                     warn!(remote = %q.cfg.name, error = %why, "remote write failed; retrying");
-                    // Retry-After wins over the backoff and is not capped,
-                    // as in Prometheus's sendWriteRequestWithBackoff.
+                    // Retry-After wins over the backoff and is not capped by
+                    // max_backoff, as in Prometheus's
+                    // sendWriteRequestWithBackoff (MAX_RETRY_AFTER bounds it).
                     after.filter(|a| !a.is_zero()).unwrap_or(backoff)
                 }
             };
@@ -429,14 +434,18 @@ impl Sender {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let text: String = resp
-            .text()
-            .await
-            .unwrap_or_default()
-            .chars()
-            .take(256)
-            .collect();
+            .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+        // Only the start of an error body is kept: a receiver cannot make
+        // augur buffer an arbitrary answer.
+        let mut resp = resp;
+        let mut head: Vec<u8> = Vec::new();
+        while head.len() < 256 {
+            match resp.chunk().await {
+                Ok(Some(c)) => head.extend_from_slice(&c[..c.len().min(256 - head.len())]),
+                _ => break,
+            }
+        }
+        let text = String::from_utf8_lossy(&head).into_owned();
         let why = format!("server returned HTTP status {status}: {}", text.trim());
         if status.is_server_error()
             || (status == reqwest::StatusCode::TOO_MANY_REQUESTS && cfg.queue.retry_on_http_429)

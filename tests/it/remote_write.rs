@@ -30,6 +30,8 @@ enum Mode {
     TooMany,
     /// never answers (the sender's timeout must fire)
     Hang,
+    /// 503 with `Retry-After: u64::MAX` and a 64 MiB body
+    Hostile,
 }
 
 #[derive(Default)]
@@ -137,6 +139,15 @@ async fn receive(
         Mode::Status(code) => {
             seen.lock().unwrap().refused.push((code, body.to_vec()));
             (StatusCode::from_u16(code).unwrap(), "no").into_response()
+        }
+        Mode::Hostile => {
+            seen.lock().unwrap().refused.push((503, Vec::new()));
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [("Retry-After", "18446744073709551615")],
+                vec![b'x'; 64 << 20],
+            )
+                .into_response()
         }
         Mode::TooMany => {
             seen.lock().unwrap().refused.push((429, body.to_vec()));
@@ -674,4 +685,56 @@ async fn remote_write_to_prometheus_and_victoria_metrics() {
         0.0
     );
     assert_eq!(d.stop(), 0);
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// A hostile receiver (an endless Retry-After, a 64 MiB error body)
+/// neither crashes augur, nor makes it buffer the body, nor blocks its
+/// shutdown: the samples wait, then are counted dropped at SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_receiver_cannot_crash_bloat_or_block_shutdown() {
+    let target = TestTarget::start(Reply::text("flap_metric 5\n")).await;
+    let rx = Receiver::start().await;
+    rx.set(Mode::Hostile);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.yml"), RULES).unwrap();
+    let cfg = config(
+        target.addr,
+        &remote(
+            &rx.url(),
+            "",
+            "batch_send_deadline = \"100ms\"\nmax_shards = 1",
+        ),
+    );
+    let mut d = Daemon::start(dir.path(), &cfg);
+    eventually(20, "the receiver refused a batch", || async {
+        (!rx.seen.lock().unwrap().refused.is_empty()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(rss_mib(d.pid()) < 60.0, "RSS {} MiB", rss_mib(d.pid()));
+    assert_eq!(d.get_text("/-/healthy").await.0, 200);
+    // One request, then the (capped) Retry-After wait: no hammering.
+    assert_eq!(rx.seen.lock().unwrap().refused.len(), 1);
+    let pending = eventually(10, "samples wait", || async {
+        let p = d.own_metric("augur_remote_write_pending", "").await;
+        (p > 0.0).then_some(p)
+    })
+    .await;
+    let stop = std::time::Instant::now();
+    assert_eq!(d.stop(), 0);
+    assert!(
+        stop.elapsed() < Duration::from_secs(9),
+        "{:?}",
+        stop.elapsed()
+    );
+    assert!(pending > 0.0);
 }
