@@ -184,17 +184,20 @@ fn refuse(message: String) -> KubeFailure {
 }
 
 /// Carries out `decision` on `namespace/name`; returns the calls made.
-/// With `fresh_read` (two replicas under `[ha]`), an abort first reads the
-/// Rollout and sends nothing when it is already aborted, so a new leader
-/// repeating its predecessor's abort changes nothing.
+/// With `ha_key` (two replicas under `[ha]`: the action's idempotency key)
+/// a repeat by a new leader changes nothing: an Argo abort first reads the
+/// Rollout and sends nothing when it is already aborted; a Deployment
+/// rollback marks the Deployment with the key (annotation
+/// [`UNDO_ANNOTATION`]) and is skipped when the mark is there.
 pub async fn act(
     client: &kube::Client,
     sink: &KubernetesSink,
     namespace: &str,
     name: &str,
     decision: Decision,
-    fresh_read: bool,
+    ha_key: Option<&str>,
 ) -> Result<Vec<Call>, (Vec<Call>, KubeFailure)> {
+    let fresh_read = ha_key.is_some();
     // Paths are built from these: only checked names reach a URL.
     if let Err(e) =
         crate::names::check_namespace(namespace).and_then(|()| crate::names::check_name(name))
@@ -219,7 +222,7 @@ pub async fn act(
             argo_rollout(&mut api, namespace, name, decision, fresh_read).await
         }
         KubeTarget::FlaggerCanary => flagger_canary(&mut api, namespace, name, decision).await,
-        KubeTarget::Deployment => deployment(&mut api, namespace, name, decision).await,
+        KubeTarget::Deployment => deployment(&mut api, namespace, name, decision, ha_key).await,
     };
     match r {
         Ok(()) => Ok(api.calls),
@@ -375,6 +378,7 @@ async fn deployment(
     ns: &str,
     name: &str,
     decision: Decision,
+    ha_key: Option<&str>,
 ) -> Result<(), KubeFailure> {
     let path = format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}");
     match decision {
@@ -383,7 +387,7 @@ async fn deployment(
                 .await
                 .map_err(failure)?;
         }
-        Decision::Rollback => undo(api, ns, name, &path).await?,
+        Decision::Rollback => undo(api, ns, name, &path, ha_key).await?,
         Decision::Pause => {
             api.patch(path, json!({"spec": {"paused": true}}))
                 .await
@@ -420,8 +424,22 @@ const HASH_LABEL: &str = "pod-template-hash";
 /// with the second-highest revision among those the Deployment controls,
 /// and put its pod template (without the hash label) and annotations back
 /// with a JSON patch.
-async fn undo(api: &mut Api<'_>, ns: &str, name: &str, path: &str) -> Result<(), KubeFailure> {
+/// Marks a Deployment rolled back by an action under `[ha]` (the value is
+/// the action's idempotency key), so a new leader does not undo twice.
+pub const UNDO_ANNOTATION: &str = "augur.dev/undone-by";
+
+async fn undo(
+    api: &mut Api<'_>,
+    ns: &str,
+    name: &str,
+    path: &str,
+    ha_key: Option<&str>,
+) -> Result<(), KubeFailure> {
     let dep = api.get(path.to_string()).await?;
+    if ha_key.is_some() && dep["metadata"]["annotations"][UNDO_ANNOTATION].as_str() == ha_key {
+        // The previous leader made this very rollback.
+        return Ok(());
+    }
     let selector = label_selector(&dep["spec"]["selector"]);
     let q: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("labelSelector", &selector)
@@ -489,6 +507,9 @@ async fn undo(api: &mut Api<'_>, ns: &str, name: &str, path: &str) -> Result<(),
                 annotations.insert(k.clone(), v.clone());
             }
         }
+    }
+    if let Some(k) = ha_key {
+        annotations.insert(UNDO_ANNOTATION.to_string(), json!(k));
     }
     let patch = json!([
         {"op": "replace", "path": "/spec/template", "value": template},

@@ -335,7 +335,9 @@ impl Dispatcher {
                 return;
             }
             let outcome = match kubernetes::client(k).await {
-                Ok(c) => kubernetes::act(&c, k, ns, name, decision, ha).await,
+                Ok(c) => {
+                    kubernetes::act(&c, k, ns, name, decision, ha.then_some(a.key.as_str())).await
+                }
                 Err(f) => Err((Vec::new(), f)),
             };
             match outcome {

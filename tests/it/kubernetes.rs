@@ -91,6 +91,12 @@ async fn start_api() -> (std::net::SocketAddr, ApiServer) {
                     return (StatusCode::OK, [("content-type", "application/json")], obj.to_string()).into_response();
                 }
             }
+            if path == "/apis/apps/v1/namespaces/shop/deployments/api-undone" && method == Method::GET {
+                // Rolled back already by a previous leader (under [ha]).
+                let mut d = deployment();
+                d["metadata"]["annotations"]["augur.dev/undone-by"] = json!("shop/api-undone/r1/rollback/deploy");
+                return (StatusCode::OK, [("content-type", "application/json")], d.to_string()).into_response();
+            }
             if path == "/apis/apps/v1/namespaces/shop/deployments/api" && method == Method::GET {
                 return (StatusCode::OK, [("content-type", "application/json")], deployment().to_string()).into_response();
             }
@@ -599,4 +605,73 @@ abort_with = "failed-checks"
         ),
         "{err}"
     );
+}
+
+/// Under `[ha]` a Deployment rollback marks the Deployment with the
+/// action's key, and a new leader repeating the action finds the mark and
+/// sends nothing (an undo is not idempotent: a second one would go back
+/// another revision). The lease lives on the same stand-in, which grants it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ha_rollback_is_marked_and_not_repeated() {
+    let (addr, api) = start_api().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        r#"[kubernetes]
+api_server = "http://{addr}"
+[ha]
+lease = "augur/augur"
+identity = "only"
+lease_duration = "3s"
+renew_deadline = "2s"
+retry_period = "500ms"
+[actions]
+max_backoff = "100ms"
+[[actions.kubernetes]]
+name = "deploy"
+target = "deployment"
+abort_with = "rollback"
+"#
+    );
+    let d = Daemon::start(dir.path(), &cfg);
+    eventually(10, "leading", || async {
+        (d.get_json("/api/v1/status/ha").await["data"]["leader"] == true).then_some(())
+    })
+    .await;
+    decide(&d, "shop", "api", "rollback").await;
+    let acts = settled(&d, "shop/api/r1/rollback").await;
+    assert_eq!(acts[0]["status"], "done", "{acts:#?}");
+    let patch = api
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|r| r.method == Method::PATCH && r.path.ends_with("/deployments/api"))
+        .cloned()
+        .expect("the undo patch");
+    assert_eq!(patch.content_type, "application/json-patch+json");
+    assert_eq!(
+        patch.body[1]["value"]["augur.dev/undone-by"],
+        "shop/api/r1/rollback/deploy"
+    );
+    decide(&d, "shop", "api-undone", "rollback").await;
+    let acts = settled(&d, "shop/api-undone/r1/rollback").await;
+    assert_eq!(acts[0]["status"], "done", "{acts:#?}");
+    let calls: Vec<Req> = api
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.path.contains("/deployments/api-undone") || r.path.contains("/replicasets"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        calls.len(),
+        2,
+        "only the fresh read of api-undone: {calls:#?}"
+    );
+    assert_eq!(
+        calls[1].path,
+        "/apis/apps/v1/namespaces/shop/deployments/api-undone"
+    );
+    assert_eq!(calls[1].method, Method::GET);
 }
