@@ -290,9 +290,10 @@ async fn standby_takes_over_after_kill_and_acts_exactly_once() {
     .await;
     let takeover = killed.elapsed();
     // Expired 3 s after b last saw a's renewal (at most 500 ms before the
-    // kill), found within one jittered retry period.
+    // kill), found within one jittered retry period (0.6 s); the rest is
+    // slack for a loaded CI machine.
     assert!(
-        takeover < Duration::from_millis(4500),
+        takeover < Duration::from_millis(5000),
         "takeover took {takeover:?}"
     );
     eventually(10, "b aborted onlyb", || async {
@@ -346,7 +347,7 @@ async fn partitioned_leader_stops_before_the_standby_starts() {
         "a stopped acting at {a_stopped:?}, b started at {b_started:?}"
     );
     assert!(
-        a_stopped <= Duration::from_millis(2600),
+        a_stopped <= Duration::from_millis(3000),
         "renew deadline 2 s: {a_stopped:?}"
     );
     // The cut-off replica no longer acts.
