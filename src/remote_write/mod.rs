@@ -8,8 +8,8 @@
 //! when full and counts it. A shard sends when it holds
 //! `max_samples_per_send` samples or `batch_send_deadline` has passed.
 //! 5xx, network errors and timeouts are retried with doubling backoff
-//! (`min_backoff` to `max_backoff`, or the receiver's `Retry-After` in
-//! seconds, at most an hour) until they succeed, while newer samples queue behind; 429 is retried only
+//! (`min_backoff` to `max_backoff`, or the receiver's `Retry-After`, in
+//! seconds or as a date, at most an hour) until they succeed, while newer samples queue behind; 429 is retried only
 //! with `retry_on_http_429`; any other 4xx drops the batch, counted as
 //! failed (the spec forbids retrying it). At shutdown the shards send what
 //! they hold for up to [`FLUSH_DEADLINE`], then count the rest as dropped.
@@ -433,8 +433,7 @@ impl Sender {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+            .and_then(|v| retry_after(v, std::time::SystemTime::now()));
         // Only the start of an error body is kept: a receiver cannot make
         // augur buffer an arbitrary answer.
         let mut resp = resp;
@@ -455,6 +454,21 @@ impl Sender {
             Err(Failure::Permanent(why))
         }
     }
+}
+
+/// A `Retry-After` value (seconds or an HTTP date, as Prometheus's
+/// `retryAfterDuration`), at most [`MAX_RETRY_AFTER`]; None when it says
+/// nothing usable (then the backoff applies).
+pub fn retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    let d = match v.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => httpdate::parse_http_date(v)
+            .ok()?
+            .duration_since(now)
+            .unwrap_or(Duration::ZERO),
+    };
+    (!d.is_zero()).then(|| d.min(MAX_RETRY_AFTER))
 }
 
 enum Failure {
@@ -491,4 +505,69 @@ pub fn request(batch: &[Tapped]) -> proto::WriteRequest {
         });
     }
     proto::WriteRequest { timeseries: out }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn retry_after_takes_seconds_and_dates_and_is_capped() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_445_412_470);
+        assert_eq!(retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(" 120 ", now), Some(Duration::from_secs(120)));
+        // 2015-10-21T07:28:00Z is 10 s after `now`.
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
+            Some(Duration::from_secs(10))
+        );
+        // A date in the past, zero and junk say nothing: back off instead.
+        assert_eq!(retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now), None);
+        assert_eq!(retry_after("0", now), None);
+        assert_eq!(retry_after("soon", now), None);
+        assert_eq!(retry_after("-5", now), None);
+        assert_eq!(
+            retry_after("18446744073709551615", now),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert_eq!(
+            retry_after("Fri, 01 Jan 9999 00:00:00 GMT", SystemTime::now()),
+            Some(MAX_RETRY_AFTER)
+        );
+    }
+
+    #[test]
+    fn requests_group_samples_by_series_in_order() {
+        let l = |v: &str| -> TapLabels { vec![(Arc::from("__name__"), Arc::from(v))].into() };
+        let (a, b) = (l("a"), l("b"));
+        let batch = [
+            Tapped {
+                labels: a.clone(),
+                t: 1,
+                v: 1.0,
+            },
+            Tapped {
+                labels: b.clone(),
+                t: 1,
+                v: 2.0,
+            },
+            Tapped {
+                labels: a.clone(),
+                t: 2,
+                v: 3.0,
+            },
+        ];
+        let r = request(&batch);
+        assert_eq!(r.timeseries.len(), 2);
+        assert_eq!(r.timeseries[0].labels[0].value, "a");
+        let ts: Vec<i64> = r.timeseries[0]
+            .samples
+            .iter()
+            .map(|s| s.timestamp)
+            .collect();
+        assert_eq!(ts, [1, 2]);
+        let back = proto::decode(&proto::encode(&r)).unwrap();
+        assert_eq!(back, r);
+    }
 }
