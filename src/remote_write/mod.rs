@@ -60,6 +60,8 @@ struct Queue {
     /// newest timestamp sent (ms), across shards
     highest_sent: AtomicI64,
     token: CancellationToken,
+    /// when flushing ends, fixed by the first shard to see the stop
+    flush_until: Mutex<Option<tokio::time::Instant>>,
 }
 
 struct Shard {
@@ -134,6 +136,7 @@ impl RemoteWrite {
             },
             pending: AtomicI64::new(0),
             highest_sent: AtomicI64::new(0),
+            flush_until: Mutex::new(None),
             token: self.parent.child_token(),
         });
         // The series exist from the start, as Prometheus's do.
@@ -187,6 +190,20 @@ impl Tap for RemoteWrite {
 }
 
 impl Queue {
+    /// None while running; once stopped, the one deadline all of this
+    /// queue's shards flush by.
+    fn flush_deadline(&self) -> Option<tokio::time::Instant> {
+        if !self.token.is_cancelled() {
+            return None;
+        }
+        Some(
+            *self
+                .flush_until
+                .lock()
+                .get_or_insert_with(|| tokio::time::Instant::now() + FLUSH_DEADLINE),
+        )
+    }
+
     /// Queues samples (external labels, then `write_relabel_configs`, as
     /// Prometheus's `StoreSeries`), dropping the oldest of a full shard.
     fn push(&self, samples: &[Tapped], metrics: &Metrics) {
@@ -281,12 +298,8 @@ impl Sender {
     async fn run(self) {
         let q = self.queue.clone();
         let shard = &q.shards[self.shard];
-        let mut deadline: Option<tokio::time::Instant> = None;
         loop {
-            let stopping = q.token.is_cancelled();
-            if stopping && deadline.is_none() {
-                deadline = Some(tokio::time::Instant::now() + FLUSH_DEADLINE);
-            }
+            let stopping = q.flush_deadline().is_some();
             if !stopping && shard.buf.lock().len() < q.cfg.queue.max_samples_per_send {
                 tokio::select! {
                     _ = shard.wake.notified() => {}
@@ -306,7 +319,7 @@ impl Sender {
                 continue;
             }
             let n = batch.len() as u64;
-            let outcome = self.send(&batch, deadline).await;
+            let outcome = self.send(&batch).await;
             let m = &self.metrics;
             match outcome {
                 Outcome::Sent => {
@@ -332,7 +345,9 @@ impl Sender {
             m.remote_pending
                 .get_or_create(&q.labels)
                 .set(q.pending.load(Ordering::Relaxed));
-            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            if q.flush_deadline()
+                .is_some_and(|d| tokio::time::Instant::now() >= d)
+            {
                 let left = {
                     let mut buf = shard.buf.lock();
                     let left = buf.len() as u64;
@@ -353,7 +368,7 @@ impl Sender {
     }
 
     /// Sends one batch, retrying what the spec says to retry.
-    async fn send(&self, batch: &[Tapped], mut deadline: Option<tokio::time::Instant>) -> Outcome {
+    async fn send(&self, batch: &[Tapped]) -> Outcome {
         let q = &self.queue;
         let body = proto::encode(&request(batch));
         let mut backoff = q.cfg.queue.min_backoff;
@@ -373,11 +388,8 @@ impl Sender {
                 }
             };
             backoff = (wait * 2).min(q.cfg.queue.max_backoff);
-            if q.token.is_cancelled() && deadline.is_none() {
-                deadline = Some(tokio::time::Instant::now() + FLUSH_DEADLINE);
-            }
             let sleep = tokio::time::sleep(wait);
-            match deadline {
+            match q.flush_deadline() {
                 Some(d) => {
                     if tokio::time::Instant::now() + wait >= d {
                         return Outcome::GaveUp;
@@ -388,9 +400,7 @@ impl Sender {
                     tokio::select! {
                         _ = sleep => {}
                         // Shutdown: retry at once, within the flush deadline.
-                        _ = q.token.cancelled() => {
-                            deadline = Some(tokio::time::Instant::now() + FLUSH_DEADLINE);
-                        }
+                        _ = q.token.cancelled() => {}
                     }
                 }
             }
