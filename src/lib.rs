@@ -53,7 +53,8 @@
 //! and the staleness marker, shared by store and engine), [`clock`] (the
 //! wall clock), [`labels`], [`metrics`] (augur's own, and the events that
 //! move them), [`duration`], [`fmtfloat`], [`timefmt`], [`names`]
-//! (Kubernetes name checks), [`pathglob`] (Prometheus's `rule_files`
+//! (Kubernetes name checks), [`kubeapi`] (Kubernetes clients and raw
+//! requests shared by act, ha and discovery), [`pathglob`] (Prometheus's `rule_files`
 //! globs), [`signing`] (request signatures).
 
 #![forbid(unsafe_code)]
@@ -75,6 +76,7 @@ pub mod expfmt;
 pub mod fmtfloat;
 pub mod gotemplate;
 pub mod ha;
+pub mod kubeapi;
 pub mod labels;
 pub mod metrics;
 pub mod names;

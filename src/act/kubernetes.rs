@@ -23,7 +23,7 @@
 //!   rollout undo` (previous ReplicaSet's template, JSON patch); promote =
 //!   unpause.
 
-use axum::http::{Method, Request};
+use axum::http::Method;
 use serde_json::{json, Value};
 
 use crate::config::{AbortWith, KubeTarget, KubernetesSink};
@@ -38,37 +38,25 @@ pub struct KubeFailure {
     pub retryable: bool,
 }
 
-/// The client for a sink.
+/// The client for a sink: its connection, else kubeconfig or the
+/// in-cluster service account.
 pub async fn client(sink: &KubernetesSink) -> Result<kube::Client, KubeFailure> {
-    if let (None, Some(conn)) = (&sink.api_server, &sink.shared) {
-        return conn.client().await.map_err(|e| KubeFailure {
-            message: format!("[kubernetes] connection: {e}"),
-            retryable: true,
-        });
-    }
-    let cfg = match &sink.api_server {
-        Some(url) => {
-            let uri: axum::http::Uri = url.parse().map_err(|e| KubeFailure {
-                message: format!("api_server {url:?}: {e}"),
-                retryable: false,
+    match &sink.connection {
+        Some(conn) => conn.client().await.map_err(|e| KubeFailure {
+            message: format!("cannot build a Kubernetes client: {e}"),
+            retryable: false,
+        }),
+        None => {
+            let cfg = kube::Config::infer().await.map_err(|e| KubeFailure {
+                message: format!("no Kubernetes configuration (kubeconfig or in-cluster): {e}"),
+                retryable: true,
             })?;
-            let mut c = kube::Config::new(uri);
-            c.default_namespace = "default".into();
-            c.accept_invalid_certs = sink.insecure;
-            if let Some(f) = &sink.token_file {
-                c.auth_info.token_file = Some(f.display().to_string());
-            }
-            c
+            kube::Client::try_from(cfg).map_err(|e| KubeFailure {
+                message: format!("cannot build a Kubernetes client: {e}"),
+                retryable: false,
+            })
         }
-        None => kube::Config::infer().await.map_err(|e| KubeFailure {
-            message: format!("no Kubernetes configuration (kubeconfig or in-cluster): {e}"),
-            retryable: true,
-        })?,
-    };
-    kube::Client::try_from(cfg).map_err(|e| KubeFailure {
-        message: format!("cannot build a Kubernetes client: {e}"),
-        retryable: false,
-    })
+    }
 }
 
 /// One API call as recorded in the action's response.
@@ -99,32 +87,19 @@ impl Api<'_> {
         path: String,
         body: Option<(Value, &str)>,
     ) -> Result<Value, (u16, String)> {
-        let mut req = Request::builder().method(method.clone()).uri(&path);
-        let bytes = match &body {
-            Some((b, content_type)) => {
-                req = req.header("Content-Type", *content_type);
-                serde_json::to_vec(b).unwrap_or_default()
-            }
-            None => Vec::new(),
-        };
         let m: &'static str = if method == Method::PATCH {
             "PATCH"
         } else {
             "GET"
         };
-        let body = body.map(|(b, _)| b);
-        let req = req.body(bytes).map_err(|e| (0, e.to_string()))?;
-        let (code, result) = match self.client.request_text(req).await {
-            Ok(text) => (200, Ok(serde_json::from_str(&text).unwrap_or(Value::Null))),
-            Err(kube::Error::Api(e)) => (
-                e.code,
-                Err((
-                    e.code,
-                    format!("{} {}", e.reason, e.message).trim().to_string(),
-                )),
-            ),
-            Err(e) => (0, Err((0, e.to_string()))),
+        let result =
+            crate::kubeapi::request(self.client, m, &path, body.as_ref().map(|(b, t)| (b, *t)))
+                .await;
+        let code = match &result {
+            Ok(_) => 200,
+            Err((c, _)) => *c,
         };
+        let body = body.map(|(b, _)| b);
         self.calls.push(Call {
             method: m,
             path,

@@ -26,21 +26,16 @@ pub struct KubernetesSink {
     pub name: String,
     /// What it changes.
     pub target: KubeTarget,
-    /// API server URL; none = kubeconfig or in-cluster service account.
-    pub api_server: Option<String>,
-    /// Bearer token file for `api_server`.
-    pub token_file: Option<PathBuf>,
-    /// Skip TLS verification (test clusters only).
-    pub insecure: bool,
+    /// How to reach the API server: its own `api_server` (with
+    /// `token_file`, `insecure`), else `[kubernetes]`; None = kubeconfig
+    /// or the in-cluster service account.
+    pub connection: Option<KubeConnection>,
     /// Decisions it carries out (default: all).
     pub decisions: Vec<Decision>,
     /// Rollouts it acts on, as `namespace/name` globs (empty: all).
     pub rollouts: Vec<glob::Pattern>,
     /// Deployments and Flagger Canaries: how an abort is carried out.
     pub abort_with: AbortWith,
-    /// The `[kubernetes]` connection, when the config has that section and
-    /// the sink names no `api_server` of its own.
-    pub shared: Option<KubeConnection>,
 }
 
 /// The Kubernetes object a sink changes.
@@ -260,13 +255,18 @@ pub(super) fn compile_actions(
             KubernetesSink {
                 name,
                 target,
-                api_server: v.api_server.as_ref().map(|u| u.get_ref().clone()),
-                token_file: v.token_file.as_ref().map(PathBuf::from),
-                insecure: v.insecure.unwrap_or(false),
+                connection: match &v.api_server {
+                    Some(u) => Some(KubeConnection {
+                        api_server: Some(u.get_ref().clone()),
+                        token_file: v.token_file.as_ref().map(PathBuf::from),
+                        insecure: v.insecure.unwrap_or(false),
+                        ..KubeConnection::default()
+                    }),
+                    None => shared.cloned(),
+                },
                 decisions,
                 rollouts: compile_rollouts(cx, &v.rollouts, "actions.kubernetes.rollouts"),
                 abort_with,
-                shared: v.api_server.is_none().then(|| shared.cloned()).flatten(),
             }
         })
         .collect();

@@ -21,8 +21,7 @@ pub struct KubeConnection {
 }
 
 impl KubeConnection {
-    /// Builds the client (a kubeconfig built in memory for `api_server`,
-    /// so kube reads the files and re-reads the token file).
+    /// Builds the client (for `api_server`, through [`crate::kubeapi::client`]).
     pub async fn client(&self) -> Result<kube::Client, String> {
         let kc = if let Some(f) = &self.kubeconfig_file {
             let k = kube::config::Kubeconfig::read_from(f)
@@ -36,7 +35,6 @@ impl KubeConnection {
                 user.insert("tokenFile".into(), t.display().to_string().into());
             }
             let mut cluster = serde_json::Map::new();
-            cluster.insert("server".into(), url.clone().into());
             if let Some(ca) = &self.ca_file {
                 cluster.insert(
                     "certificate-authority".into(),
@@ -46,17 +44,7 @@ impl KubeConnection {
             if self.insecure {
                 cluster.insert("insecure-skip-tls-verify".into(), true.into());
             }
-            let doc = serde_json::json!({
-                "clusters": [{"name": "augur", "cluster": cluster}],
-                "users": [{"name": "augur", "user": user}],
-                "contexts": [{"name": "augur", "context": {"cluster": "augur", "user": "augur"}}],
-                "current-context": "augur",
-            });
-            let k: kube::config::Kubeconfig =
-                serde_json::from_value(doc).map_err(|e| e.to_string())?;
-            kube::Config::from_custom_kubeconfig(k, &Default::default())
-                .await
-                .map_err(|e| e.to_string())?
+            return crate::kubeapi::client(url, user, cluster).await;
         } else {
             kube::Config::incluster().map_err(|e| format!("in-cluster configuration: {e}"))?
         };

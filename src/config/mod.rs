@@ -359,6 +359,18 @@ impl Ctx<'_> {
         }
     }
 
+    /// A count from 1 to `max`; a value outside is an error at its place.
+    fn count(&mut self, v: &Option<Spanned<u64>>, key: &str, default: u64, max: u64) -> u64 {
+        match v {
+            None => default,
+            Some(n) if *n.get_ref() == 0 || *n.get_ref() > max => {
+                self.error(n.span(), format!("{key}: expected 1 to {max}"));
+                default
+            }
+            Some(n) => *n.get_ref(),
+        }
+    }
+
     fn duration(&mut self, v: &Option<Spanned<String>>, key: &str, default: Duration) -> Duration {
         match v {
             None => default,
@@ -543,26 +555,15 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
             cx.error(r.span(), "state.retention: expected 1h to 10y");
         }
     }
-    let positive =
-        |cx: &mut Ctx<'_>, v: &Option<Spanned<u64>>, key: &str, default: u64, max: u64| match v {
-            None => default,
-            Some(n) if *n.get_ref() == 0 || *n.get_ref() > max => {
-                cx.error(n.span(), format!("{key}: expected 1 to {max}"));
-                default
-            }
-            Some(n) => *n.get_ref(),
-        };
     let state = StateConfig {
         retention: state_retention,
-        max_audit_rows: positive(
-            &mut cx,
+        max_audit_rows: cx.count(
             &rstate.max_audit_rows,
             "state.max_audit_rows",
             1_000_000,
             1_000_000_000,
         ),
-        max_running_analyses: positive(
-            &mut cx,
+        max_running_analyses: cx.count(
             &rstate.max_running_analyses,
             "state.max_running_analyses",
             1000,
@@ -631,14 +632,8 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
             }
             Some(m) => *m.get_ref() as usize,
         },
-        max_concurrency: match &rq.max_concurrency {
-            None => 20,
-            Some(m) if *m.get_ref() == 0 || *m.get_ref() > 10_000 => {
-                cx.error(m.span(), "query.max_concurrency: expected 1 to 10000");
-                20
-            }
-            Some(m) => *m.get_ref() as usize,
-        },
+        max_concurrency: cx.count(&rq.max_concurrency, "query.max_concurrency", 20, 10_000)
+            as usize,
     };
     if let Some(l) = &rq.lookback_delta {
         if query.lookback_delta.is_zero() {

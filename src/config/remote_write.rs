@@ -86,15 +86,9 @@ impl Default for QueueConfig {
     }
 }
 
-fn positive(cx: &mut Ctx<'_>, v: &Option<Spanned<u64>>, key: &str, default: usize) -> usize {
-    match v {
-        None => default,
-        Some(n) if *n.get_ref() == 0 || *n.get_ref() > 100_000_000 => {
-            cx.error(n.span(), format!("{key}: expected 1 to 100000000"));
-            default
-        }
-        Some(n) => *n.get_ref() as usize,
-    }
+/// A queue count, at most 10^8 (the memory a config may ask for).
+fn count(cx: &mut Ctx<'_>, v: &Option<Spanned<u64>>, key: &str, default: usize) -> usize {
+    cx.count(v, key, default as u64, 100_000_000) as usize
 }
 
 pub(super) fn compile_remote_write(
@@ -182,10 +176,10 @@ pub(super) fn compile_remote_write(
             Some(q) => {
                 let k = |f: &str| format!("{key}.queue_config.{f}");
                 let queue = QueueConfig {
-                    capacity: positive(cx, &q.capacity, &k("capacity"), d.capacity),
-                    max_shards: positive(cx, &q.max_shards, &k("max_shards"), d.max_shards),
-                    min_shards: positive(cx, &q.min_shards, &k("min_shards"), d.min_shards),
-                    max_samples_per_send: positive(
+                    capacity: count(cx, &q.capacity, &k("capacity"), d.capacity),
+                    max_shards: count(cx, &q.max_shards, &k("max_shards"), d.max_shards),
+                    min_shards: count(cx, &q.min_shards, &k("min_shards"), d.min_shards),
+                    max_samples_per_send: count(
                         cx,
                         &q.max_samples_per_send,
                         &k("max_samples_per_send"),

@@ -157,16 +157,10 @@ fn parse_metric(m: &Json, strings: &mut Strings) -> Result<Labels, ResponseError
             });
         }
     }
-    // JSON objects may repeat a key; the last one wins, as from_pairs does.
-    v.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut out: Vec<crate::labels::Label> = Vec::with_capacity(v.len());
-    for l in v {
-        match out.last_mut() {
-            Some(prev) if prev.name == l.name => *prev = l,
-            _ => out.push(l),
-        }
-    }
-    Ok(Labels::from_sorted(out))
+    // Keys of a JSON object are unique; their order depends on
+    // serde_json's features, so sort.
+    v.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    Ok(Labels::from_sorted(v))
 }
 
 /// Reads a Prometheus query API response.

@@ -314,27 +314,21 @@ impl LeaseApi {
         )
     }
 
+    /// The answer (an object), 404/409 as `Err(code)`, anything else an
+    /// error naming it.
     async fn send(
         &self,
         method: &str,
         path: String,
         body: Option<&Value>,
     ) -> Result<Result<Value, u16>, String> {
-        let mut req = axum::http::Request::builder().method(method).uri(path);
-        let bytes = match body {
-            Some(b) => {
-                req = req.header("Content-Type", "application/json");
-                serde_json::to_vec(b).map_err(|e| e.to_string())?
-            }
-            None => Vec::new(),
-        };
-        let req = req.body(bytes).map_err(|e| e.to_string())?;
-        match self.client.request_text(req).await {
-            Ok(text) => serde_json::from_str(&text)
-                .map(Ok)
-                .map_err(|e| format!("the API server's answer is not JSON: {e}")),
-            Err(kube::Error::Api(e)) if matches!(e.code, 404 | 409) => Ok(Err(e.code)),
-            Err(e) => Err(e.to_string()),
+        let body = body.map(|b| (b, "application/json"));
+        match crate::kubeapi::request(&self.client, method, &path, body).await {
+            Ok(v) if v.is_object() => Ok(Ok(v)),
+            Ok(_) => Err("the API server's answer is not a JSON object".into()),
+            Err((code @ (404 | 409), _)) => Ok(Err(code)),
+            Err((0, e)) => Err(e),
+            Err((code, e)) => Err(format!("HTTP {code}: {e}")),
         }
     }
 

@@ -28,6 +28,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::RemoteWriteConfig;
+use prometheus_client::metrics::gauge::Gauge;
+
 use crate::metrics::{Metrics, RemoteLabels};
 use crate::relabel::LabelSet;
 use crate::store::{Origin, Tap, TapLabels, Tapped};
@@ -56,7 +58,8 @@ struct Queue {
     external: LabelSet,
     shards: Vec<Shard>,
     labels: RemoteLabels,
-    pending: AtomicI64,
+    /// samples queued or in flight (`augur_remote_write_pending`)
+    pending: Gauge,
     /// newest timestamp sent (ms), across shards
     highest_sent: AtomicI64,
     token: CancellationToken,
@@ -121,6 +124,11 @@ impl RemoteWrite {
             .build()
             .map_err(|e| e.to_string())?;
         let n = shard_count(cfg);
+        let labels = RemoteLabels {
+            name: cfg.name.clone(),
+            url: cfg.url.clone(),
+        };
+        let pending = self.metrics.remote_pending.get_or_create(&labels).clone();
         let q = Arc::new(Queue {
             cfg: cfg.clone(),
             external,
@@ -130,11 +138,8 @@ impl RemoteWrite {
                     wake: tokio::sync::Notify::new(),
                 })
                 .collect(),
-            labels: RemoteLabels {
-                name: cfg.name.clone(),
-                url: cfg.url.clone(),
-            },
-            pending: AtomicI64::new(0),
+            labels,
+            pending,
             highest_sent: AtomicI64::new(0),
             flush_until: Mutex::new(None),
             token: self.parent.child_token(),
@@ -144,7 +149,7 @@ impl RemoteWrite {
         m.remote_samples.get_or_create(&q.labels).inc_by(0);
         m.remote_failed.get_or_create(&q.labels).inc_by(0);
         m.remote_dropped.get_or_create(&q.labels).inc_by(0);
-        m.remote_pending.get_or_create(&q.labels).set(0);
+        q.pending.set(0);
         m.remote_highest_sent.get_or_create(&q.labels).set(0.0);
         for i in 0..n {
             let sender = Sender {
@@ -244,11 +249,7 @@ impl Queue {
                 shard.wake.notify_one();
             }
         }
-        self.pending.fetch_add(added, Ordering::Relaxed);
-        metrics
-            .remote_pending
-            .get_or_create(&self.labels)
-            .set(self.pending.load(Ordering::Relaxed));
+        self.pending.inc_by(added);
         if dropped > 0 {
             metrics
                 .remote_dropped
@@ -341,10 +342,7 @@ impl Sender {
                     m.remote_dropped.get_or_create(&q.labels).inc_by(n);
                 }
             }
-            q.pending.fetch_sub(n as i64, Ordering::Relaxed);
-            m.remote_pending
-                .get_or_create(&q.labels)
-                .set(q.pending.load(Ordering::Relaxed));
+            q.pending.dec_by(n as i64);
             if q.flush_deadline()
                 .is_some_and(|d| tokio::time::Instant::now() >= d)
             {
@@ -357,10 +355,7 @@ impl Sender {
                 if left > 0 {
                     warn!(remote = %q.cfg.name, samples = left, "remote write flush deadline passed; samples dropped");
                     m.remote_dropped.get_or_create(&q.labels).inc_by(left);
-                    q.pending.fetch_sub(left as i64, Ordering::Relaxed);
-                    m.remote_pending
-                        .get_or_create(&q.labels)
-                        .set(q.pending.load(Ordering::Relaxed));
+                    q.pending.dec_by(left as i64);
                 }
                 return;
             }

@@ -17,7 +17,7 @@ use super::file::{Group, Rule};
 use crate::gotemplate::{self as template, QuerySample};
 use crate::labels::{Labels, METRIC_NAME};
 use crate::promql::{Engine, Value};
-use crate::store::{stale_nan, Origin, Store, TapLabels, Tapped};
+use crate::store::{stale_nan, Origin, Store, Tapped};
 
 /// How long a resolved alert is kept (and re-sent) (`resolvedRetention`).
 pub const RESOLVED_RETENTION: Duration = Duration::from_secs(15 * 60);
@@ -270,7 +270,7 @@ impl GroupState {
                 let mut fwd: Vec<Tapped> = Vec::with_capacity(out.len());
                 for (labels, v) in out {
                     fwd.push(Tapped {
-                        labels: tap_labels(&labels),
+                        labels: crate::store::tap_labels(&labels),
                         t,
                         v,
                     });
@@ -278,7 +278,7 @@ impl GroupState {
                 }
                 for gone in r.prev_series.difference(&cur) {
                     fwd.push(Tapped {
-                        labels: tap_labels(gone),
+                        labels: crate::store::tap_labels(gone),
                         t,
                         v: stale_nan(),
                     });
@@ -317,18 +317,6 @@ impl GroupState {
             }
         }
     }
-}
-
-/// A result's labels as the store would keep them: sorted, no empty values.
-fn tap_labels(l: &Labels) -> TapLabels {
-    let mut v: Vec<(std::sync::Arc<str>, std::sync::Arc<str>)> = l
-        .iter()
-        .filter(|x| !x.value.is_empty())
-        .map(|x| (x.name.clone(), x.value.clone()))
-        .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v.dedup_by(|a, b| a.0 == b.0);
-    v.into()
 }
 
 fn query_vector(
@@ -616,15 +604,18 @@ impl GroupState {
                 ForStateSource::Store(_) => &[],
                 ForStateSource::Remote { external, .. } => external,
             };
-            let strip = |l: &Labels| -> Labels { l.drop(ignore, true) };
+            // The newest sample per identity, found once for all alerts.
+            let mut last: HashMap<Labels, (i64, f64)> = HashMap::new();
+            for s in &series {
+                if let Some(&p) = s.samples.last() {
+                    let e = last.entry(s.labels.drop(ignore, true)).or_insert(p);
+                    if p.0 > e.0 {
+                        *e = p;
+                    }
+                }
+            }
             for a in r.active.values_mut() {
-                let want = strip(&a.labels);
-                let Some(&(t, v)) = series
-                    .iter()
-                    .filter(|s| strip(&s.labels) == want)
-                    .filter_map(|s| s.samples.last())
-                    .max_by_key(|p| p.0)
-                else {
+                let Some(&(t, v)) = last.get(&a.labels.drop(ignore, true)) else {
                     continue;
                 };
                 if crate::store::is_stale_nan(v) || !v.is_finite() {

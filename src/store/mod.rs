@@ -166,6 +166,14 @@ pub enum Origin {
 /// Sorted label pairs of a tapped sample; the strings are the interner's.
 pub type TapLabels = Arc<[(Arc<str>, Arc<str>)]>;
 
+/// A label set as the tap hands it on; `Labels` are already sorted,
+/// unique and free of empty values, so this only shares the strings.
+pub fn tap_labels(l: &Labels) -> TapLabels {
+    l.iter()
+        .map(|x| (x.name.clone(), x.value.clone()))
+        .collect()
+}
+
 /// One sample the store kept (staleness markers included).
 #[derive(Debug, Clone)]
 pub struct Tapped {

@@ -200,7 +200,6 @@ async fn client(cfg: &KubernetesSdConfig) -> Result<kube::Client, String> {
             user.insert("client-key".into(), k.display().to_string().into());
         }
         let mut cluster = serde_json::Map::new();
-        cluster.insert("server".into(), url.clone().into());
         if let Some(ca) = &t.ca_file {
             cluster.insert(
                 "certificate-authority".into(),
@@ -213,16 +212,7 @@ async fn client(cfg: &KubernetesSdConfig) -> Result<kube::Client, String> {
         if let Some(sn) = &t.server_name {
             cluster.insert("tls-server-name".into(), sn.clone().into());
         }
-        let doc = serde_json::json!({
-            "clusters": [{"name": "sd", "cluster": cluster}],
-            "users": [{"name": "sd", "user": user}],
-            "contexts": [{"name": "sd", "context": {"cluster": "sd", "user": "sd"}}],
-            "current-context": "sd",
-        });
-        let k: kube::config::Kubeconfig = serde_json::from_value(doc).map_err(|e| e.to_string())?;
-        kube::Config::from_custom_kubeconfig(k, &Default::default())
-            .await
-            .map_err(|e| e.to_string())?
+        return crate::kubeapi::client(url, user, cluster).await;
     } else {
         kube::Config::incluster().map_err(|e| e.to_string())?
     };
