@@ -214,6 +214,13 @@ async fn run_with(opts: RunOptions, embedded: Option<Embedded>) -> Result<(), St
     }
     tracker.spawn(act.clone().run(scrape_token.clone()));
     tracker.spawn(act.clone().settle_loop(scrape_token.clone()));
+    let rollouts = Arc::new(crate::rollout::Controller::new(
+        state.clone(),
+        analysis.clone(),
+        act.clone(),
+    ));
+    rollouts.set_rollouts(&cfg.rollouts);
+    tracker.spawn(rollouts.clone().run(scrape_token.clone()));
 
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
@@ -244,6 +251,7 @@ async fn run_with(opts: RunOptions, embedded: Option<Embedded>) -> Result<(), St
         analysis: analysis.clone(),
         auth: Arc::new(crate::api::Auth::new(auth.clone())),
         act: act.clone(),
+        rollouts: rollouts.clone(),
     });
     let server = {
         let token = http_token.clone();
@@ -281,6 +289,7 @@ async fn run_with(opts: RunOptions, embedded: Option<Embedded>) -> Result<(), St
         rules: rules.clone(),
         metrics: metrics.clone(),
         analysis: analysis.clone(),
+        rollouts,
         store: store.clone(),
         auth,
         actions: actions_cfg,
@@ -536,6 +545,7 @@ struct Live {
     rules: Arc<RuleRunner>,
     metrics: Arc<Metrics>,
     analysis: Arc<crate::analysis::engine::AnalysisManager>,
+    rollouts: Arc<crate::rollout::Controller>,
     store: Arc<Store>,
     auth: Arc<RwLock<crate::config::ApiAuth>>,
     actions: Arc<RwLock<crate::config::ActionsConfig>>,
@@ -594,6 +604,7 @@ impl Live {
         self.analysis.set_kayenta_configs(&cfg.kayenta_configs);
         self.analysis.set_limits(cfg.state.max_running_analyses);
         self.analysis.set_datasource(datasource);
+        self.rollouts.set_rollouts(&cfg.rollouts);
         *self.auth.write() = cfg.server.auth.clone();
         *self.actions.write() = cfg.actions.clone();
         let had = old.query.max_concurrency;
@@ -729,6 +740,12 @@ pub fn offline_router(cfg: &Config) -> anyhow::Result<axum::Router> {
         state.clone(),
         Arc::new(RwLock::new(cfg.actions.clone())),
     ));
+    let rollouts = Arc::new(crate::rollout::Controller::new(
+        state.clone(),
+        analysis.clone(),
+        act.clone(),
+    ));
+    rollouts.set_rollouts(&cfg.rollouts);
     let st = ApiState {
         config: Arc::new(RwLock::new(cfg.clone())),
         store,
@@ -744,6 +761,7 @@ pub fn offline_router(cfg: &Config) -> anyhow::Result<axum::Router> {
             cfg.server.auth.clone(),
         )))),
         act,
+        rollouts,
     };
     Ok(api::router(Arc::new(st)))
 }

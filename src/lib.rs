@@ -8,6 +8,7 @@
 //! remote Prometheus API -------------------------> datasource (same queries)
 //!                                                     | read at eval time t
 //!                   rules (record/alert) -> notify    analysis -> decide -> act
+//!                                                         rollout (steps) --/
 //!                              \___________________________________/
 //!                                   state (SQLite: alerts, runs, decisions,
 //!                                          outbox, audit)
@@ -37,6 +38,8 @@
 //!   Kayenta formats and judge.
 //! - [`decide`]: pure policy from verdicts and gates to answers and decisions.
 //! - [`act`]: decisions carried out once (webhooks, Kubernetes) from the outbox.
+//! - [`rollout`]: rollouts augur drives itself (`[[rollouts]]`): canary steps
+//!   over a traffic router, blue-green switches, durable step state.
 //! - [`ha`]: Lease leader election (client-go's semantics); `act` acts only
 //!   while this replica leads.
 //! - [`state`]: SQLite schema, migrations, retention; the only durable writer.
@@ -85,6 +88,7 @@ pub mod pathglob;
 pub mod promql;
 pub mod relabel;
 pub mod remote_write;
+pub mod rollout;
 pub mod rules;
 pub mod sample;
 pub mod scrape;

@@ -4,7 +4,8 @@
 //! `series`, `targets`, `export`); rules and alerts (`rules`); analysis runs
 //! and templates (`analysis`); Flagger's webhooks, gates, Argo's `web`
 //! metric, operator decisions, decisions and the audit log (`hooks`); the
-//! Kayenta-compatible API (`kayenta`); who may call what (`auth`).
+//! Kayenta-compatible API (`kayenta`); rollouts augur drives and operator
+//! verbs (`rollouts`); who may call what (`auth`).
 //! Routes never write state themselves: runs change through the analysis
 //! manager, decisions through the dispatcher.
 
@@ -13,6 +14,7 @@ mod auth;
 mod hooks;
 mod kayenta;
 mod query;
+mod rollouts;
 mod rules;
 mod selector;
 
@@ -62,6 +64,8 @@ pub struct ApiState {
     pub auth: Arc<Auth>,
     /// decisions and their actions
     pub act: Arc<crate::act::Dispatcher>,
+    /// rollouts augur drives
+    pub rollouts: Arc<crate::rollout::Controller>,
 }
 
 /// All routes.
@@ -101,9 +105,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/api/v1/argo/{template}",
             get(hooks::argo).post(hooks::argo).route_layer(auth()),
         )
+        .route("/api/v1/rollouts", get(rollouts::list))
+        .route("/api/v1/rollouts/{namespace}/{name}", get(rollouts::get))
         .route(
             "/api/v1/rollouts/{namespace}/{name}/{decision}",
-            post(hooks::operator_decision).route_layer(auth()),
+            post(rollouts::verb).route_layer(auth()),
         )
         .route("/api/v1/decisions", get(hooks::decisions))
         .route("/api/v1/status/ha", get(ha_status))

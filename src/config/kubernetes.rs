@@ -73,7 +73,7 @@ pub struct HaConfig {
     pub ready_only_when_leader: bool,
 }
 
-fn connection(
+pub(super) fn connection(
     cx: &mut Ctx<'_>,
     api_server: &Option<Spanned<String>>,
     kubeconfig_file: &Option<String>,

@@ -18,6 +18,7 @@ mod kubernetes;
 mod notify;
 mod raw;
 mod remote_write;
+mod rollouts;
 mod scrape;
 
 pub use actions::{
@@ -27,6 +28,9 @@ pub use datasource::DatasourceConfig;
 pub use kubernetes::{HaConfig, KubeConnection};
 pub use notify::{NotifyConfig, Receiver, ReceiverKind};
 pub use remote_write::{QueueConfig, RemoteWriteConfig};
+pub use rollouts::{
+    AnalysisRef, BlueGreenSpec, CanarySpec, RolloutConfig, Router, Step, Strategy, BUILTIN_ARGS,
+};
 pub use scrape::{
     parse_bytes, Auth, FileSdConfig, HttpSdConfig, KubeRole, KubeSelector, KubernetesSdConfig,
     ScrapeConfig, Secret, StaticConfig, TlsConfig, DEFAULT_BODY_SIZE_LIMIT,
@@ -38,6 +42,7 @@ use files::{load_files, FileKeys, Files};
 use kubernetes::{compile_ha, compile_kubernetes};
 use notify::compile_notify;
 use remote_write::compile_remote_write;
+use rollouts::compile_rollouts;
 use scrape::{body_size, compile_auth, compile_job, AuthFields, JobInherit};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -227,6 +232,8 @@ pub struct Config {
     pub kubernetes: KubeConnection,
     /// `[ha]`: leader election; None = this replica always acts
     pub ha: Option<HaConfig>,
+    /// `[[rollouts]]`: rollouts augur drives itself
+    pub rollouts: Vec<RolloutConfig>,
 }
 
 /// One Kayenta canary config file.
@@ -751,6 +758,7 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         .collect();
     let remote_write = compile_remote_write(&mut cx, &raw.remote_write);
     let ha = compile_ha(&mut cx, &raw.ha, &kubernetes);
+    let rollouts = compile_rollouts(&mut cx, &raw.rollouts, &kubernetes, &analyses);
 
     if !cx.errors.is_empty() {
         cx.errors.sort_by_key(|e| (e.line, e.column));
@@ -790,6 +798,7 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         remote_write,
         kubernetes,
         ha,
+        rollouts,
     })
 }
 

@@ -33,6 +33,85 @@ pub struct RawConfig {
     pub remote_write: Vec<Spanned<RawRemoteWrite>>,
     pub kubernetes: Option<RawKubernetes>,
     pub ha: Option<Spanned<RawHa>>,
+    #[serde(default)]
+    pub rollouts: Vec<Spanned<RawRollout>>,
+}
+
+/// One `[[rollouts]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRollout {
+    pub namespace: Option<Spanned<String>>,
+    pub name: Option<Spanned<String>>,
+    pub strategy: Option<Spanned<String>>,
+    pub stable_deployment: Option<Spanned<String>>,
+    pub canary_deployment: Option<Spanned<String>>,
+    pub canary_replicas: Option<Spanned<u64>>,
+    pub traffic: Option<Spanned<RawTraffic>>,
+    #[serde(default)]
+    pub steps: Vec<Spanned<RawStep>>,
+    pub analysis: Option<Spanned<RawRolloutAnalysis>>,
+    pub active_service: Option<Spanned<String>>,
+    pub preview_service: Option<Spanned<String>>,
+    pub deployments: Option<Spanned<Vec<String>>>,
+    pub selector_label: Option<Spanned<String>>,
+    pub pre_promotion_analysis: Option<Spanned<RawAnalysisRef>>,
+    pub post_promotion_analysis: Option<Spanned<RawAnalysisRef>>,
+    pub auto_promote: Option<bool>,
+    pub scale_down_delay: Option<Spanned<String>>,
+    pub progress_deadline: Option<Spanned<String>>,
+    pub abort_scale_down_delay: Option<Spanned<String>>,
+    pub api_server: Option<Spanned<String>>,
+    pub kubeconfig_file: Option<String>,
+    pub token_file: Option<String>,
+    pub ca_file: Option<String>,
+    pub insecure: Option<bool>,
+}
+
+/// `[rollouts.traffic]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTraffic {
+    pub router: Option<Spanned<String>>,
+    pub http_route: Option<Spanned<String>>,
+    pub virtual_service: Option<Spanned<String>>,
+    pub routes: Option<Vec<String>>,
+    pub stable_ingress: Option<Spanned<String>>,
+    pub canary_ingress: Option<Spanned<String>>,
+    pub stable_service: Option<Spanned<String>>,
+    pub canary_service: Option<Spanned<String>>,
+}
+
+/// `[[rollouts.steps]]`: one of `set_weight`, `pause`, `analysis`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    pub set_weight: Option<Spanned<i64>>,
+    pub pause: Option<Spanned<String>>,
+    pub analysis: Option<Spanned<String>>,
+    #[serde(default)]
+    pub args: BTreeMap<String, String>,
+}
+
+/// `[rollouts.analysis]`: the background analysis.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRolloutAnalysis {
+    pub template: Option<String>,
+    #[serde(default)]
+    pub args: BTreeMap<String, String>,
+}
+
+/// A template name, or `{ template, args }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawAnalysisRef {
+    Name(String),
+    Full {
+        template: String,
+        #[serde(default)]
+        args: BTreeMap<String, String>,
+    },
 }
 
 /// `[kubernetes]`: the shared cluster connection.

@@ -10,6 +10,7 @@
 //!
 //! It orchestrates a whole program, so errors are `anyhow`, as in `app`.
 
+pub mod kubefake;
 pub mod sim;
 pub mod standins;
 

@@ -53,13 +53,13 @@ impl Recorder {
         )
     }
 
-    fn record(&self, r: Received) {
+    pub(crate) fn record(&self, r: Received) {
         self.all.lock().push(r.clone());
         let _ = self.tx.send(r);
     }
 }
 
-fn received(
+pub(crate) fn received(
     to: &'static str,
     method: &Method,
     uri: &Uri,
@@ -150,7 +150,7 @@ pub async fn kubernetes(
 }
 
 /// RFC 7386 JSON merge patch.
-fn merge_patch(target: &mut Value, patch: &Value) {
+pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
     let Value::Object(p) = patch else {
         *target = patch.clone();
         return;

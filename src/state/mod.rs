@@ -3,7 +3,8 @@
 //! restarts), `outbox` (notifications), `runs` (analysis runs with their
 //! measurements and verdict history), `audit` (gates and the audit log),
 //! `kayenta` (Kayenta-API executions), `decisions` (decisions and their
-//! actions) and `retention` (deleting old history). Migrations are numbered
+//! actions), `rollouts` (driven rollouts' progress and operator commands)
+//! and `retention` (deleting old history). Migrations are numbered
 //! in code and tracked with `PRAGMA user_version`.
 //!
 //! Every call is one short statement or transaction on one connection
@@ -24,6 +25,7 @@ mod decisions;
 mod kayenta;
 mod outbox;
 mod retention;
+mod rollouts;
 mod runs;
 
 pub use alerts::SavedAlert;
@@ -31,6 +33,7 @@ pub use audit::{AuditRow, GateRow};
 pub use decisions::{ActionRow, ActionStatus, DecisionRow};
 pub use outbox::OutboxEntry;
 pub use retention::Pruned;
+pub use rollouts::CommandRow;
 pub use runs::{MeasurementRow, RunRow, VerdictRow};
 
 /// A database error. rusqlite's message already says everything its
@@ -171,6 +174,25 @@ const MIGRATIONS: &[&str] = &[
     // 6: runs bound to a rollout, decided once when they finish.
     "ALTER TABLE analysis_runs ADD COLUMN rollout TEXT;
     ALTER TABLE analysis_runs ADD COLUMN decided INTEGER NOT NULL DEFAULT 0;",
+    // 7: rollouts augur drives and operator commands for them.
+    "CREATE TABLE rollouts (
+        namespace TEXT NOT NULL,
+        name TEXT NOT NULL,
+        progress TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (namespace, name)
+    );
+    CREATE TABLE rollout_commands (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        t INTEGER NOT NULL,
+        namespace TEXT NOT NULL,
+        name TEXT NOT NULL,
+        verb TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        consumed_at INTEGER
+    );
+    CREATE INDEX rollout_commands_pending ON rollout_commands (namespace, name, consumed_at);",
 ];
 
 /// The state database.

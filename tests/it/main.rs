@@ -33,6 +33,7 @@ mod query_api;
 mod relabel_prometheus;
 mod remote_write;
 mod restart_alerts;
+mod rollouts;
 mod rules_check;
 mod rules_daemon;
 mod rules_library;
