@@ -276,3 +276,390 @@ async fn a_failing_background_analysis_sends_weight_zero_at_once_then_scales_the
     assert!(v["error"].as_str().unwrap().contains("is aborted"), "{v}");
     token.cancel();
 }
+
+fn scales(kube: &FakeKube) -> Vec<(String, i64)> {
+    writes(kube)
+        .into_iter()
+        .filter_map(|(_, r)| {
+            let name = r.path.strip_suffix("/scale")?.rsplit('/').next()?.to_string();
+            assert_eq!(r.method, "PATCH");
+            assert_eq!(r.content_type, "application/merge-patch+json");
+            Some((name, r.body["spec"]["replicas"].as_i64().unwrap()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replica_router_scales_by_argos_arithmetic_and_resumes_after_kill_9() {
+    let token = CancellationToken::new();
+    let kube = FakeKube::start(None, token.clone()).await.unwrap();
+    canary_pair(&kube, 10);
+    let target = TestTarget::start(health(1)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rollouts = r#"
+[[rollouts]]
+namespace = "shop"
+name = "checkout"
+stable_deployment = "checkout"
+canary_deployment = "checkout-canary"
+[[rollouts.steps]]
+set_weight = 10
+[[rollouts.steps]]
+pause = "3s"
+[[rollouts.steps]]
+set_weight = 33
+[[rollouts.steps]]
+pause = ""
+"#;
+    let mut d = Daemon::start(dir.path(), &config(&kube, &target, rollouts));
+    wait_phase(&d, "checkout", "healthy", 20).await;
+    ship(&kube, "shop/checkout:v2");
+    // In the 3 s pause after 10%: kill -9, start again.
+    let r = eventually(20, "the pause after 10%", || async {
+        let r = rollout(&d, "checkout").await;
+        (r["step"] == 1).then_some(r)
+    })
+    .await;
+    assert_eq!(r["weights"]["canary"], 10);
+    let before = writes(&kube).len();
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    let d = Daemon::start_with(dir.path(), &d.config.clone());
+    let r = wait_phase(&d, "checkout", "paused", 30).await;
+    assert_eq!(r["step"], 3, "resumed after the pause, through 33%: {r}");
+    assert_eq!(r["weights"]["canary"], 33);
+    // Canary up before stable down, at 1/9 then 3/7; nothing repeated
+    // across the restart.
+    assert_eq!(
+        scales(&kube),
+        vec![
+            ("checkout-canary".into(), 1),
+            ("checkout".into(), 9),
+            ("checkout-canary".into(), 3),
+            ("checkout".into(), 7),
+        ]
+    );
+    assert_eq!(before, 2, "two scale writes before the kill");
+    // Promote past the indefinite pause: the stable takes the template,
+    // then grows back to 10 before the canary goes to 0.
+    let (code, v) = verb(&d, "checkout", "promote").await;
+    assert_eq!(code, 202, "{v}");
+    wait_phase(&d, "checkout", "healthy", 30).await;
+    let s = scales(&kube);
+    assert_eq!(&s[4..], &[("checkout".into(), 10), ("checkout-canary".into(), 0)]);
+    let stable = kube.get(&dpath("checkout")).unwrap();
+    assert_eq!(stable["spec"]["replicas"], 10);
+    assert_eq!(stable["spec"]["template"]["spec"]["containers"][0]["image"], "shop/checkout:v2");
+    let audit = d.get_json("/api/v1/audit?limit=200").await.to_string();
+    assert!(audit.contains("rollout.command.taken"), "{audit}");
+    token.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_that_never_becomes_available_aborts_at_the_progress_deadline() {
+    let token = CancellationToken::new();
+    let kube = FakeKube::start(None, token.clone()).await.unwrap();
+    canary_pair(&kube, 4);
+    route(&kube);
+    kube.never_available("checkout-canary", true);
+    let target = TestTarget::start(health(1)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        &kube,
+        &target,
+        &GATEWAY_ROLLOUT.replace("abort_scale_down_delay = \"1s\"", "abort_scale_down_delay = \"0s\"\nprogress_deadline = \"3s\""),
+    );
+    let d = Daemon::start(dir.path(), &cfg);
+    wait_phase(&d, "checkout", "healthy", 20).await;
+    ship(&kube, "shop/checkout:v2");
+    let r = eventually(20, "the rollout to wait for the canary's pods", || async {
+        let r = rollout(&d, "checkout").await;
+        r["message"].as_str().unwrap_or("").contains("0 of 1 updated replicas available").then_some(r)
+    })
+    .await;
+    assert_eq!(r["phase"], "progressing");
+    let r = wait_phase(&d, "checkout", "aborted", 20).await;
+    assert!(r["message"].as_str().unwrap().contains("progress deadline 3s exceeded"), "{r}");
+    // No weight ever went to it: the route was never written.
+    assert!(writes(&kube).iter().all(|(_, r)| r.path != ROUTE));
+    assert_eq!(kube.get(&dpath("checkout-canary")).unwrap()["spec"]["replicas"], 0);
+    token.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_abort_racing_a_promote_wins() {
+    let token = CancellationToken::new();
+    let kube = FakeKube::start(None, token.clone()).await.unwrap();
+    canary_pair(&kube, 4);
+    route(&kube);
+    let target = TestTarget::start(health(1)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&kube, &target, &GATEWAY_ROLLOUT.replace("pause = \"1s\"", "pause = \"\""));
+    let d = Daemon::start(dir.path(), &cfg);
+    wait_phase(&d, "checkout", "healthy", 20).await;
+    // Verbs on a healthy rollout are refused, naming the phase.
+    let (code, v) = verb(&d, "checkout", "abort").await;
+    assert_eq!(code, 409, "{v}");
+    ship(&kube, "shop/checkout:v2");
+    wait_phase(&d, "checkout", "paused", 30).await;
+    let (a, b) = tokio::join!(verb(&d, "checkout", "promote"), verb(&d, "checkout", "abort"));
+    assert_eq!((a.0, b.0), (202, 202), "{a:?} {b:?}");
+    let r = wait_phase(&d, "checkout", "aborted", 20).await;
+    assert!(r["message"].as_str().unwrap().contains("aborted by operator:api"), "{r}");
+    let stable = kube.get(&dpath("checkout")).unwrap();
+    assert_eq!(stable["spec"]["template"]["spec"]["containers"][0]["image"], "shop/checkout:v1");
+    let ds = d.get_json("/api/v1/decisions").await;
+    let ds = ds["data"].as_array().unwrap();
+    assert_eq!(ds.len(), 1, "{ds:?}");
+    assert_eq!(ds[0]["decision"], "abort");
+    assert_eq!(ds[0]["actor"], "operator:api");
+    // An unknown verb names the known ones; a rollout augur does not drive
+    // still takes operator decisions for the sinks.
+    let (code, v) = verb(&d, "checkout", "rollback").await;
+    assert_eq!(code, 404);
+    assert!(v["error"].as_str().unwrap().contains("promote-full"), "{v}");
+    let (code, _) = verb(&d, "other", "abort").await;
+    assert_eq!(code, 202);
+    // Retry starts the same revision over.
+    let (code, v) = verb(&d, "checkout", "retry").await;
+    assert_eq!(code, 202, "{v}");
+    let r = wait_phase(&d, "checkout", "paused", 30).await;
+    assert_eq!(r["attempt"], 1);
+    token.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn istio_and_nginx_routers_send_what_argo_and_flagger_send() {
+    let token = CancellationToken::new();
+    let kube = FakeKube::start(None, token.clone()).await.unwrap();
+    canary_pair(&kube, 4);
+    let vs = "/apis/networking.istio.io/v1/namespaces/shop/virtualservices/checkout";
+    kube.apply(
+        vs,
+        json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+               "metadata": {"name": "checkout", "namespace": NS},
+               "spec": {"hosts": ["checkout"], "http": [
+                   {"name": "primary", "route": [
+                       {"destination": {"host": "checkout-stable.shop.svc.cluster.local"}, "weight": 100},
+                       {"destination": {"host": "checkout-canary"}, "weight": 0}]},
+                   {"name": "admin", "route": [{"destination": {"host": "admin"}}]}]}}),
+    );
+    // A second app behind NGINX, in the same namespace.
+    kube.apply(
+        &dpath("web"),
+        deployment(NS, "web", 2, &json!({"app": "web", "track": "stable"}), &json!({"app": "web", "track": "stable"}), "shop/web:v1"),
+    );
+    kube.apply(
+        &dpath("web-canary"),
+        deployment(NS, "web-canary", 0, &json!({"app": "web", "track": "canary"}), &json!({"app": "web", "track": "canary"}), "shop/web:v1"),
+    );
+    let ing = "/apis/networking.k8s.io/v1/namespaces/shop/ingresses";
+    kube.apply(
+        &format!("{ing}/web"),
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+               "metadata": {"name": "web", "namespace": NS, "annotations": {"nginx.ingress.kubernetes.io/rewrite-target": "/"}},
+               "spec": {"ingressClassName": "nginx", "rules": [{"host": "web.example.com", "http": {"paths": [
+                   {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web-stable", "port": {"number": 80}}}}]}}]}}),
+    );
+    let target = TestTarget::start(health(1)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rollouts = r#"
+[[rollouts]]
+namespace = "shop"
+name = "checkout"
+stable_deployment = "checkout"
+canary_deployment = "checkout-canary"
+[rollouts.traffic]
+router = "istio"
+virtual_service = "checkout"
+routes = ["primary"]
+stable_service = "checkout-stable"
+canary_service = "checkout-canary"
+[[rollouts.steps]]
+set_weight = 20
+[[rollouts.steps]]
+pause = ""
+
+[[rollouts]]
+namespace = "shop"
+name = "web"
+stable_deployment = "web"
+canary_deployment = "web-canary"
+[rollouts.traffic]
+router = "nginx"
+stable_ingress = "web"
+stable_service = "web-stable"
+canary_service = "web-canary"
+[[rollouts.steps]]
+set_weight = 20
+[[rollouts.steps]]
+set_weight = 40
+[[rollouts.steps]]
+pause = ""
+"#;
+    let d = Daemon::start(dir.path(), &config(&kube, &target, rollouts));
+    wait_phase(&d, "checkout", "healthy", 20).await;
+    wait_phase(&d, "web", "healthy", 20).await;
+    ship(&kube, "shop/checkout:v2");
+    kube.edit(&dpath("web-canary"), |d| {
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("shop/web:v2");
+    });
+    wait_phase(&d, "checkout", "paused", 30).await;
+    wait_phase(&d, "web", "paused", 30).await;
+    let w = writes(&kube);
+    let put: Vec<&Received> = w.iter().map(|(_, r)| r).filter(|r| r.path == vs).collect();
+    assert_eq!(put.len(), 1);
+    assert_eq!(put[0].method, "PUT");
+    assert_eq!(put[0].content_type, "application/json");
+    assert_eq!(
+        put[0].body["spec"]["http"][0]["route"],
+        json!([{"destination": {"host": "checkout-stable.shop.svc.cluster.local"}, "weight": 80},
+               {"destination": {"host": "checkout-canary"}, "weight": 20}])
+    );
+    assert_eq!(put[0].body["spec"]["http"][1]["route"], json!([{"destination": {"host": "admin"}}]));
+    assert!(put[0].body["metadata"]["resourceVersion"].is_string());
+    // NGINX: the canary Ingress is created from the stable one at 20%,
+    // then the weight annotation is merge-patched.
+    let ings: Vec<&Received> = w.iter().map(|(_, r)| r).filter(|r| r.path.starts_with(ing)).collect();
+    assert_eq!(ings.len(), 2, "{ings:?}");
+    assert_eq!((ings[0].method.as_str(), ings[0].path.as_str()), ("POST", ing));
+    let created = &ings[0].body;
+    assert_eq!(created["metadata"]["name"], "web-canary");
+    assert_eq!(created["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary"], "true");
+    assert_eq!(created["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-weight"], "20");
+    assert_eq!(created["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"], "web-canary");
+    assert_eq!(created["spec"]["ingressClassName"], "nginx");
+    assert_eq!((ings[1].method.as_str(), ings[1].path.as_str()), ("PATCH", format!("{ing}/web-canary").as_str()));
+    assert_eq!(ings[1].content_type, "application/merge-patch+json");
+    assert_eq!(
+        ings[1].body,
+        json!({"metadata": {"annotations": {"nginx.ingress.kubernetes.io/canary-weight": "40"}}})
+    );
+    token.cancel();
+}
+
+const BLUE_GREEN: &str = r#"
+[[rollouts]]
+namespace = "shop"
+name = "web"
+strategy = "blue-green"
+active_service = "web"
+preview_service = "web-preview"
+deployments = ["web-blue", "web-green"]
+selector_label = "version"
+pre_promotion_analysis = "healthy"
+post_promotion_analysis = { template = "healthy", args = {} }
+auto_promote = false
+scale_down_delay = "2s"
+abort_scale_down_delay = "1s"
+"#;
+
+fn service(name: &str, version: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": NS},
+           "spec": {"selector": {"app": "web", "version": version}, "ports": [{"port": 80, "targetPort": 8080}]}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_switches_on_promote_and_switches_back_when_post_promotion_fails_even_across_kill_9() {
+    let token = CancellationToken::new();
+    let kube = FakeKube::start(None, token.clone()).await.unwrap();
+    let svc = |n: &str| format!("/api/v1/namespaces/{NS}/services/{n}");
+    kube.apply(&dpath("web-blue"), deployment(NS, "web-blue", 3, &json!({"app": "web", "version": "blue"}), &json!({"app": "web", "version": "blue"}), "shop/web:v1"));
+    kube.apply(&dpath("web-green"), deployment(NS, "web-green", 0, &json!({"app": "web", "version": "green"}), &json!({"app": "web", "version": "green"}), "shop/web:v1"));
+    kube.apply(&svc("web"), service("web", "blue"));
+    kube.apply(&svc("web-preview"), service("web-preview", "blue"));
+    let target = TestTarget::start(health(1)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(dir.path(), &config(&kube, &target, BLUE_GREEN));
+    wait_phase(&d, "web", "healthy", 20).await;
+    // The new version goes to the inactive side.
+    kube.edit(&dpath("web-green"), |d| {
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("shop/web:v2");
+    });
+    let r = wait_phase(&d, "web", "paused", 40).await;
+    assert!(r["message"].as_str().unwrap().contains("waiting for a promote"), "{r}");
+    let w = writes(&kube);
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert_eq!(w[0].1.path, format!("{}/scale", dpath("web-green")));
+    assert_eq!(w[0].1.body, json!({"spec": {"replicas": 3}}));
+    assert_eq!(w[1].1.path, svc("web-preview"));
+    assert_eq!((w[1].1.method.as_str(), w[1].1.content_type.as_str()), ("PATCH", "application/merge-patch+json"));
+    assert_eq!(w[1].1.body, json!({"spec": {"selector": {"version": "green"}}}));
+    // Promote: the active Service switches to green.
+    let (code, v) = verb(&d, "web", "promote").await;
+    assert_eq!(code, 202, "{v}");
+    eventually(20, "the switch", || async {
+        (kube.get(&svc("web")).unwrap()["spec"]["selector"]["version"] == "green").then_some(())
+    })
+    .await;
+    // kill -9 after the switch, during post-promotion analysis.
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    target.set(health(0));
+    let d = Daemon::start_with(dir.path(), &d.config.clone());
+    let r = wait_phase(&d, "web", "aborted", 60).await;
+    assert!(r["message"].as_str().unwrap().contains("post-promotion"), "{r}");
+    let switches: Vec<Value> = writes(&kube)
+        .into_iter()
+        .filter(|(_, r)| r.path == svc("web"))
+        .map(|(_, r)| r.body)
+        .collect();
+    assert_eq!(
+        switches,
+        vec![json!({"spec": {"selector": {"version": "green"}}}), json!({"spec": {"selector": {"version": "blue"}}})],
+        "one switch and one switch back, none repeated by the restart"
+    );
+    // Blue stayed up the whole time; green goes to 0 after the delay.
+    assert_eq!(kube.get(&dpath("web-blue")).unwrap()["spec"]["replicas"], 3);
+    assert_eq!(kube.get(&dpath("web-green")).unwrap()["spec"]["replicas"], 0);
+    let ds = d.get_json("/api/v1/decisions").await;
+    assert_eq!(ds["data"][0]["decision"], "abort");
+    token.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_promotes_by_itself_and_scales_the_old_side_down_after_the_delay() {
+    let token = CancellationToken::new();
+    let kube = FakeKube::start(None, token.clone()).await.unwrap();
+    let svc = |n: &str| format!("/api/v1/namespaces/{NS}/services/{n}");
+    kube.apply(&dpath("web-blue"), deployment(NS, "web-blue", 2, &json!({"app": "web", "version": "blue"}), &json!({"app": "web", "version": "blue"}), "shop/web:v1"));
+    kube.apply(&dpath("web-green"), deployment(NS, "web-green", 0, &json!({"app": "web", "version": "green"}), &json!({"app": "web", "version": "green"}), "shop/web:v1"));
+    kube.apply(&svc("web"), service("web", "blue"));
+    let target = TestTarget::start(health(1)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = r#"
+[[rollouts]]
+namespace = "shop"
+name = "web"
+strategy = "blue-green"
+active_service = "web"
+deployments = ["web-blue", "web-green"]
+selector_label = "version"
+scale_down_delay = "1s"
+"#;
+    let d = Daemon::start(dir.path(), &config(&kube, &target, cfg));
+    wait_phase(&d, "web", "healthy", 20).await;
+    kube.edit(&dpath("web-green"), |d| {
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("shop/web:v2");
+    });
+    eventually(30, "green to serve and blue to go to 0", || async {
+        (kube.get(&dpath("web-blue")).unwrap()["spec"]["replicas"] == 0).then_some(())
+    })
+    .await;
+    let r = wait_phase(&d, "web", "healthy", 10).await;
+    assert!(r["message"].as_str().unwrap().contains("web-green promoted"), "{r}");
+    assert_eq!(kube.get(&svc("web")).unwrap()["spec"]["selector"]["version"], "green");
+    let ds = d.get_json("/api/v1/decisions").await;
+    assert_eq!(ds["data"][0]["decision"], "promote");
+    // The next version goes to blue, now the inactive side.
+    kube.edit(&dpath("web-blue"), |d| {
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("shop/web:v3");
+    });
+    eventually(30, "blue to serve again", || async {
+        (kube.get(&svc("web")).unwrap()["spec"]["selector"]["version"] == "blue"
+            && kube.get(&dpath("web-green")).unwrap()["spec"]["replicas"] == 0)
+            .then_some(())
+    })
+    .await;
+    token.cancel();
+}
