@@ -76,6 +76,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Status and operator verbs of rollouts augur drives (`[[rollouts]]`),
+    /// through a running augur's API.
+    Rollout {
+        /// list, status, promote, promote-full, abort, pause, resume or retry.
+        #[arg(value_enum)]
+        action: cli::rollout::Action,
+        /// The rollout's name (all but `list`).
+        name: Option<String>,
+        /// The rollout's namespace.
+        #[arg(long, short = 'n', default_value = "default")]
+        namespace: String,
+        /// The augur to ask.
+        #[arg(long, default_value = "http://127.0.0.1:9464")]
+        url: String,
+        /// File holding the API's bearer token (server.auth.token_file).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Why (recorded in the audit log).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Print the API's JSON `data`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Compare a baseline against a canary with one statistical test.
     ///
     /// Sample tests read files with one number per line; `proportions` and
@@ -133,6 +157,23 @@ fn main() -> ExitCode {
             what: TestCommand::Rules { files },
         } => cli::test::test_rules(&files),
         Command::Judge(args) => cli::judge::judge(&args),
+        Command::Rollout {
+            action,
+            name,
+            namespace,
+            url,
+            token_file,
+            reason,
+            json,
+        } => cli::rollout::rollout(
+            action,
+            name.as_deref(),
+            &namespace,
+            &url,
+            token_file.as_deref(),
+            reason.as_deref(),
+            json,
+        ),
         Command::Demo(args) => {
             // The daemon's own logs would drown the story; errors only
             // unless asked.

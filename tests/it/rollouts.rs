@@ -342,8 +342,27 @@ pause = ""
     assert_eq!(before, 2, "two scale writes before the kill");
     // Promote past the indefinite pause: the stable takes the template,
     // then grows back to 10 before the canary goes to 0.
-    let (code, v) = verb(&d, "checkout", "promote").await;
-    assert_eq!(code, 202, "{v}");
+    // Through the CLI, as an operator would.
+    let cli = |args: &[&str]| {
+        let mut all = vec!["rollout"];
+        all.extend_from_slice(args);
+        let url = d.url("");
+        all.extend_from_slice(&["-n", "shop", "--url", url.trim_end_matches('/')]);
+        let out = std::process::Command::new(crate::common::bin()).args(&all).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let (code, out, err) = cli(&["status", "checkout"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("shop/checkout  canary  paused"), "{out}");
+    assert!(out.contains("step 3/4  weights canary 33 / stable 67"), "{out}");
+    assert!(out.contains("> 3: pause until promoted"), "{out}");
+    assert!(out.contains("PATCH /apis/apps/v1/namespaces/shop/deployments/checkout/scale -> 200"), "{out}");
+    let (code, _, err) = cli(&["retry", "checkout"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("409: rollout shop/checkout is paused: retry does not apply"), "{err}");
+    let (code, out, err) = cli(&["promote", "checkout"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("promote accepted"), "{out}");
     wait_phase(&d, "checkout", "healthy", 30).await;
     let s = scales(&kube);
     assert_eq!(&s[4..], &[("checkout".into(), 10), ("checkout-canary".into(), 0)]);
