@@ -36,7 +36,10 @@ fn show(r: &Value) -> String {
         r["strategy"].as_str().unwrap_or(""),
         r["phase"].as_str().unwrap_or("")
     );
-    let steps = r["spec"]["step_list"].as_array().cloned().unwrap_or_default();
+    let steps = r["spec"]["step_list"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     out += &format!(
         "  revision {}  step {}/{}  weights canary {} / stable {}\n",
         r["revision"].as_str().unwrap_or("-"),
@@ -47,7 +50,11 @@ fn show(r: &Value) -> String {
     );
     for (i, s) in steps.iter().enumerate() {
         let here = r["step"].as_u64() == Some(i as u64);
-        out += &format!("  {} {i}: {}\n", if here { ">" } else { " " }, s.as_str().unwrap_or(""));
+        out += &format!(
+            "  {} {i}: {}\n",
+            if here { ">" } else { " " },
+            s.as_str().unwrap_or("")
+        );
     }
     out += &format!("  {}\n", r["message"].as_str().unwrap_or(""));
     for k in ["background", "step"] {
@@ -100,7 +107,10 @@ pub fn rollout(
             eprintln!("augur: rollout {action:?}: NAME is required");
             return ExitCode::from(2);
         }
-        (Action::Status, Some(n)) => (reqwest::Method::GET, format!("/api/v1/rollouts/{namespace}/{n}")),
+        (Action::Status, Some(n)) => (
+            reqwest::Method::GET,
+            format!("/api/v1/rollouts/{namespace}/{n}"),
+        ),
         (a, Some(n)) => {
             let verb = match a {
                 Action::Promote => "promote",
@@ -110,10 +120,16 @@ pub fn rollout(
                 Action::Resume => "resume",
                 _ => "retry",
             };
-            (reqwest::Method::POST, format!("/api/v1/rollouts/{namespace}/{n}/{verb}"))
+            (
+                reqwest::Method::POST,
+                format!("/api/v1/rollouts/{namespace}/{n}/{verb}"),
+            )
         }
     };
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("augur: cannot start the runtime: {e}");
@@ -136,7 +152,10 @@ pub fn rollout(
         let resp = req.send().await.map_err(|e| format!("{base}: {e}"))?;
         let code = resp.status().as_u16();
         let text = resp.text().await.map_err(|e| e.to_string())?;
-        Ok((code, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+        Ok((
+            code,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
     });
     match result {
         Err(e) => {
@@ -144,7 +163,10 @@ pub fn rollout(
             ExitCode::from(1)
         }
         Ok((code, v)) if !(200..300).contains(&code) => {
-            let msg = v["error"].as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+            let msg = v["error"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
             eprintln!("augur: {code}: {}", msg.trim());
             ExitCode::from(1)
         }

@@ -493,3 +493,135 @@ fn ha_defaults_shared_connection_and_client_go_checks() {
         assert!(e.contains(want), "{text}: missing {want:?} in {e}");
     }
 }
+
+const ROLLOUT_TEMPLATE: &str = r#"
+[[analysis]]
+name = "ok"
+[analysis.args]
+service = {}
+rollout = {}
+[[analysis.metric]]
+name = "up"
+check = "threshold"
+min = 1
+canary = 'up{service="{{ args.service }}", rollout="{{ args.rollout }}"}'
+"#;
+
+#[test]
+fn rollouts_compile_with_argos_defaults_and_every_step_kind() {
+    let cfg = c(&format!(
+        "{ROLLOUT_TEMPLATE}\n{}",
+        r#"
+[[rollouts]]
+namespace = "shop"
+name = "checkout"
+stable_deployment = "checkout"
+canary_deployment = "checkout-canary"
+[rollouts.traffic]
+router = "gateway-api"
+http_route = "checkout"
+stable_service = "checkout-stable"
+canary_service = "checkout-canary"
+[[rollouts.steps]]
+set_weight = 10
+[[rollouts.steps]]
+pause = "2m"
+[[rollouts.steps]]
+pause = ""
+[[rollouts.steps]]
+analysis = "ok"
+[rollouts.analysis]
+template = "ok"
+args = { service = "checkout" }
+
+[[rollouts]]
+namespace = "shop"
+name = "web"
+strategy = "blue-green"
+active_service = "web"
+deployments = ["web-blue", "web-green"]
+selector_label = "version"
+pre_promotion_analysis = { template = "ok", args = { service = "web" } }
+"#
+    ))
+    .unwrap();
+    let r = &cfg.rollouts[0];
+    assert_eq!(r.progress_deadline, Duration::from_secs(600));
+    assert_eq!(r.abort_scale_down_delay, Duration::from_secs(30));
+    let Strategy::Canary(c) = &r.strategy else {
+        panic!()
+    };
+    assert_eq!(c.canary_replicas, 1);
+    assert_eq!(c.router.as_str(), "gateway-api");
+    assert_eq!(
+        c.steps[..3],
+        [
+            Step::SetWeight(10),
+            Step::Pause(Some(Duration::from_secs(120))),
+            Step::Pause(None)
+        ]
+    );
+    // The step inherits the background analysis's args.
+    let Step::Analysis(a) = &c.steps[3] else {
+        panic!()
+    };
+    assert_eq!(a.args.get("service").map(String::as_str), Some("checkout"));
+    let Strategy::BlueGreen(b) = &cfg.rollouts[1].strategy else {
+        panic!()
+    };
+    assert!(b.auto_promote);
+    assert_eq!(b.scale_down_delay, Duration::from_secs(30));
+    assert_eq!(
+        b.pre_promotion_analysis.as_ref().unwrap().args["service"],
+        "web"
+    );
+}
+
+#[test]
+fn rollout_errors_name_the_key_and_what_was_expected() {
+    let e = c(&format!(
+        "{ROLLOUT_TEMPLATE}\n{}",
+        r#"
+[[rollouts]]
+namespace = "shop"
+name = "checkout"
+stable_deployment = "checkout"
+canary_deployment = "checkout"
+active_service = "web"
+[rollouts.traffic]
+router = "gatewayapi"
+[[rollouts.steps]]
+set_weight = 110
+[[rollouts.steps]]
+set_weight = 10
+pause = "1m"
+[[rollouts.steps]]
+analysis = "nope"
+[rollouts.analysis]
+template = "ok"
+
+[[rollouts]]
+namespace = "shop"
+name = "web"
+strategy = "blue-green"
+deployments = ["web", "web"]
+"#
+    ))
+    .unwrap_err()
+    .to_string();
+    for want in [
+        "rollouts[0].active_service: not used by strategy \"canary\"",
+        "rollouts[0]: stable_deployment and canary_deployment must differ",
+        "rollouts[0].traffic.router: \"gatewayapi\" (expected \"gateway-api\", \"istio\", \"replicas\" or \"nginx\")",
+        "rollouts[0].steps[0].set_weight: expected 0 to 100, found 110",
+        "rollouts[0].steps[1]: expected exactly one of set_weight, pause and analysis",
+        "rollouts[0].steps[2].analysis: no analysis template \"nope\" (known: ok)",
+        "rollouts[0].analysis.template: argument \"service\" was not supplied",
+        "rollouts[1].active_service: required",
+        "rollouts[1].deployments: expected two different Deployment names",
+        "rollouts[1].selector_label: required",
+    ] {
+        assert!(e.contains(want), "missing {want:?} in:\n{e}");
+    }
+    assert!(e.contains("augur.toml:"), "{e}");
+}

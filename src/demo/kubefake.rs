@@ -88,7 +88,9 @@ impl Inner {
         let old = self.objects.get(path).cloned();
         let generation = match &old {
             None => 1,
-            Some(o) if o["spec"] != obj["spec"] => o["metadata"]["generation"].as_i64().unwrap_or(1) + 1,
+            Some(o) if o["spec"] != obj["spec"] => {
+                o["metadata"]["generation"].as_i64().unwrap_or(1) + 1
+            }
             Some(o) => o["metadata"]["generation"].as_i64().unwrap_or(1),
         };
         if old.as_ref().is_none_or(|o| o["spec"] != obj["spec"]) {
@@ -114,10 +116,15 @@ impl Inner {
         let now = Instant::now();
         let paths: Vec<String> = self.objects.keys().cloned().collect();
         for p in paths {
-            let settled = self.changed.get(&p).is_none_or(|t| now.duration_since(*t) >= ROLL_TIME);
+            let settled = self
+                .changed
+                .get(&p)
+                .is_none_or(|t| now.duration_since(*t) >= ROLL_TIME);
             let hold_routes = self.hold_routes;
             let never = self.never_available.clone();
-            let Some(o) = self.objects.get_mut(&p) else { continue };
+            let Some(o) = self.objects.get_mut(&p) else {
+                continue;
+            };
             let generation = o["metadata"]["generation"].clone();
             if p.contains("/deployments/") && settled {
                 let n = o["spec"]["replicas"].as_i64().unwrap_or(1);
@@ -135,9 +142,11 @@ impl Inner {
                     .cloned()
                     .unwrap_or_default()
                     .into_iter()
-                    .map(|r| json!({"parentRef": r, "controllerName": "example.net/gateway-controller",
+                    .map(|r| {
+                        json!({"parentRef": r, "controllerName": "example.net/gateway-controller",
                         "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted",
-                                        "observedGeneration": generation}]}))
+                                        "observedGeneration": generation}]})
+                    })
                     .collect();
                 o["status"] = json!({"parents": parents});
             }
@@ -147,7 +156,10 @@ impl Inner {
 
 impl FakeKube {
     /// Starts the server on loopback; requests are also sent to `rec`.
-    pub async fn start(rec: Option<Recorder>, token: CancellationToken) -> std::io::Result<FakeKube> {
+    pub async fn start(
+        rec: Option<Recorder>,
+        token: CancellationToken,
+    ) -> std::io::Result<FakeKube> {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let handler_inner = inner.clone();
         let handler_rec = rec.clone();
@@ -178,9 +190,18 @@ impl FakeKube {
         Ok(FakeKube { inner, rec, addr })
     }
 
-    fn answer(i: &mut Inner, method: &Method, path: &str, content_type: &str, body: &Value) -> Response {
+    fn answer(
+        i: &mut Inner,
+        method: &Method,
+        path: &str,
+        content_type: &str,
+        body: &Value,
+    ) -> Response {
         let json_types = ["application/json"];
-        let patch_types = ["application/merge-patch+json", "application/strategic-merge-patch+json"];
+        let patch_types = [
+            "application/merge-patch+json",
+            "application/strategic-merge-patch+json",
+        ];
         if *method == Method::GET {
             return match i.objects.get(path) {
                 Some(o) => ok(o),
@@ -195,7 +216,8 @@ impl FakeKube {
                 return status(404, "NotFound", &format!("{} not found", what(path)));
             };
             let left = i.conflicts.get(path).copied().unwrap_or(0);
-            let stale = body["metadata"]["resourceVersion"] != stored["metadata"]["resourceVersion"];
+            let stale =
+                body["metadata"]["resourceVersion"] != stored["metadata"]["resourceVersion"];
             if left > 0 || stale {
                 if left > 0 {
                     i.conflicts.insert(path.to_string(), left - 1);
@@ -219,7 +241,11 @@ impl FakeKube {
                     return status(404, "NotFound", &format!("{} not found", what(parent)));
                 };
                 let Some(n) = body["spec"]["replicas"].as_i64() else {
-                    return status(422, "Invalid", "Scale.autoscaling \"\" is invalid: spec.replicas: Required value");
+                    return status(
+                        422,
+                        "Invalid",
+                        "Scale.autoscaling \"\" is invalid: spec.replicas: Required value",
+                    );
                 };
                 d["spec"]["replicas"] = json!(n);
                 let d = i.store(parent, d);
@@ -239,15 +265,32 @@ impl FakeKube {
             let name = body["metadata"]["name"].as_str().unwrap_or("");
             let target = format!("{path}/{name}");
             if name.is_empty() {
-                return status(422, "Invalid", "metadata.name: Required value: name or generateName is required");
+                return status(
+                    422,
+                    "Invalid",
+                    "metadata.name: Required value: name or generateName is required",
+                );
             }
             if i.objects.contains_key(&target) {
-                return status(409, "AlreadyExists", &format!("{} already exists", what(&target)));
+                return status(
+                    409,
+                    "AlreadyExists",
+                    &format!("{} already exists", what(&target)),
+                );
             }
             let o = i.store(&target, body.clone());
-            return (StatusCode::CREATED, [("content-type", "application/json")], o.to_string()).into_response();
+            return (
+                StatusCode::CREATED,
+                [("content-type", "application/json")],
+                o.to_string(),
+            )
+                .into_response();
         }
-        status(405, "MethodNotAllowed", &format!("{method} is not supported here"))
+        status(
+            405,
+            "MethodNotAllowed",
+            &format!("{method} is not supported here"),
+        )
     }
 
     /// Creates or replaces an object as a user would (`kubectl apply`).
@@ -302,7 +345,14 @@ impl FakeKube {
 
 /// A Deployment `name` with `replicas`, pod labels `labels` (its selector
 /// too, unless `selector` names fewer) and container image `image`.
-pub fn deployment(namespace: &str, name: &str, replicas: u32, labels: &Value, selector: &Value, image: &str) -> Value {
+pub fn deployment(
+    namespace: &str,
+    name: &str,
+    replicas: u32,
+    labels: &Value,
+    selector: &Value,
+    image: &str,
+) -> Value {
     json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": name, "namespace": namespace},

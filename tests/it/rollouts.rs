@@ -47,7 +47,12 @@ fn config(kube: &FakeKube, target: &TestTarget, rollouts: &str) -> String {
     format!(
         "[kubernetes]\napi_server = \"http://{}\"\n{TEMPLATE}\n{rollouts}\n{}",
         kube.addr,
-        config_for(&[("health", "scrape_interval = \"500ms\"\nscrape_timeout = \"500ms\"", &[target.addr], "")])
+        config_for(&[(
+            "health",
+            "scrape_interval = \"500ms\"\nscrape_timeout = \"500ms\"",
+            &[target.addr],
+            ""
+        )])
     )
 }
 
@@ -55,11 +60,25 @@ fn config(kube: &FakeKube, target: &TestTarget, rollouts: &str) -> String {
 fn canary_pair(kube: &FakeKube, stable_replicas: u32) {
     kube.apply(
         &dpath("checkout"),
-        deployment(NS, "checkout", stable_replicas, &json!({"app": "checkout", "track": "stable"}), &json!({"app": "checkout", "track": "stable"}), "shop/checkout:v1"),
+        deployment(
+            NS,
+            "checkout",
+            stable_replicas,
+            &json!({"app": "checkout", "track": "stable"}),
+            &json!({"app": "checkout", "track": "stable"}),
+            "shop/checkout:v1",
+        ),
     );
     kube.apply(
         &dpath("checkout-canary"),
-        deployment(NS, "checkout-canary", 0, &json!({"app": "checkout", "track": "canary"}), &json!({"app": "checkout", "track": "canary"}), "shop/checkout:v1"),
+        deployment(
+            NS,
+            "checkout-canary",
+            0,
+            &json!({"app": "checkout", "track": "canary"}),
+            &json!({"app": "checkout", "track": "canary"}),
+            "shop/checkout:v1",
+        ),
     );
 }
 
@@ -84,12 +103,18 @@ fn ship(kube: &FakeKube, image: &str) {
 }
 
 fn writes(kube: &FakeKube) -> Vec<(SystemTime, Received)> {
-    kube.requests().into_iter().filter(|(_, r)| r.method != "GET").collect()
+    kube.requests()
+        .into_iter()
+        .filter(|(_, r)| r.method != "GET")
+        .collect()
 }
 
 fn weights(r: &Received) -> (i64, i64) {
     let refs = &r.body["spec"]["rules"][0]["backendRefs"];
-    (refs[0]["weight"].as_i64().unwrap(), refs[1]["weight"].as_i64().unwrap())
+    (
+        refs[0]["weight"].as_i64().unwrap(),
+        refs[1]["weight"].as_i64().unwrap(),
+    )
 }
 
 async fn rollout(d: &Daemon, name: &str) -> Value {
@@ -149,7 +174,10 @@ async fn a_healthy_canary_walks_the_gateway_route_to_promotion_with_exact_reques
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &config(&kube, &target, GATEWAY_ROLLOUT));
     wait_phase(&d, "checkout", "healthy", 20).await;
-    assert!(writes(&kube).is_empty(), "nothing to do while stable runs the canary's template");
+    assert!(
+        writes(&kube).is_empty(),
+        "nothing to do while stable runs the canary's template"
+    );
     // The first route write meets another writer (409): re-read and retry.
     kube.conflict_next(ROUTE, 1);
     // The Gateway does not accept the route for a while: the step waits.
@@ -158,21 +186,38 @@ async fn a_healthy_canary_walks_the_gateway_route_to_promotion_with_exact_reques
     ship(&kube, "shop/checkout:v2");
     let r = eventually(20, "the step to wait for the gateway", || async {
         let r = rollout(&d, "checkout").await;
-        r["message"].as_str().unwrap_or("").starts_with("httproute: ").then_some(r)
+        r["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("httproute: ")
+            .then_some(r)
     })
     .await;
     assert_eq!(r["phase"], "progressing");
     assert_eq!(r["step"], 0);
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(rollout(&d, "checkout").await["step"], 0, "a step is not judged before the route is accepted");
+    assert_eq!(
+        rollout(&d, "checkout").await["step"],
+        0,
+        "a step is not judged before the route is accepted"
+    );
     kube.hold_routes(false);
     let done = wait_phase(&d, "checkout", "healthy", 60).await;
     let took = started.elapsed();
-    eprintln!("healthy rollout of 4 steps + promotion: {:.1} s", took.as_secs_f64());
-    assert!(done["message"].as_str().unwrap().contains("promoted"), "{done}");
+    eprintln!(
+        "healthy rollout of 4 steps + promotion: {:.1} s",
+        took.as_secs_f64()
+    );
+    assert!(
+        done["message"].as_str().unwrap().contains("promoted"),
+        "{done}"
+    );
 
     let w = writes(&kube);
-    let shown: Vec<String> = w.iter().map(|(_, r)| format!("{} {} {}", r.method, r.path, r.content_type)).collect();
+    let shown: Vec<String> = w
+        .iter()
+        .map(|(_, r)| format!("{} {} {}", r.method, r.path, r.content_type))
+        .collect();
     // Canary up, route 90/10 (conflict, then again), route 50/50, stable
     // takes the template, route back to 100/0, canary down.
     let scale = format!("{}/scale", dpath("checkout-canary"));
@@ -195,30 +240,53 @@ async fn a_healthy_canary_walks_the_gateway_route_to_promotion_with_exact_reques
     );
     assert!(w[2].1.body.get("status").is_none(), "no status in a PUT");
     // The rest of the route is sent as read.
-    assert_eq!(w[2].1.body["spec"]["hostnames"], json!(["checkout.example.com"]));
-    assert_eq!(w[2].1.body["spec"]["rules"][0]["backendRefs"][1]["port"], 80);
+    assert_eq!(
+        w[2].1.body["spec"]["hostnames"],
+        json!(["checkout.example.com"])
+    );
+    assert_eq!(
+        w[2].1.body["spec"]["rules"][0]["backendRefs"][1]["port"],
+        80
+    );
     assert_eq!(weights(&w[3].1), (50, 50));
     let promoted = &w[4].1.body;
-    assert_eq!(promoted["spec"]["template"]["spec"]["containers"][0]["image"], "shop/checkout:v2");
+    assert_eq!(
+        promoted["spec"]["template"]["spec"]["containers"][0]["image"],
+        "shop/checkout:v2"
+    );
     assert_eq!(
         promoted["spec"]["template"]["metadata"]["labels"],
         json!({"app": "checkout", "track": "stable"}),
         "the stable keeps its selector labels"
     );
-    assert_eq!(promoted["spec"]["selector"]["matchLabels"]["track"], "stable");
+    assert_eq!(
+        promoted["spec"]["selector"]["matchLabels"]["track"],
+        "stable"
+    );
     assert_eq!(weights(&w[5].1), (100, 0));
     assert_eq!(w[6].1.body, json!({"spec": {"replicas": 0}}));
     // The stable serves v2; the canary sits at 0; the decision is recorded.
     let stable = kube.get(&dpath("checkout")).unwrap();
-    assert_eq!(stable["spec"]["template"]["spec"]["containers"][0]["image"], "shop/checkout:v2");
-    assert_eq!(kube.get(&dpath("checkout-canary")).unwrap()["spec"]["replicas"], 0);
+    assert_eq!(
+        stable["spec"]["template"]["spec"]["containers"][0]["image"],
+        "shop/checkout:v2"
+    );
+    assert_eq!(
+        kube.get(&dpath("checkout-canary")).unwrap()["spec"]["replicas"],
+        0
+    );
     let ds = d.get_json("/api/v1/decisions").await;
     let ds = ds["data"].as_array().unwrap();
     assert_eq!(ds.len(), 1, "{ds:?}");
     assert_eq!(ds[0]["decision"], "promote");
     assert_eq!(ds[0]["actor"], "rollout");
     let audit = d.get_json("/api/v1/audit?limit=200").await.to_string();
-    for a in ["rollout.started", "rollout.weight", "rollout.promoting", "rollout.promoted"] {
+    for a in [
+        "rollout.started",
+        "rollout.weight",
+        "rollout.promoting",
+        "rollout.promoted",
+    ] {
         assert!(audit.contains(a), "audit has {a}: {audit}");
     }
     // The status lists the last requests.
@@ -238,7 +306,11 @@ async fn a_failing_background_analysis_sends_weight_zero_at_once_then_scales_the
     route(&kube);
     let target = TestTarget::start(health(1)).await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&kube, &target, &GATEWAY_ROLLOUT.replace("pause = \"1s\"", "pause = \"\""));
+    let cfg = config(
+        &kube,
+        &target,
+        &GATEWAY_ROLLOUT.replace("pause = \"1s\"", "pause = \"\""),
+    );
     let d = Daemon::start(dir.path(), &cfg);
     wait_phase(&d, "checkout", "healthy", 20).await;
     ship(&kube, "shop/checkout:v2");
@@ -249,7 +321,13 @@ async fn a_failing_background_analysis_sends_weight_zero_at_once_then_scales_the
     assert_eq!(r["weights"], json!({"canary": 10, "stable": 90}));
     target.set(health(0));
     let r = wait_phase(&d, "checkout", "aborted", 60).await;
-    assert!(r["message"].as_str().unwrap().contains("background analysis failed"), "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("background analysis failed"),
+        "{r}"
+    );
     let w = writes(&kube);
     let routes: Vec<&(SystemTime, Received)> = w.iter().filter(|(_, r)| r.path == ROUTE).collect();
     assert_eq!(routes.len(), 2, "{routes:?}");
@@ -257,19 +335,42 @@ async fn a_failing_background_analysis_sends_weight_zero_at_once_then_scales_the
     assert_eq!(weights(&routes[1].1), (100, 0));
     // The weight goes back within a second of the verdict.
     let runs = d.get_json("/api/v1/analysis/runs").await;
-    let run = runs["data"].as_array().unwrap().iter().find(|r| r["state"] == "failed").cloned().unwrap();
+    let run = runs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["state"] == "failed")
+        .cloned()
+        .unwrap();
     let finished = run["finished"].as_f64().unwrap();
-    let sent = routes[1].0.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs_f64();
-    eprintln!("failed analysis to the weight-0 request: {:.0} ms", (sent - finished) * 1000.0);
-    assert!(sent - finished < 1.0, "weight 0 within a second of the verdict: {:.3} s", sent - finished);
+    let sent = routes[1]
+        .0
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    eprintln!(
+        "failed analysis to the weight-0 request: {:.0} ms",
+        (sent - finished) * 1000.0
+    );
+    assert!(
+        sent - finished < 1.0,
+        "weight 0 within a second of the verdict: {:.3} s",
+        sent - finished
+    );
     let last = w.last().unwrap();
     assert_eq!(last.1.path, format!("{}/scale", dpath("checkout-canary")));
     assert_eq!(last.1.body, json!({"spec": {"replicas": 0}}));
     let delay = last.0.duration_since(routes[1].0).unwrap();
-    assert!(delay >= Duration::from_millis(900), "the canary stays up for abort_scale_down_delay: {delay:?}");
+    assert!(
+        delay >= Duration::from_millis(900),
+        "the canary stays up for abort_scale_down_delay: {delay:?}"
+    );
     let ds = d.get_json("/api/v1/decisions").await;
     assert_eq!(ds["data"][0]["decision"], "abort");
-    assert!(ds["data"][0]["actor"].as_str().unwrap().starts_with("analysis:"));
+    assert!(ds["data"][0]["actor"]
+        .as_str()
+        .unwrap()
+        .starts_with("analysis:"));
     // Promote after an abort is refused; retry starts over.
     let (code, v) = verb(&d, "checkout", "promote").await;
     assert_eq!(code, 409, "{v}");
@@ -281,7 +382,12 @@ fn scales(kube: &FakeKube) -> Vec<(String, i64)> {
     writes(kube)
         .into_iter()
         .filter_map(|(_, r)| {
-            let name = r.path.strip_suffix("/scale")?.rsplit('/').next()?.to_string();
+            let name = r
+                .path
+                .strip_suffix("/scale")?
+                .rsplit('/')
+                .next()?
+                .to_string();
             assert_eq!(r.method, "PATCH");
             assert_eq!(r.content_type, "application/merge-patch+json");
             Some((name, r.body["spec"]["replicas"].as_i64().unwrap()))
@@ -348,27 +454,49 @@ pause = ""
         all.extend_from_slice(args);
         let url = d.url("");
         all.extend_from_slice(&["-n", "shop", "--url", url.trim_end_matches('/')]);
-        let out = std::process::Command::new(crate::common::bin()).args(&all).output().unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+        let out = std::process::Command::new(crate::common::bin())
+            .args(&all)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
     };
     let (code, out, err) = cli(&["status", "checkout"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("shop/checkout  canary  paused"), "{out}");
-    assert!(out.contains("step 3/4  weights canary 33 / stable 67"), "{out}");
+    assert!(
+        out.contains("step 3/4  weights canary 33 / stable 67"),
+        "{out}"
+    );
     assert!(out.contains("> 3: pause until promoted"), "{out}");
-    assert!(out.contains("PATCH /apis/apps/v1/namespaces/shop/deployments/checkout/scale -> 200"), "{out}");
+    assert!(
+        out.contains("PATCH /apis/apps/v1/namespaces/shop/deployments/checkout/scale -> 200"),
+        "{out}"
+    );
     let (code, _, err) = cli(&["retry", "checkout"]);
     assert_eq!(code, Some(1));
-    assert!(err.contains("409: rollout shop/checkout is paused: retry does not apply"), "{err}");
+    assert!(
+        err.contains("409: rollout shop/checkout is paused: retry does not apply"),
+        "{err}"
+    );
     let (code, out, err) = cli(&["promote", "checkout"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.starts_with("promote accepted"), "{out}");
     wait_phase(&d, "checkout", "healthy", 30).await;
     let s = scales(&kube);
-    assert_eq!(&s[4..], &[("checkout".into(), 10), ("checkout-canary".into(), 0)]);
+    assert_eq!(
+        &s[4..],
+        &[("checkout".into(), 10), ("checkout-canary".into(), 0)]
+    );
     let stable = kube.get(&dpath("checkout")).unwrap();
     assert_eq!(stable["spec"]["replicas"], 10);
-    assert_eq!(stable["spec"]["template"]["spec"]["containers"][0]["image"], "shop/checkout:v2");
+    assert_eq!(
+        stable["spec"]["template"]["spec"]["containers"][0]["image"],
+        "shop/checkout:v2"
+    );
     let audit = d.get_json("/api/v1/audit?limit=200").await.to_string();
     assert!(audit.contains("rollout.command.taken"), "{audit}");
     token.cancel();
@@ -386,22 +514,38 @@ async fn a_canary_that_never_becomes_available_aborts_at_the_progress_deadline()
     let cfg = config(
         &kube,
         &target,
-        &GATEWAY_ROLLOUT.replace("abort_scale_down_delay = \"1s\"", "abort_scale_down_delay = \"0s\"\nprogress_deadline = \"3s\""),
+        &GATEWAY_ROLLOUT.replace(
+            "abort_scale_down_delay = \"1s\"",
+            "abort_scale_down_delay = \"0s\"\nprogress_deadline = \"3s\"",
+        ),
     );
     let d = Daemon::start(dir.path(), &cfg);
     wait_phase(&d, "checkout", "healthy", 20).await;
     ship(&kube, "shop/checkout:v2");
     let r = eventually(20, "the rollout to wait for the canary's pods", || async {
         let r = rollout(&d, "checkout").await;
-        r["message"].as_str().unwrap_or("").contains("0 of 1 updated replicas available").then_some(r)
+        r["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("0 of 1 updated replicas available")
+            .then_some(r)
     })
     .await;
     assert_eq!(r["phase"], "progressing");
     let r = wait_phase(&d, "checkout", "aborted", 20).await;
-    assert!(r["message"].as_str().unwrap().contains("progress deadline 3s exceeded"), "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("progress deadline 3s exceeded"),
+        "{r}"
+    );
     // No weight ever went to it: the route was never written.
     assert!(writes(&kube).iter().all(|(_, r)| r.path != ROUTE));
-    assert_eq!(kube.get(&dpath("checkout-canary")).unwrap()["spec"]["replicas"], 0);
+    assert_eq!(
+        kube.get(&dpath("checkout-canary")).unwrap()["spec"]["replicas"],
+        0
+    );
     token.cancel();
 }
 
@@ -413,7 +557,11 @@ async fn an_operator_abort_racing_a_promote_wins() {
     route(&kube);
     let target = TestTarget::start(health(1)).await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&kube, &target, &GATEWAY_ROLLOUT.replace("pause = \"1s\"", "pause = \"\""));
+    let cfg = config(
+        &kube,
+        &target,
+        &GATEWAY_ROLLOUT.replace("pause = \"1s\"", "pause = \"\""),
+    );
     let d = Daemon::start(dir.path(), &cfg);
     wait_phase(&d, "checkout", "healthy", 20).await;
     // Verbs on a healthy rollout are refused, naming the phase.
@@ -421,12 +569,24 @@ async fn an_operator_abort_racing_a_promote_wins() {
     assert_eq!(code, 409, "{v}");
     ship(&kube, "shop/checkout:v2");
     wait_phase(&d, "checkout", "paused", 30).await;
-    let (a, b) = tokio::join!(verb(&d, "checkout", "promote"), verb(&d, "checkout", "abort"));
+    let (a, b) = tokio::join!(
+        verb(&d, "checkout", "promote"),
+        verb(&d, "checkout", "abort")
+    );
     assert_eq!((a.0, b.0), (202, 202), "{a:?} {b:?}");
     let r = wait_phase(&d, "checkout", "aborted", 20).await;
-    assert!(r["message"].as_str().unwrap().contains("aborted by operator:api"), "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("aborted by operator:api"),
+        "{r}"
+    );
     let stable = kube.get(&dpath("checkout")).unwrap();
-    assert_eq!(stable["spec"]["template"]["spec"]["containers"][0]["image"], "shop/checkout:v1");
+    assert_eq!(
+        stable["spec"]["template"]["spec"]["containers"][0]["image"],
+        "shop/checkout:v1"
+    );
     let ds = d.get_json("/api/v1/decisions").await;
     let ds = ds["data"].as_array().unwrap();
     assert_eq!(ds.len(), 1, "{ds:?}");
@@ -466,11 +626,25 @@ async fn istio_and_nginx_routers_send_what_argo_and_flagger_send() {
     // A second app behind NGINX, in the same namespace.
     kube.apply(
         &dpath("web"),
-        deployment(NS, "web", 2, &json!({"app": "web", "track": "stable"}), &json!({"app": "web", "track": "stable"}), "shop/web:v1"),
+        deployment(
+            NS,
+            "web",
+            2,
+            &json!({"app": "web", "track": "stable"}),
+            &json!({"app": "web", "track": "stable"}),
+            "shop/web:v1",
+        ),
     );
     kube.apply(
         &dpath("web-canary"),
-        deployment(NS, "web-canary", 0, &json!({"app": "web", "track": "canary"}), &json!({"app": "web", "track": "canary"}), "shop/web:v1"),
+        deployment(
+            NS,
+            "web-canary",
+            0,
+            &json!({"app": "web", "track": "canary"}),
+            &json!({"app": "web", "track": "canary"}),
+            "shop/web:v1",
+        ),
     );
     let ing = "/apis/networking.k8s.io/v1/namespaces/shop/ingresses";
     kube.apply(
@@ -535,20 +709,42 @@ pause = ""
         json!([{"destination": {"host": "checkout-stable.shop.svc.cluster.local"}, "weight": 80},
                {"destination": {"host": "checkout-canary"}, "weight": 20}])
     );
-    assert_eq!(put[0].body["spec"]["http"][1]["route"], json!([{"destination": {"host": "admin"}}]));
+    assert_eq!(
+        put[0].body["spec"]["http"][1]["route"],
+        json!([{"destination": {"host": "admin"}}])
+    );
     assert!(put[0].body["metadata"]["resourceVersion"].is_string());
     // NGINX: the canary Ingress is created from the stable one at 20%,
     // then the weight annotation is merge-patched.
-    let ings: Vec<&Received> = w.iter().map(|(_, r)| r).filter(|r| r.path.starts_with(ing)).collect();
+    let ings: Vec<&Received> = w
+        .iter()
+        .map(|(_, r)| r)
+        .filter(|r| r.path.starts_with(ing))
+        .collect();
     assert_eq!(ings.len(), 2, "{ings:?}");
-    assert_eq!((ings[0].method.as_str(), ings[0].path.as_str()), ("POST", ing));
+    assert_eq!(
+        (ings[0].method.as_str(), ings[0].path.as_str()),
+        ("POST", ing)
+    );
     let created = &ings[0].body;
     assert_eq!(created["metadata"]["name"], "web-canary");
-    assert_eq!(created["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary"], "true");
-    assert_eq!(created["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-weight"], "20");
-    assert_eq!(created["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"], "web-canary");
+    assert_eq!(
+        created["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary"],
+        "true"
+    );
+    assert_eq!(
+        created["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-weight"],
+        "20"
+    );
+    assert_eq!(
+        created["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"],
+        "web-canary"
+    );
     assert_eq!(created["spec"]["ingressClassName"], "nginx");
-    assert_eq!((ings[1].method.as_str(), ings[1].path.as_str()), ("PATCH", format!("{ing}/web-canary").as_str()));
+    assert_eq!(
+        (ings[1].method.as_str(), ings[1].path.as_str()),
+        ("PATCH", format!("{ing}/web-canary").as_str())
+    );
     assert_eq!(ings[1].content_type, "application/merge-patch+json");
     assert_eq!(
         ings[1].body,
@@ -579,12 +775,33 @@ fn service(name: &str, version: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn blue_green_switches_on_promote_and_switches_back_when_post_promotion_fails_even_across_kill_9() {
+async fn blue_green_switches_on_promote_and_switches_back_when_post_promotion_fails_even_across_kill_9(
+) {
     let token = CancellationToken::new();
     let kube = FakeKube::start(None, token.clone()).await.unwrap();
     let svc = |n: &str| format!("/api/v1/namespaces/{NS}/services/{n}");
-    kube.apply(&dpath("web-blue"), deployment(NS, "web-blue", 3, &json!({"app": "web", "version": "blue"}), &json!({"app": "web", "version": "blue"}), "shop/web:v1"));
-    kube.apply(&dpath("web-green"), deployment(NS, "web-green", 0, &json!({"app": "web", "version": "green"}), &json!({"app": "web", "version": "green"}), "shop/web:v1"));
+    kube.apply(
+        &dpath("web-blue"),
+        deployment(
+            NS,
+            "web-blue",
+            3,
+            &json!({"app": "web", "version": "blue"}),
+            &json!({"app": "web", "version": "blue"}),
+            "shop/web:v1",
+        ),
+    );
+    kube.apply(
+        &dpath("web-green"),
+        deployment(
+            NS,
+            "web-green",
+            0,
+            &json!({"app": "web", "version": "green"}),
+            &json!({"app": "web", "version": "green"}),
+            "shop/web:v1",
+        ),
+    );
     kube.apply(&svc("web"), service("web", "blue"));
     kube.apply(&svc("web-preview"), service("web-preview", "blue"));
     let target = TestTarget::start(health(1)).await;
@@ -596,14 +813,26 @@ async fn blue_green_switches_on_promote_and_switches_back_when_post_promotion_fa
         d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("shop/web:v2");
     });
     let r = wait_phase(&d, "web", "paused", 40).await;
-    assert!(r["message"].as_str().unwrap().contains("waiting for a promote"), "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("waiting for a promote"),
+        "{r}"
+    );
     let w = writes(&kube);
     assert_eq!(w.len(), 2, "{w:?}");
     assert_eq!(w[0].1.path, format!("{}/scale", dpath("web-green")));
     assert_eq!(w[0].1.body, json!({"spec": {"replicas": 3}}));
     assert_eq!(w[1].1.path, svc("web-preview"));
-    assert_eq!((w[1].1.method.as_str(), w[1].1.content_type.as_str()), ("PATCH", "application/merge-patch+json"));
-    assert_eq!(w[1].1.body, json!({"spec": {"selector": {"version": "green"}}}));
+    assert_eq!(
+        (w[1].1.method.as_str(), w[1].1.content_type.as_str()),
+        ("PATCH", "application/merge-patch+json")
+    );
+    assert_eq!(
+        w[1].1.body,
+        json!({"spec": {"selector": {"version": "green"}}})
+    );
     // Promote: the active Service switches to green.
     let (code, v) = verb(&d, "web", "promote").await;
     assert_eq!(code, 202, "{v}");
@@ -617,7 +846,10 @@ async fn blue_green_switches_on_promote_and_switches_back_when_post_promotion_fa
     target.set(health(0));
     let d = Daemon::start_with(dir.path(), &d.config.clone());
     let r = wait_phase(&d, "web", "aborted", 60).await;
-    assert!(r["message"].as_str().unwrap().contains("post-promotion"), "{r}");
+    assert!(
+        r["message"].as_str().unwrap().contains("post-promotion"),
+        "{r}"
+    );
     let switches: Vec<Value> = writes(&kube)
         .into_iter()
         .filter(|(_, r)| r.path == svc("web"))
@@ -625,12 +857,18 @@ async fn blue_green_switches_on_promote_and_switches_back_when_post_promotion_fa
         .collect();
     assert_eq!(
         switches,
-        vec![json!({"spec": {"selector": {"version": "green"}}}), json!({"spec": {"selector": {"version": "blue"}}})],
+        vec![
+            json!({"spec": {"selector": {"version": "green"}}}),
+            json!({"spec": {"selector": {"version": "blue"}}})
+        ],
         "one switch and one switch back, none repeated by the restart"
     );
     // Blue stayed up the whole time; green goes to 0 after the delay.
     assert_eq!(kube.get(&dpath("web-blue")).unwrap()["spec"]["replicas"], 3);
-    assert_eq!(kube.get(&dpath("web-green")).unwrap()["spec"]["replicas"], 0);
+    assert_eq!(
+        kube.get(&dpath("web-green")).unwrap()["spec"]["replicas"],
+        0
+    );
     let ds = d.get_json("/api/v1/decisions").await;
     assert_eq!(ds["data"][0]["decision"], "abort");
     token.cancel();
@@ -641,8 +879,28 @@ async fn blue_green_promotes_by_itself_and_scales_the_old_side_down_after_the_de
     let token = CancellationToken::new();
     let kube = FakeKube::start(None, token.clone()).await.unwrap();
     let svc = |n: &str| format!("/api/v1/namespaces/{NS}/services/{n}");
-    kube.apply(&dpath("web-blue"), deployment(NS, "web-blue", 2, &json!({"app": "web", "version": "blue"}), &json!({"app": "web", "version": "blue"}), "shop/web:v1"));
-    kube.apply(&dpath("web-green"), deployment(NS, "web-green", 0, &json!({"app": "web", "version": "green"}), &json!({"app": "web", "version": "green"}), "shop/web:v1"));
+    kube.apply(
+        &dpath("web-blue"),
+        deployment(
+            NS,
+            "web-blue",
+            2,
+            &json!({"app": "web", "version": "blue"}),
+            &json!({"app": "web", "version": "blue"}),
+            "shop/web:v1",
+        ),
+    );
+    kube.apply(
+        &dpath("web-green"),
+        deployment(
+            NS,
+            "web-green",
+            0,
+            &json!({"app": "web", "version": "green"}),
+            &json!({"app": "web", "version": "green"}),
+            "shop/web:v1",
+        ),
+    );
     kube.apply(&svc("web"), service("web", "blue"));
     let target = TestTarget::start(health(1)).await;
     let dir = tempfile::tempdir().unwrap();
@@ -666,8 +924,17 @@ scale_down_delay = "1s"
     })
     .await;
     let r = wait_phase(&d, "web", "healthy", 10).await;
-    assert!(r["message"].as_str().unwrap().contains("web-green promoted"), "{r}");
-    assert_eq!(kube.get(&svc("web")).unwrap()["spec"]["selector"]["version"], "green");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("web-green promoted"),
+        "{r}"
+    );
+    assert_eq!(
+        kube.get(&svc("web")).unwrap()["spec"]["selector"]["version"],
+        "green"
+    );
     let ds = d.get_json("/api/v1/decisions").await;
     assert_eq!(ds["data"][0]["decision"], "promote");
     // The next version goes to blue, now the inactive side.
