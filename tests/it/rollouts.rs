@@ -949,3 +949,139 @@ scale_down_delay = "1s"
     .await;
     token.cancel();
 }
+
+/// `(apiGroup, resource, verb)` of an API request.
+fn rbac_need(r: &Received) -> (String, String, String) {
+    let verb = match r.method.as_str() {
+        "GET" => "get",
+        "PUT" => "update",
+        "PATCH" => "patch",
+        "POST" => "create",
+        m => panic!("unexpected method {m}"),
+    };
+    let parts: Vec<&str> = r.path.trim_start_matches('/').split('/').collect();
+    let (group, rest) = match parts.as_slice() {
+        ["api", _, rest @ ..] => ("", rest),
+        ["apis", g, _, rest @ ..] => (*g, rest),
+        _ => panic!("unexpected path {}", r.path),
+    };
+    let resource = match rest {
+        ["namespaces", _, res, _, sub] => format!("{res}/{sub}"),
+        ["namespaces", _, res, ..] => res.to_string(),
+        _ => panic!("unexpected path {}", r.path),
+    };
+    (group.to_string(), resource, verb.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_examples_roll_out_against_their_own_manifests_within_their_rbac() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for example in ["gateway-api", "istio"] {
+        let toml_path = root.join(format!("examples/rollouts/{example}.toml"));
+        augur::config::load(&toml_path).unwrap_or_else(|e| panic!("{example}.toml: {e}"));
+        let yaml = std::fs::read_to_string(root.join(format!("examples/rollouts/{example}.yaml")))
+            .unwrap();
+        let objects: Vec<Value> = serde_saphyr::from_multiple(&yaml).unwrap();
+        let token = CancellationToken::new();
+        let kube = FakeKube::start(None, token.clone()).await.unwrap();
+        let mut rules = Vec::new();
+        for o in &objects {
+            let (api, kind) = (
+                o["apiVersion"].as_str().unwrap(),
+                o["kind"].as_str().unwrap(),
+            );
+            let (ns, name) = (
+                o["metadata"]["namespace"].as_str().unwrap(),
+                o["metadata"]["name"].as_str().unwrap(),
+            );
+            let resource = match kind {
+                "Role" => {
+                    rules = o["rules"].as_array().unwrap().clone();
+                    continue;
+                }
+                "RoleBinding" => {
+                    assert_eq!(o["roleRef"]["name"], "augur-rollouts");
+                    continue;
+                }
+                k => format!("{}s", k.to_lowercase()),
+            };
+            let prefix = if api == "v1" {
+                "/api/v1".to_string()
+            } else {
+                format!("/apis/{api}")
+            };
+            kube.apply(
+                &format!("{prefix}/namespaces/{ns}/{resource}/{name}"),
+                o.clone(),
+            );
+        }
+        // The example as shipped, with its cluster connection pointed at the
+        // stand-in, no background analysis (its template measures every
+        // minute) and second-long pauses.
+        let text = std::fs::read_to_string(&toml_path).unwrap();
+        let text = text[..text.find("# --- scraping").unwrap()].to_string();
+        let a = text.find("# Runs across the steps").unwrap();
+        let text = format!(
+            "{}{}",
+            &text[..a],
+            &text[text.find("args = {").unwrap()..]
+                .split_once('\n')
+                .unwrap()
+                .1
+        );
+        let text = text.replace("pause = \"5m\"", "pause = \"1s\"").replace(
+            "../../rules/analyses/",
+            &format!("{}/rules/analyses/", root.display()),
+        );
+        let cfg = format!(
+            "{text}\n[kubernetes]\napi_server = \"http://{}\"\n{}",
+            kube.addr,
+            config_for(&[])
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let d = Daemon::start(dir.path(), &cfg);
+        wait_phase(&d, "checkout", "healthy", 20).await;
+        ship(&kube, "shop/checkout:v2");
+        eventually(40, &format!("{example}: promotion"), || async {
+            let r = rollout(&d, "checkout").await;
+            (r["message"].as_str().unwrap_or("").contains("promoted")).then_some(())
+        })
+        .await;
+        let stable = kube.get(&dpath("checkout")).unwrap();
+        assert_eq!(
+            stable["spec"]["template"]["spec"]["containers"][0]["image"],
+            "shop/checkout:v2"
+        );
+        assert_eq!(
+            stable["spec"]["template"]["metadata"]["labels"]["track"],
+            "baseline"
+        );
+        // Every request augur sent is one the example's Role allows.
+        let granted = |(g, r, v): &(String, String, String)| {
+            rules.iter().any(|rule| {
+                rule["apiGroups"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|x| x == g.as_str())
+                    && rule["resources"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|x| x == r.as_str())
+                    && rule["verbs"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|x| x == v.as_str())
+            })
+        };
+        let needs: std::collections::BTreeSet<_> =
+            kube.requests().iter().map(|(_, r)| rbac_need(r)).collect();
+        for n in &needs {
+            assert!(granted(n), "{example}: the Role does not grant {n:?}");
+        }
+        assert!(needs.len() >= 4, "{needs:?}");
+        token.cancel();
+    }
+}
