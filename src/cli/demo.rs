@@ -28,6 +28,11 @@ pub struct DemoArgs {
     /// Give up (exit 1) without a decision by then.
     #[arg(long, default_value = "55s", value_parser = parse_duration)]
     timeout: std::time::Duration,
+    /// analysis (a run bound to an Argo Rollout), or a rollout augur
+    /// drives itself: canary-steps (weights over a Gateway API route) or
+    /// blue-green (a Service selector switch).
+    #[arg(long, value_enum, default_value_t = augur::demo::Strategy::Analysis)]
+    strategy: augur::demo::Strategy,
     /// Print only the outcome, as one JSON document.
     #[arg(long)]
     json: bool,
@@ -48,6 +53,7 @@ pub fn demo(args: &DemoArgs) -> ExitCode {
         count: args.count,
         timeout: args.timeout,
         live: !args.json,
+        strategy: args.strategy,
     };
     let rt = match runtime() {
         Ok(rt) => rt,

@@ -10,6 +10,7 @@
 //!
 //! It orchestrates a whole program, so errors are `anyhow`, as in `app`.
 
+pub mod driven;
 pub mod kubefake;
 pub mod sim;
 pub mod standins;
@@ -23,6 +24,7 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{Embedded, RunOptions};
+pub use driven::Strategy;
 use sim::{Behaviour, Track};
 use standins::{Received, Recorder};
 
@@ -97,6 +99,8 @@ pub struct Options {
     pub timeout: Duration,
     /// Live lines on the output (off for `--json`).
     pub live: bool,
+    /// An analysis bound to an Argo Rollout, or a rollout augur drives.
+    pub strategy: Strategy,
 }
 
 impl Default for Options {
@@ -109,6 +113,7 @@ impl Default for Options {
             count: 12,
             timeout: Duration::from_secs(55),
             live: true,
+            strategy: Strategy::Analysis,
         }
     }
 }
@@ -136,6 +141,12 @@ pub struct Outcome {
     pub regression_to_action: Option<f64>,
     /// Seconds the whole demo took.
     pub elapsed: f64,
+    /// `analysis`, `canary-steps` or `blue-green`.
+    pub strategy: &'static str,
+    /// The driven rollout's last status (`GET /api/v1/rollouts/...`).
+    pub rollout: Option<Value>,
+    /// The canary weights the driven rollout went through, in order.
+    pub weights: Vec<u64>,
 }
 
 /// Serves `app` on a loopback port until `token` is cancelled.
@@ -391,6 +402,9 @@ async fn status_line(c: &Client, run: &Value, window: &str, t: f64) -> String {
 
 /// Runs the demo, writing live lines to `out`.
 pub async fn run(opts: Options, out: &mut (dyn Write + Send)) -> anyhow::Result<Outcome> {
+    if opts.strategy != Strategy::Analysis {
+        return driven::run(opts.strategy, opts, out).await;
+    }
     let started = Instant::now();
     let token = CancellationToken::new();
     let _stop = token.clone().drop_guard();
@@ -701,5 +715,8 @@ pub async fn run(opts: Options, out: &mut (dyn Write + Send)) -> anyhow::Result<
         regression_at: regression_at.map(|r| (r - run_started).as_secs_f64()),
         regression_to_action,
         elapsed: started.elapsed().as_secs_f64(),
+        strategy: Strategy::Analysis.as_str(),
+        rollout: None,
+        weights: Vec::new(),
     })
 }

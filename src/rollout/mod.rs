@@ -1528,6 +1528,8 @@ impl Controller {
                 // The next revision goes to the side that just stopped serving.
                 p.revision = model::revision(&old["spec"]["template"]);
                 p.phase = Phase::Healthy;
+                // The new side is now the stable one: it has all the traffic.
+                p.weight = 0;
                 p.old_active = Some(new_name.clone());
                 p.old_selector = None;
                 p.message = format!("{new_name} promoted");

@@ -238,3 +238,140 @@ fn the_default_demo_shows_the_abort_within_a_minute() {
         assert!(status.contains(part), "{part:?} missing from {status:?}");
     }
 }
+
+fn driven(strategy: &str, scenario: &str) -> (Value, Duration) {
+    demo(&[
+        "--json",
+        "--strategy",
+        strategy,
+        "--scenario",
+        scenario,
+        "--interval",
+        "1s",
+        "--healthy-for",
+        "3s",
+        "--count",
+        "8",
+        "--timeout",
+        "90s",
+    ])
+}
+
+fn writes(o: &Value) -> Vec<(String, String, String, Value)> {
+    kube_requests(o)
+        .into_iter()
+        .filter(|(m, ..)| m != "GET")
+        .collect()
+}
+
+const ROUTE_PATH: &str = "/apis/gateway.networking.k8s.io/v1/namespaces/demo/httproutes/checkout";
+
+fn route_weights(body: &Value) -> Vec<i64> {
+    body["spec"]["rules"][0]["backendRefs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["weight"].as_i64().unwrap())
+        .collect()
+}
+
+#[test]
+fn canary_steps_walk_10_50_100_on_a_healthy_canary_and_promote() {
+    let (o, took) = driven("canary-steps", "healthy");
+    eprintln!(
+        "canary-steps healthy demo (6 steps, 1 s intervals): {:.1} s",
+        took.as_secs_f64()
+    );
+    assert_eq!(o["strategy"], "canary-steps");
+    assert_eq!(o["weights"], json!([0, 10, 50, 100, 0]));
+    assert_eq!(o["decision"]["decision"], "promote");
+    assert_eq!(o["decision"]["actor"], "rollout");
+    let w = writes(&o);
+    let routes: Vec<Vec<i64>> = w
+        .iter()
+        .filter(|(m, p, ct, _)| m == "PUT" && p == ROUTE_PATH && ct == "application/json")
+        .map(|(.., b)| route_weights(b))
+        .collect();
+    assert_eq!(
+        routes,
+        vec![vec![90, 10], vec![50, 50], vec![0, 100], vec![100, 0]]
+    );
+    let promoted = w
+        .iter()
+        .find(|(m, p, ..)| m == "PUT" && p == "/apis/apps/v1/namespaces/demo/deployments/checkout")
+        .expect("the stable takes the new template");
+    assert_eq!(
+        promoted.3["spec"]["template"]["spec"]["containers"][0]["image"],
+        "demo/checkout:v2"
+    );
+    assert_eq!(
+        promoted.3["spec"]["template"]["metadata"]["labels"]["track"],
+        "baseline"
+    );
+    // Every request the stand-in got is listed, reads too.
+    assert!(kube_requests(&o)
+        .iter()
+        .any(|(m, p, ..)| m == "GET" && p == ROUTE_PATH));
+}
+
+#[test]
+fn canary_steps_snap_back_to_0_on_a_bad_canary() {
+    let (o, _) = driven("canary-steps", "regression");
+    assert_eq!(o["decision"]["decision"], "abort");
+    assert!(
+        o["decision"]["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("analysis:"),
+        "{}",
+        o["decision"]
+    );
+    let weights: Vec<u64> = o["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_u64().unwrap())
+        .collect();
+    assert_eq!(weights.last(), Some(&0));
+    assert!(
+        !weights.contains(&100),
+        "aborted before full traffic: {weights:?}"
+    );
+    let w = writes(&o);
+    let last_route = w.iter().rev().find(|(_, p, ..)| p == ROUTE_PATH).unwrap();
+    assert_eq!(route_weights(&last_route.3), vec![100, 0]);
+    assert_eq!(w.last().unwrap().3, json!({"spec": {"replicas": 0}}));
+    assert!(o["rollout"]["phase"] == "aborted", "{}", o["rollout"]);
+    eprintln!(
+        "canary-steps: regression to weight 0: {:?} s",
+        o["regression_to_action"]
+    );
+}
+
+#[test]
+fn blue_green_switches_then_switches_back_on_a_bad_green() {
+    let (o, _) = driven("blue-green", "regression");
+    assert_eq!(o["strategy"], "blue-green");
+    assert_eq!(o["decision"]["decision"], "abort");
+    let switches: Vec<Value> = writes(&o)
+        .into_iter()
+        .filter(|(m, p, ct, _)| {
+            m == "PATCH"
+                && p == "/api/v1/namespaces/demo/services/checkout"
+                && ct == "application/merge-patch+json"
+        })
+        .map(|(.., b)| b)
+        .collect();
+    assert_eq!(
+        switches,
+        vec![
+            json!({"spec": {"selector": {"version": "green"}}}),
+            json!({"spec": {"selector": {"version": "blue"}}})
+        ]
+    );
+    assert!(
+        o["run_message"].as_str().unwrap().contains("failed"),
+        "{}",
+        o["run_message"]
+    );
+}
