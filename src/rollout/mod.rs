@@ -445,6 +445,37 @@ impl Controller {
             }
         };
         let mut p = before.clone();
+        let ha = self.act.leadership().enabled();
+        let anchor = match &cfg.strategy {
+            Strategy::Canary(spec) => k.deploy_path(&spec.canary_deployment),
+            Strategy::BlueGreen(spec) => format!(
+                "/api/v1/namespaces/{}/services/{}",
+                cfg.namespace, spec.active_service
+            ),
+        };
+        if ha {
+            // Under [ha] the cluster holds the leader's progress too: a new
+            // leader (whose own record is older or missing) resumes from it.
+            if let Ok(obj) = k.get(&anchor).await {
+                if let Some(text) =
+                    obj["metadata"]["annotations"][model::PROGRESS_ANNOTATION].as_str()
+                {
+                    match Progress::from_annotation(text) {
+                        Ok(theirs) if p.as_ref().is_none_or(|mine| theirs.seq > mine.seq) => {
+                            info!(rollout = %subject, seq = theirs.seq, "resuming the rollout from the progress the previous leader left in the cluster");
+                            let calls = p.take().map(|mine| mine.calls).unwrap_or_default();
+                            p = Some(Progress { calls, ..theirs });
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            warn!(rollout = %subject, error = %e, "the progress annotation is unreadable; keeping this replica's own record")
+                        }
+                    }
+                }
+            }
+        }
+        let before_core = p.as_ref().map(Progress::core);
+        let before_seq = p.as_ref().map_or(0, |p| p.seq);
         let mut consumed = Vec::new();
         if let Some(p) = p.as_mut() {
             // Abort wins over a promote in the same batch, whatever the order.
@@ -492,6 +523,23 @@ impl Controller {
                 }
             }
         };
+        if Some(p.core()) != before_core {
+            p.seq = before_seq + 1;
+            if ha {
+                let body = json!({"metadata": {"annotations": {model::PROGRESS_ANNOTATION: p.annotation()}}});
+                if let Err((c, e)) = k
+                    .send(
+                        "PATCH",
+                        &anchor,
+                        Some((&body, MERGE)),
+                        &format!("progress seq {}", p.seq),
+                    )
+                    .await
+                {
+                    warn!(rollout = %subject, code = c, error = %e, "cannot mirror the rollout's progress into the cluster");
+                }
+            }
+        }
         for c in k.calls.drain(..) {
             p.call(c);
         }
@@ -717,6 +765,11 @@ impl Controller {
             })
     }
 
+    /// Whether this replica's database has the run.
+    fn holds(&self, id: &str) -> bool {
+        !matches!(self.analysis.run_row(id), Ok(None))
+    }
+
     fn run_state(&self, id: &str) -> Result<(RunState, String), String> {
         match self.analysis.run_row(id) {
             Ok(Some(r)) => RunState::parse(&r.state)
@@ -738,6 +791,11 @@ impl Controller {
         builtins: &BTreeMap<&str, String>,
         now: i64,
     ) -> Result<Wait, Fail> {
+        // A run this replica does not hold (a new leader took over) is
+        // started here under the same key.
+        if p.step_run.as_ref().is_some_and(|id| !self.holds(id)) {
+            p.step_run = None;
+        }
         let id = match &p.step_run {
             Some(id) => id.clone(),
             None => {
@@ -1038,6 +1096,11 @@ impl Controller {
     ) -> Result<(), Fail> {
         let subject = format!("{}/{}", cfg.namespace, cfg.name);
         let builtins = Self::builtins(cfg, p, &spec.stable_deployment, &spec.canary_deployment);
+        if let (Some(a), Some(id)) = (&spec.analysis, p.background_run.clone()) {
+            if !self.holds(&id) && matches!(p.phase, Phase::Progressing | Phase::Paused) {
+                p.background_run = Some(self.run_for(cfg, p, a, "background", &builtins, now)?);
+            }
+        }
         // Background analysis: a failure aborts from any stage before the end.
         if let (Some(id), Phase::Progressing | Phase::Paused) = (p.background_run.clone(), p.phase)
         {

@@ -135,6 +135,11 @@ pub struct Call {
     pub what: String,
 }
 
+/// The annotation holding a rollout's progress on the object it anchors
+/// to (the canary Deployment, or the blue-green active Service) under `[ha]`,
+/// so a new leader resumes where the old one was.
+pub const PROGRESS_ANNOTATION: &str = "augur.dev/rollout-progress";
+
 /// How many calls the status keeps.
 pub const CALLS_KEPT: usize = 20;
 
@@ -178,6 +183,11 @@ pub struct Progress {
     pub old_selector: Option<String>,
     /// The last requests sent to the API server.
     pub calls: VecDeque<Call>,
+    /// Bumped on every change of where the rollout is (not of its message
+    /// or call list): under `[ha]` the newer of the local record and the
+    /// cluster's annotation wins.
+    #[serde(default)]
+    pub seq: u64,
 }
 
 impl Progress {
@@ -202,7 +212,35 @@ impl Progress {
             old_active: None,
             old_selector: None,
             calls: VecDeque::new(),
+            seq: 0,
         }
+    }
+
+    /// Where the rollout is, without the message, the call list and the
+    /// sequence number: what a change of is worth recording.
+    pub fn core(&self) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(m) = v.as_object_mut() {
+            for k in ["message", "calls", "seq"] {
+                m.remove(k);
+            }
+        }
+        v
+    }
+
+    /// The annotation a leader mirrors its progress into (under `[ha]`).
+    pub fn annotation(&self) -> String {
+        let mut v = self.core();
+        v["seq"] = json!(self.seq);
+        v["message"] = json!(self.message);
+        v.to_string()
+    }
+
+    /// Progress read back from [`Progress::annotation`].
+    pub fn from_annotation(text: &str) -> Result<Progress, String> {
+        let mut v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        v["calls"] = json!([]);
+        serde_json::from_value(v).map_err(|e| e.to_string())
     }
 
     /// Moves to `stage` now.
@@ -717,6 +755,28 @@ mod tests {
         );
         assert_eq!(c["spec"]["ingressClassName"], "nginx");
         assert_eq!(nginx_weight(&c), Some(0));
+    }
+
+    #[test]
+    fn progress_round_trips_through_its_annotation_without_calls() {
+        let mut p = Progress::healthy("abc", 5, "ok");
+        p.step = 3;
+        p.seq = 7;
+        p.enter(Stage::Step, 9);
+        p.call(Call {
+            t: 1,
+            method: "PUT".into(),
+            path: "/x".into(),
+            code: 200,
+            what: "w".into(),
+        });
+        let back = Progress::from_annotation(&p.annotation()).unwrap();
+        assert_eq!(back.core(), p.core());
+        assert_eq!((back.seq, back.message.as_str()), (7, "ok"));
+        assert!(back.calls.is_empty());
+        assert!(Progress::from_annotation("{\"phase\": \"sideways\"}")
+            .unwrap_err()
+            .contains("sideways"));
     }
 
     #[test]

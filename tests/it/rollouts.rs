@@ -1085,3 +1085,99 @@ async fn shipped_examples_roll_out_against_their_own_manifests_within_their_rbac
         token.cancel();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_ha_only_the_leader_drives_and_a_new_leader_resumes_from_the_cluster() {
+    let token = CancellationToken::new();
+    let kube = FakeKube::start(None, token.clone()).await.unwrap();
+    canary_pair(&kube, 4);
+    route(&kube);
+    let target = TestTarget::start(health(1)).await;
+    let rollout_cfg = GATEWAY_ROLLOUT.replace("pause = \"1s\"", "pause = \"\"");
+    let with_ha = |id: &str| {
+        format!(
+            "{}\n[ha]\nlease = \"shop/augur\"\nidentity = \"{id}\"\nlease_duration = \"3s\"\nrenew_deadline = \"2s\"\nretry_period = \"1s\"\n",
+            config(&kube, &target, &rollout_cfg)
+        )
+    };
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut a = Daemon::start(da.path(), &with_ha("a"));
+    eventually(20, "a to lead", || async {
+        (a.get_json("/api/v1/status/ha").await["data"]["leader"] == true).then_some(())
+    })
+    .await;
+    let b = Daemon::start(db.path(), &with_ha("b"));
+    wait_phase(&a, "checkout", "healthy", 20).await;
+    ship(&kube, "shop/checkout:v2");
+    let r = wait_phase(&a, "checkout", "paused", 30).await;
+    assert_eq!(r["step"], 1);
+    // The standby drives nothing: it has not even looked.
+    assert_eq!(rollout(&b, "checkout").await["phase"], "unknown");
+    // The leader mirrored its progress into the canary Deployment.
+    let ann = kube.get(&dpath("checkout-canary")).unwrap()["metadata"]["annotations"]
+        ["augur.dev/rollout-progress"]
+        .as_str()
+        .map(str::to_string)
+        .expect("progress annotation");
+    let ann: Value = serde_json::from_str(&ann).unwrap();
+    assert_eq!(
+        (ann["phase"].as_str(), ann["step"].as_u64()),
+        (Some("paused"), Some(1))
+    );
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    let r = eventually(20, "b to take over where a was", || async {
+        let r = rollout(&b, "checkout").await;
+        (r["phase"] == "paused").then_some(r)
+    })
+    .await;
+    assert_eq!(r["step"], 1, "resumed at the same step: {r}");
+    assert_eq!(r["weights"]["canary"], 10);
+    // The background analysis goes on here, under the same key.
+    let bg = eventually(10, "b's background run", || async {
+        let r = rollout(&b, "checkout").await;
+        r["analysis"]["background"]["id"]
+            .as_str()
+            .map(str::to_string)
+    })
+    .await;
+    let run = b.get_json(&format!("/api/v1/analysis/runs/{bg}")).await;
+    assert!(
+        run["data"]["key"]
+            .as_str()
+            .unwrap()
+            .ends_with("/0/background"),
+        "{run}"
+    );
+    let (code, v) = verb(&b, "checkout", "promote").await;
+    assert_eq!(code, 202, "{v}");
+    wait_phase(&b, "checkout", "healthy", 40).await;
+    let w = writes(&kube);
+    let routes: Vec<(i64, i64)> = w
+        .iter()
+        .filter(|(_, r)| r.path == ROUTE)
+        .map(|(_, r)| weights(r))
+        .collect();
+    assert_eq!(
+        routes,
+        vec![(90, 10), (50, 50), (100, 0)],
+        "nothing repeated after the failover"
+    );
+    let scale = format!("{}/scale", dpath("checkout-canary"));
+    assert_eq!(
+        w.iter().filter(|(_, r)| r.path == scale).count(),
+        2,
+        "canary up once, down once"
+    );
+    let mirrors: Vec<&Received> = w
+        .iter()
+        .map(|(_, r)| r)
+        .filter(|r| r.path == dpath("checkout-canary") && r.method == "PATCH")
+        .collect();
+    assert!(mirrors.len() >= 3, "{mirrors:?}");
+    assert!(mirrors
+        .iter()
+        .all(|r| r.content_type == "application/merge-patch+json"
+            && r.body["metadata"]["annotations"]["augur.dev/rollout-progress"].is_string()));
+    token.cancel();
+}
