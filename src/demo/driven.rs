@@ -18,8 +18,9 @@ use tokio_util::sync::CancellationToken;
 use super::kubefake::{deployment, FakeKube};
 use super::sim::{self, Behaviour, Track};
 use super::standins::{self, Received, Recorder};
-use super::{duration_text, show, Client, Options, Outcome, Scenario, Scratch, HTTP_ANALYSES};
-use crate::app::{Embedded, RunOptions};
+use super::{
+    duration_text, show, Client, Daemon, Options, Outcome, Scenario, Scratch, HTTP_ANALYSES,
+};
 
 const NS: &str = "demo";
 
@@ -359,34 +360,8 @@ pub async fn run(
         &cfg_path,
         config(strategy, &opts, scrape, [b_addr, c_addr], kube.addr, hook),
     )?;
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let shutdown = CancellationToken::new();
-    let daemon = tokio::spawn(crate::app::run_embedded(
-        RunOptions {
-            config: cfg_path.clone(),
-            listen: Some("127.0.0.1:0".parse()?),
-            state_dir: Some(scratch.0.join("state")),
-        },
-        Embedded {
-            shutdown: shutdown.clone(),
-            ready: ready_tx,
-        },
-    ));
-    let addr = match ready_rx.await {
-        Ok(a) => a,
-        Err(_) => {
-            return match daemon.await {
-                Ok(Err(e)) => Err(anyhow::anyhow!("the daemon did not start: {e}")),
-                _ => Err(anyhow::anyhow!("the daemon did not start")),
-            }
-        }
-    };
-    let c = Client {
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()?,
-        base: format!("http://{addr}"),
-    };
+    let (addr, daemon) = Daemon::start(&cfg_path, &scratch.0).await?;
+    let c = Client::new(addr)?;
     line(format!(
         "augur demo ({}, {}, seed {}): daemon on http://{addr}, config {}",
         strategy.as_str(),
@@ -458,7 +433,7 @@ pub async fn run(
         }
         let t = shipped.elapsed().as_secs_f64();
         if Instant::now() > deadline {
-            shutdown.cancel();
+            daemon.shutdown.cancel();
             bail!(
                 "the rollout did not finish within {}",
                 crate::duration::format(opts.timeout)
@@ -537,12 +512,7 @@ pub async fn run(
         .as_array()
         .and_then(|r| r.first().cloned())
         .unwrap_or(Value::Null);
-    shutdown.cancel();
-    match tokio::time::timeout(Duration::from_secs(15), daemon).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => bail!("the daemon stopped with an error: {e}"),
-        _ => bail!("the daemon did not stop"),
-    }
+    daemon.stop().await?;
     let requests: Vec<Received> = rec.all.lock().clone();
     Ok(Outcome {
         scenario: opts.scenario.as_str(),

@@ -257,12 +257,66 @@ url = "http://{hook}/hooks/deploy"
     Ok(path)
 }
 
+/// The embedded daemon the demo drives.
+struct Daemon {
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), crate::app::StartError>>,
+}
+
+impl Daemon {
+    /// Starts it on `config` with its state under `scratch`; its address.
+    async fn start(
+        config: &Path,
+        scratch: &Path,
+    ) -> anyhow::Result<(std::net::SocketAddr, Daemon)> {
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(crate::app::run_embedded(
+            RunOptions {
+                config: config.to_path_buf(),
+                listen: Some("127.0.0.1:0".parse()?),
+                state_dir: Some(scratch.join("state")),
+            },
+            Embedded {
+                shutdown: shutdown.clone(),
+                ready: ready_tx,
+            },
+        ));
+        match ready_rx.await {
+            Ok(a) => Ok((a, Daemon { shutdown, task })),
+            Err(_) => match task.await {
+                Ok(Err(e)) => Err(anyhow::anyhow!("the daemon did not start: {e}")),
+                _ => Err(anyhow::anyhow!("the daemon did not start")),
+            },
+        }
+    }
+
+    /// Stops it as SIGTERM would, within 15 s.
+    async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        match tokio::time::timeout(Duration::from_secs(15), self.task).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => bail!("the daemon stopped with an error: {e}"),
+            _ => bail!("the daemon did not stop"),
+        }
+    }
+}
+
 struct Client {
     http: reqwest::Client,
     base: String,
 }
 
 impl Client {
+    fn new(addr: std::net::SocketAddr) -> anyhow::Result<Client> {
+        Ok(Client {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()?,
+            base: format!("http://{addr}"),
+        })
+    }
+
     async fn get(&self, path: &str) -> anyhow::Result<Value> {
         let r = self
             .http
@@ -462,34 +516,8 @@ pub async fn run(opts: Options, out: &mut (dyn Write + Send)) -> anyhow::Result<
 
     // The real daemon.
     let config = write_config(&scratch.0, scrape, [b_addr, c_addr, ksm], kube, hook)?;
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let shutdown = CancellationToken::new();
-    let daemon = tokio::spawn(crate::app::run_embedded(
-        RunOptions {
-            config: config.clone(),
-            listen: Some("127.0.0.1:0".parse()?),
-            state_dir: Some(scratch.0.join("state")),
-        },
-        Embedded {
-            shutdown: shutdown.clone(),
-            ready: ready_tx,
-        },
-    ));
-    let addr = match ready_rx.await {
-        Ok(a) => a,
-        Err(_) => {
-            return match daemon.await {
-                Ok(Err(e)) => Err(anyhow::anyhow!("the daemon did not start: {e}")),
-                _ => Err(anyhow::anyhow!("the daemon did not start")),
-            }
-        }
-    };
-    let c = Client {
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()?,
-        base: format!("http://{addr}"),
-    };
+    let (addr, daemon) = Daemon::start(&config, &scratch.0).await?;
+    let c = Client::new(addr)?;
     line(format!(
         "augur demo ({}, seed {}): daemon on http://{addr}, config {}",
         opts.scenario.as_str(),
@@ -575,7 +603,7 @@ pub async fn run(opts: Options, out: &mut (dyn Write + Send)) -> anyhow::Result<
             }
         }
         if Instant::now() > deadline {
-            shutdown.cancel();
+            daemon.shutdown.cancel();
             bail!(
                 "no decision within {} (scenario {})",
                 crate::duration::format(opts.timeout),
@@ -697,12 +725,7 @@ pub async fn run(opts: Options, out: &mut (dyn Write + Send)) -> anyhow::Result<
         ));
     }
 
-    shutdown.cancel();
-    match tokio::time::timeout(Duration::from_secs(15), daemon).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => bail!("the daemon stopped with an error: {e}"),
-        _ => bail!("the daemon did not stop"),
-    }
+    daemon.stop().await?;
     let requests = rec.all.lock().clone();
     Ok(Outcome {
         scenario: opts.scenario.as_str(),

@@ -96,6 +96,10 @@ fn api_fail(method: &str, path: &str, code: u16, e: &str) -> Fail {
     }
 }
 
+/// A reconcile that failed: the progress as far as it got (None when
+/// nothing is known yet) and why.
+type Unsettled = (Option<Box<Progress>>, String);
+
 /// The result of a step that may take several ticks.
 enum Wait {
     Done,
@@ -511,7 +515,8 @@ impl Controller {
             Err((p, e)) => {
                 warn!(rollout = %subject, error = %e, "rollout reconcile failed; retrying");
                 match p {
-                    Some(mut p) => {
+                    Some(p) => {
+                        let mut p = *p;
                         p.message = e;
                         p
                     }
@@ -698,6 +703,20 @@ impl Controller {
             json!({"revision": p.revision, "reason": why, "step": p.step}),
         );
         self.decide(cfg, p, Decision::Abort, actor, why, now);
+    }
+
+    /// The abort is over: traffic is back and the new side scaled down.
+    fn aborted(&self, subject: &str, p: &mut Progress, now: i64) {
+        p.phase = Phase::Aborted;
+        p.enter(Stage::Idle, now);
+        info!(rollout = %subject, revision = %p.revision, "rollout aborted");
+        self.audit(
+            now,
+            "rollout",
+            "rollout.aborted",
+            subject,
+            json!({"revision": p.revision, "reason": p.message}),
+        );
     }
 
     fn start(&self, cfg: &RolloutConfig, p: &mut Progress, revision: &str, now: i64) {
@@ -1022,14 +1041,14 @@ impl Controller {
         k: &mut Kube,
         p: Option<Progress>,
         now: i64,
-    ) -> Result<Progress, (Option<Progress>, String)> {
+    ) -> Result<Progress, Unsettled> {
         let stable = match k.deployment(&spec.stable_deployment).await {
             Ok(d) => d,
-            Err(e) => return Err((p, e.message)),
+            Err(e) => return Err((p.map(Box::new), e.message)),
         };
         let canary = match k.deployment(&spec.canary_deployment).await {
             Ok(d) => d,
-            Err(e) => return Err((p, e.message)),
+            Err(e) => return Err((p.map(Box::new), e.message)),
         };
         let rev = model::revision(&canary["spec"]["template"]);
         let mut p = match p {
@@ -1064,22 +1083,32 @@ impl Controller {
         let r = self
             .canary_stage(cfg, spec, k, &mut p, &stable, &canary, now)
             .await;
+        self.settle(cfg, p, r, now)
+    }
+
+    /// A stage's failure: one that cannot be applied aborts the rollout
+    /// (unless it is already going back); a transient one is retried.
+    fn settle(
+        &self,
+        cfg: &RolloutConfig,
+        mut p: Progress,
+        r: Result<(), Fail>,
+        now: i64,
+    ) -> Result<Progress, Unsettled> {
         match r {
             Ok(()) => Ok(p),
-            Err(e) => {
-                // A step that cannot be applied aborts; a failing abort retries.
-                if matches!(
-                    p.phase,
-                    Phase::Progressing | Phase::Paused | Phase::Promoting
-                ) && !e.retry
-                {
-                    let why = format!("step cannot be applied: {}", e.message);
-                    self.begin_abort(cfg, &mut p, &why, "rollout", now);
-                    Ok(p)
-                } else {
-                    Err((Some(p), e.message))
-                }
+            Err(e)
+                if !e.retry
+                    && matches!(
+                        p.phase,
+                        Phase::Progressing | Phase::Paused | Phase::Promoting
+                    ) =>
+            {
+                let why = format!("step cannot be applied: {}", e.message);
+                self.begin_abort(cfg, &mut p, &why, "rollout", now);
+                Ok(p)
             }
+            Err(e) => Err((Some(Box::new(p)), e.message)),
         }
     }
 
@@ -1371,16 +1400,7 @@ impl Controller {
                 if model::replicas(canary) != 0 {
                     k.scale(&spec.canary_deployment, 0).await?;
                 }
-                p.phase = Phase::Aborted;
-                p.enter(Stage::Idle, now);
-                info!(rollout = %subject, revision = %p.revision, "rollout aborted");
-                self.audit(
-                    now,
-                    "rollout",
-                    "rollout.aborted",
-                    &subject,
-                    json!({"revision": p.revision, "reason": p.message}),
-                );
+                self.aborted(&subject, p, now);
                 Ok(())
             }
             other => Err(format!("stage {other:?} does not belong to a canary").into()),
@@ -1394,12 +1414,12 @@ impl Controller {
         k: &mut Kube,
         p: Option<Progress>,
         now: i64,
-    ) -> Result<Progress, (Option<Progress>, String)> {
+    ) -> Result<Progress, Unsettled> {
         let mut ds = Vec::new();
         for n in &spec.deployments {
             match k.deployment(n).await {
                 Ok(d) => ds.push(d),
-                Err(e) => return Err((p, e.message)),
+                Err(e) => return Err((p.map(Box::new), e.message)),
             }
         }
         let svc_path = format!(
@@ -1408,7 +1428,7 @@ impl Controller {
         );
         let svc = match k.get(&svc_path).await {
             Ok(s) => s,
-            Err(e) => return Err((p, e.message)),
+            Err(e) => return Err((p.map(Box::new), e.message)),
         };
         let selected = svc["spec"]["selector"][&spec.selector_label]
             .as_str()
@@ -1418,7 +1438,7 @@ impl Controller {
             .map(|d| label_of(d, &spec.selector_label))
             .collect();
         let Some(active_i) = (0..2).find(|i| labels[*i].is_some() && labels[*i] == selected) else {
-            return Err((p, format!(
+            return Err((p.map(Box::new), format!(
                 "service {} selects {}={:?}, which neither {} nor {} carries in its pod template",
                 spec.active_service, spec.selector_label, selected, spec.deployments[0], spec.deployments[1]
             )));
@@ -1464,18 +1484,7 @@ impl Controller {
         let r = self
             .blue_green_stage(cfg, spec, k, &mut p, &ds, old_i, now)
             .await;
-        match r {
-            Ok(()) => Ok(p),
-            Err(e) => {
-                if matches!(p.phase, Phase::Progressing | Phase::Paused) && !e.retry {
-                    let why = format!("step cannot be applied: {}", e.message);
-                    self.begin_abort(cfg, &mut p, &why, "rollout", now);
-                    Ok(p)
-                } else {
-                    Err((Some(p), e.message))
-                }
-            }
-        }
+        self.settle(cfg, p, r, now)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1632,16 +1641,7 @@ impl Controller {
                 if model::replicas(new) != 0 {
                     k.scale(new_name, 0).await?;
                 }
-                p.phase = Phase::Aborted;
-                p.enter(Stage::Idle, now);
-                info!(rollout = %subject, revision = %p.revision, "blue-green rollout aborted");
-                self.audit(
-                    now,
-                    "rollout",
-                    "rollout.aborted",
-                    &subject,
-                    json!({"revision": p.revision, "reason": p.message}),
-                );
+                self.aborted(&subject, p, now);
                 Ok(())
             }
             other => Err(format!("stage {other:?} does not belong to a blue-green rollout").into()),

@@ -139,6 +139,28 @@ async fn verb(d: &Daemon, name: &str, verb: &str) -> (u16, Value) {
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
+/// The gateway-api canary pair with `rollouts`, the daemon started and
+/// the rollout healthy.
+async fn gateway_canary(
+    rollouts: &str,
+) -> (
+    CancellationToken,
+    FakeKube,
+    TestTarget,
+    tempfile::TempDir,
+    Daemon,
+) {
+    let token = CancellationToken::new();
+    let kube = FakeKube::start(None, token.clone()).await.unwrap();
+    canary_pair(&kube, 4);
+    route(&kube);
+    let target = TestTarget::start(health(1)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &config(&kube, &target, rollouts));
+    wait_phase(&d, "checkout", "healthy", 20).await;
+    (token, kube, target, dir, d)
+}
+
 const GATEWAY_ROLLOUT: &str = r#"
 [[rollouts]]
 namespace = "shop"
@@ -300,19 +322,8 @@ async fn a_healthy_canary_walks_the_gateway_route_to_promotion_with_exact_reques
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_background_analysis_sends_weight_zero_at_once_then_scales_the_canary_down() {
-    let token = CancellationToken::new();
-    let kube = FakeKube::start(None, token.clone()).await.unwrap();
-    canary_pair(&kube, 4);
-    route(&kube);
-    let target = TestTarget::start(health(1)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
-        &kube,
-        &target,
-        &GATEWAY_ROLLOUT.replace("pause = \"1s\"", "pause = \"\""),
-    );
-    let d = Daemon::start(dir.path(), &cfg);
-    wait_phase(&d, "checkout", "healthy", 20).await;
+    let (token, kube, target, _dir, d) =
+        gateway_canary(&GATEWAY_ROLLOUT.replace("pause = \"1s\"", "pause = \"\"")).await;
     ship(&kube, "shop/checkout:v2");
     // Paused (indefinitely) after 10%; then the canary goes bad and the
     // background analysis fails.
@@ -551,19 +562,8 @@ async fn a_canary_that_never_becomes_available_aborts_at_the_progress_deadline()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_abort_racing_a_promote_wins() {
-    let token = CancellationToken::new();
-    let kube = FakeKube::start(None, token.clone()).await.unwrap();
-    canary_pair(&kube, 4);
-    route(&kube);
-    let target = TestTarget::start(health(1)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
-        &kube,
-        &target,
-        &GATEWAY_ROLLOUT.replace("pause = \"1s\"", "pause = \"\""),
-    );
-    let d = Daemon::start(dir.path(), &cfg);
-    wait_phase(&d, "checkout", "healthy", 20).await;
+    let (token, kube, _target, _dir, d) =
+        gateway_canary(&GATEWAY_ROLLOUT.replace("pause = \"1s\"", "pause = \"\"")).await;
     // Verbs on a healthy rollout are refused, naming the phase.
     let (code, v) = verb(&d, "checkout", "abort").await;
     assert_eq!(code, 409, "{v}");
@@ -769,6 +769,22 @@ scale_down_delay = "2s"
 abort_scale_down_delay = "1s"
 "#;
 
+/// web-blue (serving, `replicas`) and web-green (0) at v1, and the
+/// Service `web` selecting blue.
+fn blue_green_pair(kube: &FakeKube, replicas: u32) {
+    for (name, version, n) in [("web-blue", "blue", replicas), ("web-green", "green", 0)] {
+        let labels = json!({"app": "web", "version": version});
+        kube.apply(
+            &dpath(name),
+            deployment(NS, name, n, &labels, &labels, "shop/web:v1"),
+        );
+    }
+    kube.apply(
+        &format!("/api/v1/namespaces/{NS}/services/web"),
+        service("web", "blue"),
+    );
+}
+
 fn service(name: &str, version: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": NS},
            "spec": {"selector": {"app": "web", "version": version}, "ports": [{"port": 80, "targetPort": 8080}]}})
@@ -780,29 +796,7 @@ async fn blue_green_switches_on_promote_and_switches_back_when_post_promotion_fa
     let token = CancellationToken::new();
     let kube = FakeKube::start(None, token.clone()).await.unwrap();
     let svc = |n: &str| format!("/api/v1/namespaces/{NS}/services/{n}");
-    kube.apply(
-        &dpath("web-blue"),
-        deployment(
-            NS,
-            "web-blue",
-            3,
-            &json!({"app": "web", "version": "blue"}),
-            &json!({"app": "web", "version": "blue"}),
-            "shop/web:v1",
-        ),
-    );
-    kube.apply(
-        &dpath("web-green"),
-        deployment(
-            NS,
-            "web-green",
-            0,
-            &json!({"app": "web", "version": "green"}),
-            &json!({"app": "web", "version": "green"}),
-            "shop/web:v1",
-        ),
-    );
-    kube.apply(&svc("web"), service("web", "blue"));
+    blue_green_pair(&kube, 3);
     kube.apply(&svc("web-preview"), service("web-preview", "blue"));
     let target = TestTarget::start(health(1)).await;
     let dir = tempfile::tempdir().unwrap();
@@ -879,29 +873,7 @@ async fn blue_green_promotes_by_itself_and_scales_the_old_side_down_after_the_de
     let token = CancellationToken::new();
     let kube = FakeKube::start(None, token.clone()).await.unwrap();
     let svc = |n: &str| format!("/api/v1/namespaces/{NS}/services/{n}");
-    kube.apply(
-        &dpath("web-blue"),
-        deployment(
-            NS,
-            "web-blue",
-            2,
-            &json!({"app": "web", "version": "blue"}),
-            &json!({"app": "web", "version": "blue"}),
-            "shop/web:v1",
-        ),
-    );
-    kube.apply(
-        &dpath("web-green"),
-        deployment(
-            NS,
-            "web-green",
-            0,
-            &json!({"app": "web", "version": "green"}),
-            &json!({"app": "web", "version": "green"}),
-            "shop/web:v1",
-        ),
-    );
-    kube.apply(&svc("web"), service("web", "blue"));
+    blue_green_pair(&kube, 2);
     let target = TestTarget::start(health(1)).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = r#"
