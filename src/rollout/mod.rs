@@ -967,8 +967,9 @@ impl Controller {
                 Ok(Wait::Done)
             }
             Router::Replicas => {
-                let (want_c, want_s) = model::replica_counts(p.total, weight);
                 let stable = k.deployment(&spec.stable_deployment).await?;
+                let (want_c, want_s) =
+                    model::replica_counts(p.total, weight, model::surges(&stable));
                 let canary = k.deployment(&spec.canary_deployment).await?;
                 let (have_c, have_s) = (model::replicas(&canary), model::replicas(&stable));
                 if want_c >= have_c {

@@ -260,38 +260,62 @@ impl Progress {
 
 /// Replica counts `(canary, stable)` for `weight` percent of `total` pods,
 /// as Argo's basic canary (`utils/replicaset/canary.go`
-/// `approximateWeightedCanaryStableReplicaCounts`) without its surge
-/// option: the closer of floor and ceiling, ties up; never 0 canary pods
-/// for 1-99% with two or more pods, and never all of them.
-pub fn replica_counts(total: u32, weight: u32) -> (u32, u32) {
+/// `approximateWeightedCanaryStableReplicaCounts`): the closer of floor and
+/// ceiling, ties up; never 0 canary pods for 1-99% with two or more pods,
+/// and never all of them; with `surge` (a non-zero maxSurge) a total of
+/// `total + 1` is considered too when it comes closer to the weight.
+pub fn replica_counts(total: u32, weight: u32, surge: bool) -> (u32, u32) {
     if total == 0 {
         return (0, 0);
     }
     let weight = weight.min(100);
-    if weight == 0 {
-        return (0, total);
-    }
-    if weight == 100 {
-        return (total, 0);
-    }
     let exact = u64::from(total) * u64::from(weight);
     let floor = (exact / 100) as u32;
     let ceil = exact.div_ceil(100) as u32;
-    let tied = exact % 100 == 50;
-    let zero_allowed = total == 1;
+    let tied = |n: u32| (u64::from(n) * u64::from(weight)) % 100 == 50;
+    let zero_allowed = weight == 0 || weight == 100 || (total == 1 && !surge);
     let mut options = Vec::new();
     if ceil < total || zero_allowed {
-        options.push(ceil);
+        options.push((ceil, total));
     }
-    if !tied && (floor != 0 || zero_allowed) {
-        options.push(floor);
+    if !tied(total) && (floor != 0 || zero_allowed) {
+        options.push((floor, total));
     }
-    let delta = |c: u32| (f64::from(weight) - 100.0 * f64::from(c) / f64::from(total)).abs();
-    let best = options
-        .into_iter()
-        .min_by(|a, b| delta(*a).total_cmp(&delta(*b)))
-        .unwrap_or(floor.max(1).min(total.saturating_sub(1)));
-    (best, total - best)
+    if surge {
+        options.push((ceil, total + 1));
+        if !tied(total + 1) && (floor != 0 || zero_allowed) {
+            options.push((floor, total + 1));
+        }
+    }
+    let delta =
+        |(c, t): (u32, u32)| (f64::from(weight) - 100.0 * f64::from(c) / f64::from(t)).abs();
+    // The first of the closest, as Argo keeps the first on equal deltas.
+    let mut best = match options.first() {
+        Some(o) => *o,
+        None => return (0, total),
+    };
+    for o in options.into_iter().skip(1) {
+        if delta(o) < delta(best) {
+            best = o;
+        }
+    }
+    (best.0, best.1 - best.0)
+}
+
+/// Whether a Deployment may surge above its replica count:
+/// `spec.strategy.rollingUpdate.maxSurge` other than 0 (the API's default
+/// is 25%; `Recreate` has none).
+pub fn surges(d: &Value) -> bool {
+    let st = &d["spec"]["strategy"];
+    if st["type"] == "Recreate" {
+        return false;
+    }
+    match &st["rollingUpdate"]["maxSurge"] {
+        Value::Null => true,
+        Value::Number(n) => n.as_i64() != Some(0),
+        Value::String(s) => !matches!(s.trim_end_matches('%').trim(), "0" | ""),
+        _ => true,
+    }
 }
 
 fn int(v: &Value) -> i64 {
@@ -615,20 +639,45 @@ mod tests {
 
     #[test]
     fn replica_counts_follow_argos_basic_canary() {
-        assert_eq!(replica_counts(10, 10), (1, 9));
-        assert_eq!(replica_counts(10, 33), (3, 7));
-        assert_eq!(replica_counts(10, 50), (5, 5));
-        assert_eq!(replica_counts(10, 100), (10, 0));
-        assert_eq!(replica_counts(10, 0), (0, 10));
-        // 1-99% never leaves the canary without a pod, nor the stable.
-        assert_eq!(replica_counts(4, 1), (1, 3));
-        assert_eq!(replica_counts(4, 99), (3, 1));
-        // Ties round up: 5 x 50% = 2.5.
-        assert_eq!(replica_counts(5, 50), (3, 2));
-        assert_eq!(replica_counts(3, 20), (1, 2));
-        assert_eq!(replica_counts(1, 10), (0, 1));
-        assert_eq!(replica_counts(1, 60), (1, 0));
-        assert_eq!(replica_counts(0, 50), (0, 0));
+        for surge in [false, true] {
+            assert_eq!(replica_counts(10, 10, surge), (1, 9));
+            assert_eq!(replica_counts(10, 33, surge), (3, 7));
+            assert_eq!(replica_counts(10, 50, surge), (5, 5));
+            assert_eq!(replica_counts(10, 100, surge), (10, 0));
+            assert_eq!(replica_counts(10, 0, surge), (0, 10));
+            assert_eq!(replica_counts(0, 50, surge), (0, 0));
+            // 1-99% never leaves the canary without a pod, nor the stable.
+            assert_eq!(replica_counts(4, 1, surge), (1, 3));
+        }
+        assert_eq!(replica_counts(4, 99, false), (3, 1));
+        // Ties round up: 5 x 50% = 2.5 ...
+        assert_eq!(replica_counts(5, 50, false), (3, 2));
+        // ... unless one more pod hits the weight exactly.
+        assert_eq!(replica_counts(5, 50, true), (3, 3));
+        assert_eq!(replica_counts(10, 15, false), (2, 8));
+        assert_eq!(replica_counts(10, 15, true), (2, 9));
+        assert_eq!(replica_counts(3, 20, false), (1, 2));
+        assert_eq!(replica_counts(1, 10, false), (0, 1));
+        assert_eq!(replica_counts(1, 60, false), (1, 0));
+        // One pod that may surge: canary and stable side by side.
+        assert_eq!(replica_counts(1, 50, true), (1, 1));
+    }
+
+    #[test]
+    fn surge_follows_the_deployments_strategy() {
+        assert!(surges(&json!({"spec": {}})));
+        assert!(surges(
+            &json!({"spec": {"strategy": {"rollingUpdate": {"maxSurge": "25%"}}}})
+        ));
+        assert!(!surges(
+            &json!({"spec": {"strategy": {"rollingUpdate": {"maxSurge": 0}}}})
+        ));
+        assert!(!surges(
+            &json!({"spec": {"strategy": {"rollingUpdate": {"maxSurge": "0%"}}}})
+        ));
+        assert!(!surges(
+            &json!({"spec": {"strategy": {"type": "Recreate"}}})
+        ));
     }
 
     #[test]
