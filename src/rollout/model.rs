@@ -646,9 +646,11 @@ mod tests {
             assert_eq!(replica_counts(10, 100, surge), (10, 0));
             assert_eq!(replica_counts(10, 0, surge), (0, 10));
             assert_eq!(replica_counts(0, 50, surge), (0, 0));
-            // 1-99% never leaves the canary without a pod, nor the stable.
-            assert_eq!(replica_counts(4, 1, surge), (1, 3));
         }
+        // 1-99% never leaves the canary without a pod, nor the stable; with
+        // surge a fifth pod comes closer to 1%.
+        assert_eq!(replica_counts(4, 1, false), (1, 3));
+        assert_eq!(replica_counts(4, 1, true), (1, 4));
         assert_eq!(replica_counts(4, 99, false), (3, 1));
         // Ties round up: 5 x 50% = 2.5 ...
         assert_eq!(replica_counts(5, 50, false), (3, 2));
