@@ -252,6 +252,7 @@ async fn run_with(opts: RunOptions, embedded: Option<Embedded>) -> Result<(), St
         auth: Arc::new(crate::api::Auth::new(auth.clone())),
         act: act.clone(),
         rollouts: rollouts.clone(),
+        shutdown: http_token.clone(),
     });
     let server = {
         let token = http_token.clone();
@@ -762,6 +763,7 @@ pub fn offline_router(cfg: &Config) -> anyhow::Result<axum::Router> {
         )))),
         act,
         rollouts,
+        shutdown: tokio_util::sync::CancellationToken::new(),
     };
     Ok(api::router(Arc::new(st)))
 }

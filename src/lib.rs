@@ -45,6 +45,8 @@
 //! - [`state`]: SQLite schema, migrations, retention; the only durable writer.
 //! - [`api`]: the HTTP API (Prometheus-compatible queries, rules, targets,
 //!   runs, Flagger, Argo, Kayenta, decisions, audit) and its auth.
+//! - [`ui`]: the web pages (server-rendered HTML, SVG charts, live updates
+//!   over Server-Sent Events), read-only, over the same state as `api`.
 //! - [`app`]: wiring, task ownership, signals, atomic reload and shutdown.
 //! - [`demo`]: `augur demo`, the whole pipeline on simulated traffic.
 //!
@@ -97,3 +99,4 @@ pub mod state;
 pub mod stats;
 pub mod store;
 pub mod timefmt;
+pub mod ui;

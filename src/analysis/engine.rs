@@ -52,6 +52,21 @@ pub struct AnalysisManager {
     started_at: i64,
 }
 
+/// One run, typed: what the run page draws.
+#[derive(Clone, Debug)]
+pub struct RunDetail {
+    /// The stored row.
+    pub row: RunRow,
+    /// The template as the run uses it (None if unreadable).
+    pub template: Option<Template>,
+    /// Counters and evidence.
+    pub status: RunStatus,
+    /// Every measurement, by interval.
+    pub measurements: Vec<crate::state::MeasurementRow>,
+    /// The verdict history.
+    pub verdicts: Vec<crate::state::VerdictRow>,
+}
+
 /// Per-run changes to a template's schedule (the API's `interval`,
 /// `window`, `initial_delay` and `count`), like Argo's args-driven counts.
 #[derive(Clone, Debug, Default)]
@@ -619,6 +634,30 @@ impl AnalysisManager {
                 warn!(run = %row.id, error = %e, "cannot store the analysis interval; retrying");
             }
         }
+    }
+
+    /// A run with its template, status, measurements and verdicts, typed
+    /// (for the web pages).
+    pub fn run_detail(&self, id: &str) -> Result<Option<RunDetail>, AnalysisError> {
+        let Some(row) = self.state.run(id)? else {
+            return Ok(None);
+        };
+        Ok(Some(RunDetail {
+            template: serde_json::from_str(&row.spec).ok(),
+            status: serde_json::from_str(&row.status).unwrap_or_default(),
+            measurements: self.state.measurements(id)?,
+            verdicts: self.state.verdicts(id)?,
+            row,
+        }))
+    }
+
+    /// Stored runs, newest first (`state` filters).
+    pub fn run_rows(
+        &self,
+        state: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RunRow>, AnalysisError> {
+        Ok(self.state.runs(state, limit)?)
     }
 
     /// A run as the API shows it, with measurements and verdicts.

@@ -13,7 +13,7 @@ mod analysis;
 mod auth;
 mod hooks;
 mod kayenta;
-mod query;
+pub(crate) mod query;
 mod rollouts;
 mod rules;
 mod selector;
@@ -66,6 +66,8 @@ pub struct ApiState {
     pub act: Arc<crate::act::Dispatcher>,
     /// rollouts augur drives
     pub rollouts: Arc<crate::rollout::Controller>,
+    /// cancelled when the server shuts down (ends open event streams)
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// All routes.
@@ -119,6 +121,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/canary/{id}",
             get(kayenta::status).merge(post(kayenta::start).route_layer(auth())),
         )
+        .merge(crate::ui::router())
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }

@@ -256,6 +256,40 @@ pub(super) async fn range(
     respond(result, end).await
 }
 
+/// A range query over augur's own store with the API's limits (for the
+/// `/graph` page).
+pub(crate) async fn range_local(
+    st: &ApiState,
+    query: String,
+    start: i64,
+    end: i64,
+    step: i64,
+) -> Result<QueryResult, DatasourceError> {
+    promql::check_range(start, end, step).map_err(|e| DatasourceError::Execution(e.to_string()))?;
+    let cfg = st.query.read().clone();
+    let store = st.store.clone();
+    run_query(st, &cfg, move |engine| {
+        let expr = promql::parse(&query)?;
+        engine.range(&*store, &expr, start, end, step)
+    })
+    .await
+}
+
+/// An instant query over augur's own store with the API's limits.
+pub(crate) async fn instant_local(
+    st: &ApiState,
+    query: String,
+    t: i64,
+) -> Result<QueryResult, DatasourceError> {
+    let cfg = st.query.read().clone();
+    let store = st.store.clone();
+    run_query(st, &cfg, move |engine| {
+        let expr = promql::parse(&query)?;
+        engine.instant(&*store, &expr, t)
+    })
+    .await
+}
+
 fn label_selection(
     p: &[(String, String)],
 ) -> Result<(Vec<Vec<crate::labels::Matcher>>, i64, i64), ApiError> {

@@ -43,3 +43,4 @@ mod stats_sequential;
 mod systemd;
 mod tls;
 mod trust;
+mod ui;
