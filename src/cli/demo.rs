@@ -33,6 +33,9 @@ pub struct DemoArgs {
     /// blue-green (a Service selector switch).
     #[arg(long, value_enum, default_value_t = augur::demo::Strategy::Analysis)]
     strategy: augur::demo::Strategy,
+    /// Keep serving the daemon's web pages after the story, until Ctrl-C.
+    #[arg(long)]
+    serve: bool,
     /// Print only the outcome, as one JSON document.
     #[arg(long)]
     json: bool,
@@ -54,6 +57,7 @@ pub fn demo(args: &DemoArgs) -> ExitCode {
         timeout: args.timeout,
         live: !args.json,
         strategy: args.strategy,
+        serve: args.serve,
     };
     let rt = match runtime() {
         Ok(rt) => rt,

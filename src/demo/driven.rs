@@ -377,6 +377,9 @@ pub async fn run(
             _ => "Deployments checkout and checkout-canary, Services checkout-stable and checkout-canary, HTTPRoute checkout",
         }
     ));
+    line(format!(
+        "  watch it live: http://{addr}/rollouts/{NS}/checkout"
+    ));
     // Wait for augur to see the cluster as it is, then ship v2.
     let path = "/api/v1/rollouts/demo/checkout";
     let deadline = started + opts.timeout;
@@ -512,7 +515,7 @@ pub async fn run(
         .as_array()
         .and_then(|r| r.first().cloned())
         .unwrap_or(Value::Null);
-    daemon.stop().await?;
+    daemon.finish(opts.serve, addr, out).await?;
     let requests: Vec<Received> = rec.all.lock().clone();
     Ok(Outcome {
         scenario: opts.scenario.as_str(),

@@ -101,6 +101,8 @@ pub struct Options {
     pub live: bool,
     /// An analysis bound to an Argo Rollout, or a rollout augur drives.
     pub strategy: Strategy,
+    /// Keep the daemon (and its web pages) up after the story, until Ctrl-C.
+    pub serve: bool,
 }
 
 impl Default for Options {
@@ -114,6 +116,7 @@ impl Default for Options {
             timeout: Duration::from_secs(55),
             live: true,
             strategy: Strategy::Analysis,
+            serve: false,
         }
     }
 }
@@ -289,6 +292,24 @@ impl Daemon {
                 _ => Err(anyhow::anyhow!("the daemon did not start")),
             },
         }
+    }
+
+    /// With `serve`, says where the pages are and waits for Ctrl-C first.
+    async fn finish(
+        self,
+        serve: bool,
+        addr: std::net::SocketAddr,
+        out: &mut (dyn Write + Send),
+    ) -> anyhow::Result<()> {
+        if serve {
+            let _ = writeln!(
+                out,
+                "web pages: http://{addr}/ (the run, the rollout, /graph); Ctrl-C stops the demo"
+            );
+            let _ = out.flush();
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        self.stop().await
     }
 
     /// Stops it as SIGTERM would, within 15 s.
@@ -556,6 +577,7 @@ pub async fn run(opts: Options, out: &mut (dyn Write + Send)) -> anyhow::Result<
         bail!("cannot start the analysis run: {created}");
     };
     let run_started = Instant::now();
+    line(format!("  watch it live: http://{addr}/runs/{id}"));
     line(format!(
         "  analysis run {id}: template http-canary (rules/analyses/http.toml), every {}, window {}, {} intervals to pass; bound to the rollout, promote on pass",
         crate::duration::format(opts.interval),
@@ -725,7 +747,7 @@ pub async fn run(opts: Options, out: &mut (dyn Write + Send)) -> anyhow::Result<
         ));
     }
 
-    daemon.stop().await?;
+    daemon.finish(opts.serve, addr, out).await?;
     let requests = rec.all.lock().clone();
     Ok(Outcome {
         scenario: opts.scenario.as_str(),

@@ -9,9 +9,12 @@ use super::Ui;
 /// A run or measurement phase: its glyph and CSS class.
 pub fn glyph(phase: &str) -> (&'static str, &'static str) {
     match phase {
-        "passed" | "successful" | "done" | "healthy" | "up" => ("✓", "ok"),
-        "failed" | "dead" | "aborted" | "down" => ("✗", "bad"),
-        "inconclusive" | "paused" => ("?", "warn"),
+        "passed" | "successful" | "done" | "healthy" | "up" | "promote" | "promote-full" => {
+            ("✓", "ok")
+        }
+        "failed" | "dead" | "aborted" | "down" | "abort" | "rollback" => ("✗", "bad"),
+        "inconclusive" | "paused" | "pause" => ("?", "warn"),
+        "resume" | "retry" => ("▶", "run"),
         "error" => ("!", "err"),
         "running" | "progressing" | "promoting" | "pending" | "aborting" => ("▶", "run"),
         "cancelled" => ("■", "muted"),
@@ -30,7 +33,7 @@ pub fn badge(state: &str) -> Markup {
 pub fn time(ms: i64) -> Markup {
     let text = crate::timefmt::rfc3339_ms(ms);
     let shown: String = text.replace('T', " ").chars().take(19).collect();
-    html! { time datetime=(text) data-t=(ms) title=(text) { (shown) "Z" } }
+    html! { time datetime=(text) data-t=(ms) { (shown) "Z" } }
 }
 
 /// Seconds as "4.1 s", "2m05s".

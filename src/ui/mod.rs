@@ -121,7 +121,14 @@ fn respond(
     main: Markup,
 ) -> Response {
     if q.iter().any(|(k, v)| k == "fragment" && v == "main") {
-        return html(layout::fragment(main));
+        // The title carries the state too: the script sets it from here.
+        let mut r = html(layout::fragment(main));
+        let t: String =
+            form_urlencoded::byte_serialize(format!("{title} · augur").as_bytes()).collect();
+        if let Ok(v) = HeaderValue::from_str(&t) {
+            r.headers_mut().insert("x-augur-title", v);
+        }
+        return r;
     }
     html(layout::page(ui, title, here, json, live, main))
 }

@@ -360,7 +360,6 @@ pub fn graph(ui: &Ui, panels: &[(GraphPanel, Evaluated)]) -> Markup {
                     Evaluated::Range(series, start, end) => {
                         @if series.is_empty() { p.muted { "Empty query result" } }
                         @else {
-                            @let step = ((end - start) / 250).max(1) as f64;
                             (svg::chart(&Chart {
                                 id: format!("g{i}"),
                                 title: p.expr.clone(),
@@ -368,7 +367,7 @@ pub fn graph(ui: &Ui, panels: &[(GraphPanel, Evaluated)]) -> Markup {
                                 series: series.iter().take(20).enumerate().map(|(k, (l, pts))| Series {
                                     label: l.clone(),
                                     class: ["s-c0", "s-c1", "s-c2", "s-c3", "s-c4", "s-c5"][k % 6],
-                                    points: pts.iter().map(|(t, v)| (((t - start) as f64 / step).round(), Some(*v))).collect(),
+                                    points: pts.iter().map(|(t, v)| (*t as f64 / 1000.0, Some(*v))).collect(),
                                     square: k % 2 == 1,
                                 }).collect(),
                                 scale: Scale::Linear,
@@ -376,8 +375,9 @@ pub fn graph(ui: &Ui, panels: &[(GraphPanel, Evaluated)]) -> Markup {
                                 bands: Vec::new(),
                                 marks: Vec::new(),
                                 unit: String::new(),
+                                x_time: true,
                             }))
-                            p.muted { "x axis: points from " (time(*start)) " to " (time(*end)) }
+                            p.muted { "from " (time(*start)) " to " (time(*end)) " (UTC)" }
                             @if series.len() > 20 { p.muted { (series.len()) " series; the chart shows the first 20, the table all." } }
                             details { summary { "Series (" (series.len()) ")" }
                                 table.results { tbody { @for (l, pts) in series { tr { td { code { (l) } } td { (pts.last().map(|(_, v)| crate::fmtfloat::prom_api(*v)).unwrap_or_default()) } } } } }

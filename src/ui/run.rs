@@ -177,6 +177,7 @@ fn metric_panel(
         },
         marks: marks.clone(),
         unit: unit.into(),
+        x_time: false,
     };
     // Relative checks: the ratio (or delta) against its limits.
     let ratio = match &m.check {
@@ -241,6 +242,7 @@ fn metric_panel(
                 bands: Vec::new(),
                 marks: marks.clone(),
                 unit: if by_ratio { String::new() } else { unit.into() },
+                x_time: false,
             })
         }
         _ => None,
@@ -298,6 +300,7 @@ fn metric_panel(
                     bands: Vec::new(),
                     marks,
                     unit: String::new(),
+                    x_time: false,
                 })
             }
             _ => None,
@@ -307,7 +310,10 @@ fn metric_panel(
     let span_s = (d.row.finished_at.unwrap_or(d.row.updated_at) - d.row.created_at) / 1000
         + t.interval.as_secs() as i64;
     let end = d.row.finished_at.unwrap_or(d.row.updated_at);
-    let phase = st.and_then(|s| s.phase).map_or("running", |p| p.as_str());
+    // A metric the run ended without (another metric decided) stopped.
+    let phase = st
+        .and_then(|s| s.phase)
+        .map_or(if finished { "stopped" } else { "running" }, |p| p.as_str());
     html! {
         section.metric id=(id) {
             h3 {
@@ -342,10 +348,16 @@ fn metric_panel(
             }
             details.measurements id=(format!("{id}-table")) {
                 summary { "Measurements (" (ms.len()) ")" }
+                // Every measurement that did not pass, and the last 12: the
+                // page stays small for long runs; the JSON has them all.
+                @let shown: Vec<&&MeasurementRow> = ms.iter().enumerate().filter(|(k, x)| x.phase != "successful" || k + 12 >= ms.len()).map(|(_, x)| x).collect();
+                @if shown.len() < ms.len() {
+                    p.note { (ms.len() - shown.len()) " earlier passing measurements are in " a href=(ui.link(&format!("/api/v1/analysis/runs/{}", d.row.id))) { "the run's JSON" } "." }
+                }
                 table {
                     thead { tr { th { "#" } th { "time" } th { "phase" } th { "baseline" } th { "canary" } th { "message" } } }
                     tbody {
-                        @for x in &ms {
+                        @for x in &shown {
                             @let (g, class) = glyph(&x.phase);
                             tr {
                                 td { (x.interval) } td { (time(x.t)) }
@@ -396,9 +408,10 @@ fn grid(d: &RunDetail, t: &Template) -> Markup {
                             @match by.get(&(m.name.clone(), i)) {
                                 Some(x) => {
                                     @let (g, class) = glyph(&x.phase);
-                                    td class=(format!("cell {class}")) title=(format!("#{i} {}: {}", x.phase, x.message)) { (g) }
+                                    // Passing cells carry no tooltip: long runs stay small.
+                                    td class=(format!("c {class}")) title=[(x.phase != "successful").then(|| format!("#{i} {}", x.phase))] { (g) }
                                 }
-                                None => td.cell.muted { "·" }
+                                None => td.c.muted { "·" }
                             }
                         }
                     }

@@ -62,6 +62,8 @@ pub struct Chart {
     pub marks: Vec<(f64, &'static str, String)>,
     /// How y values are written (`%`, `s`, plain).
     pub unit: String,
+    /// x values are Unix seconds (labelled `HH:MM:SS` UTC), not interval numbers.
+    pub x_time: bool,
 }
 
 fn finite(v: Option<f64>) -> Option<f64> {
@@ -195,14 +197,35 @@ pub fn chart(c: &Chart) -> Markup {
     } else {
         ticks(y_lo, y_hi, 5)
     };
-    let x_ticks: Vec<f64> = ticks(x_lo, x_hi, 8)
-        .into_iter()
-        .filter(|x| x.fract() == 0.0)
-        .collect();
+    let x_ticks: Vec<f64> = if c.x_time {
+        time_ticks(x_lo, x_hi)
+    } else {
+        ticks(x_lo, x_hi, 8)
+            .into_iter()
+            .filter(|x| x.fract() == 0.0)
+            .collect()
+    };
+    let x_label = |x: f64| -> String {
+        if c.x_time {
+            let s = x.rem_euclid(86_400.0) as i64;
+            format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+        } else {
+            format!("#{x}")
+        }
+    };
+    // A marker's label sits on the side with room.
+    let mark_x = |x: f64| -> (f64, &'static str) {
+        if tx(x) > W / 2.0 {
+            (tx(x) - 3.0, "end")
+        } else {
+            (tx(x) + 3.0, "start")
+        }
+    };
     let unit = if log { "p" } else { c.unit.as_str() };
     let title_id = format!("{}-t", c.id);
     let desc_id = format!("{}-d", c.id);
     html! {
+        p.caption { (c.title) }
         svg.chart viewBox=(format!("0 0 {W} {H}")) role="img" aria-labelledby=(format!("{title_id} {desc_id}")) {
             title id=(title_id) { (c.title) }
             desc id=(desc_id) { (c.desc) }
@@ -217,7 +240,7 @@ pub fn chart(c: &Chart) -> Markup {
                 text.ylabel x=(fmt(ML - 4.0)) y=(fmt(ty(*t) + 4.0)) text-anchor="end" { (label(*t, unit)) }
             }
             @for t in &x_ticks {
-                text.xlabel x=(fmt(tx(*t))) y=(fmt(H - 8.0)) text-anchor="middle" { "#" (t) }
+                text.xlabel x=(fmt(tx(*t))) y=(fmt(H - 8.0)) text-anchor="middle" { (x_label(*t)) }
             }
             @for (y, class, text) in &c.lines {
                 @if y.is_finite() {
@@ -227,22 +250,25 @@ pub fn chart(c: &Chart) -> Markup {
             }
             @for (x, class, text) in &c.marks {
                 line class=(format!("mark {class}")) x1=(fmt(tx(*x))) x2=(fmt(tx(*x))) y1=(fmt(MT)) y2=(fmt(H - MB)) {}
-                text class=(format!("marklabel {class}")) x=(fmt(tx(*x) + 3.0)) y=(fmt(MT + 10.0)) { (text) }
+                @let (lx, anchor) = mark_x(*x);
+                text class=(format!("marklabel {class}")) x=(fmt(lx)) y=(fmt(MT + 10.0)) text-anchor=(anchor) { (text) }
             }
             @for s in &c.series {
                 @for seg in segments(&s.points) {
                     @if seg.len() > 1 {
-                        polyline class=(format!("line {}", s.class)) points=(seg.iter().map(|(x, y)| format!("{},{}", fmt(tx(*x)), fmt(ty(*y)))).collect::<Vec<_>>().join(" ")) {}
+                        path class=(format!("line {}", s.class)) d=(path_d(seg.iter().map(|(x, y)| (tx(*x), ty(*y))))) {}
                     }
                 }
-                @for (x, y) in s.points.iter().filter_map(|(x, y)| finite(*y).map(|y| (*x, y))) {
+                // Past 60 points markers crowd the line and weigh the page:
+                // the line alone, the numbers are in the table.
+                @for (x, y) in s.points.iter().filter(|_| s.points.len() <= 60).filter_map(|(x, y)| finite(*y).map(|y| (*x, y))) {
                     @if s.square {
                         rect class=(format!("pt {}", s.class)) x=(fmt(tx(x) - 3.0)) y=(fmt(ty(y) - 3.0)) width="6" height="6" {
-                            title { (s.label) " #" (x) ": " (label(y, unit)) }
+                            title { (s.label) " " (x_label(x)) ": " (label(y, unit)) }
                         }
                     } @else {
                         circle class=(format!("pt {}", s.class)) cx=(fmt(tx(x))) cy=(fmt(ty(y))) r="3" {
-                            title { (s.label) " #" (x) ": " (label(y, unit)) }
+                            title { (s.label) " " (x_label(x)) ": " (label(y, unit)) }
                         }
                     }
                 }
@@ -257,6 +283,42 @@ pub fn chart(c: &Chart) -> Markup {
             }
         }
     }
+}
+
+/// Time ticks (Unix seconds) at a round step, at most 7 of them.
+fn time_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let span = hi - lo;
+    let step = [
+        1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0,
+        10800.0, 21600.0, 43200.0, 86400.0,
+    ]
+    .into_iter()
+    .find(|s| span / s <= 8.0)
+    .unwrap_or(86400.0);
+    let mut t = (lo / step).ceil() * step;
+    let mut out = Vec::new();
+    while t <= hi && out.len() < 12 {
+        out.push(t);
+        t += step;
+    }
+    out
+}
+
+/// An SVG path through `points` in whole units with relative steps
+/// (`M x y l dx dy ...`): the viewBox is 640 wide, so a unit is a pixel,
+/// and relative steps keep long series small.
+fn path_d(points: impl Iterator<Item = (f64, f64)>) -> String {
+    let mut out = String::new();
+    let mut last: Option<(i64, i64)> = None;
+    for (x, y) in points {
+        let (x, y) = (x.round() as i64, y.round() as i64);
+        match last {
+            None => out.push_str(&format!("M{x} {y}")),
+            Some((lx, ly)) => out.push_str(&format!("l{} {}", x - lx, y - ly)),
+        }
+        last = Some((x, y));
+    }
+    out
 }
 
 /// Runs of consecutive finite points.
@@ -341,6 +403,7 @@ mod tests {
             bands: vec![],
             marks: vec![(3.0, "ph-failed", "crossed at #3".into())],
             unit: "%".into(),
+            x_time: false,
         })
         .into_string()
     }
@@ -368,7 +431,7 @@ mod tests {
             ],
             Scale::Linear,
         );
-        assert_eq!(s.matches("<polyline").count(), 2, "{s}");
+        assert_eq!(s.matches("<path class=\"line").count(), 2, "{s}");
         assert_eq!(s.matches("<rect class=\"pt s-canary\"").count(), 4);
         assert!(s.contains("errors &lt;b&gt;"));
         assert!(s.contains("crossed at #3"));
@@ -377,7 +440,7 @@ mod tests {
     #[test]
     fn one_point_is_a_marker_and_nothing_is_no_data() {
         let s = chart_of(vec![(1.0, Some(0.5))], Scale::Linear);
-        assert_eq!(s.matches("<polyline").count(), 0);
+        assert_eq!(s.matches("<path class=\"line").count(), 0);
         assert_eq!(s.matches("<rect class=\"pt").count(), 1);
         let s = chart_of(vec![(1.0, None), (2.0, Some(f64::INFINITY))], Scale::Linear);
         assert!(s.contains("no data"), "{s}");
@@ -393,6 +456,23 @@ mod tests {
             assert!(s.contains(d), "{d} in {s}");
         }
         assert!(s.contains("abort below 0.025"));
+    }
+
+    #[test]
+    fn paths_step_relatively_in_whole_units() {
+        assert_eq!(
+            path_d([(1.2, 2.6), (4.0, 1.0), (4.4, 5.0)].into_iter()),
+            "M1 3l3 -2l0 4"
+        );
+    }
+
+    #[test]
+    fn time_ticks_are_round() {
+        assert_eq!(time_ticks(0.0, 120.0), vec![0.0, 30.0, 60.0, 90.0, 120.0]);
+        assert_eq!(
+            time_ticks(100.0, 3700.0),
+            vec![600.0, 1200.0, 1800.0, 2400.0, 3000.0, 3600.0]
+        );
     }
 
     #[test]

@@ -44,3 +44,4 @@ mod systemd;
 mod tls;
 mod trust;
 mod ui;
+mod ui_browser;

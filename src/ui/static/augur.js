@@ -39,7 +39,11 @@
     fetching = true;
     var here = new URL(window.location.href);
     here.searchParams.set("fragment", "main");
-    fetch(here.toString(), { cache: "no-store" }).then(function (r) { return r.text(); }).then(function (html) {
+    fetch(here.toString(), { cache: "no-store" }).then(function (r) {
+      var t = r.headers.get("x-augur-title");
+      if (t) document.title = decodeURIComponent(t.replace(/\+/g, " "));
+      return r.text();
+    }).then(function (html) {
       var open = {};
       main.querySelectorAll("details[id]").forEach(function (d) { open[d.id] = d.open; });
       var y = window.scrollY;
