@@ -293,7 +293,7 @@ fn time_ticks(lo: f64, hi: f64) -> Vec<f64> {
         10800.0, 21600.0, 43200.0, 86400.0,
     ]
     .into_iter()
-    .find(|s| span / s <= 8.0)
+    .find(|s| span / s <= 6.0)
     .unwrap_or(86400.0);
     let mut t = (lo / step).ceil() * step;
     let mut out = Vec::new();
