@@ -217,6 +217,24 @@ async fn the_live_run_page_updates_shows_the_abort_and_follows_dark_mode_and_loc
         json!(true),
         "the open section stayed open"
     );
+    // How long the new interval took to reach the open page.
+    let refreshed = b
+        .js("return window.__augurRefreshedAt;")
+        .await
+        .as_f64()
+        .unwrap();
+    let run: Value = reqwest::get(d.url(&format!("/api/v1/analysis/runs/{id}")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let measured = run["data"]["measurements"][0]["time"].as_f64().unwrap() * 1000.0;
+    eprintln!(
+        "a new interval reached the open page after {:.0} ms",
+        refreshed - measured
+    );
+    assert!(refreshed - measured < 1000.0, "{} ms", refreshed - measured);
     // The abort shows up on the same page.
     b.wait_for(
         60,

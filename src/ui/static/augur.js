@@ -53,6 +53,7 @@
       main.querySelectorAll("details[id]").forEach(function (d) { if (d.id in open) d.open = open[d.id]; });
       window.scrollTo(0, y);
       showTimes();
+      window.__augurRefreshedAt = Date.now();
     }).catch(function (e) { window.__augurErrors.push("refresh: " + e); })
       .finally(function () { fetching = false; });
   }
