@@ -35,6 +35,20 @@ name = "ok"
 check = "threshold"
 min = 1
 canary = 'min(canary_healthy{rollout="{{ args.rollout }}"})'
+
+# The same check for as long as the rollout lasts (background analysis).
+[[analysis]]
+name = "watch"
+interval = "1s"
+window = "2s"
+count = 10000
+[analysis.args]
+rollout = {}
+[[analysis.metric]]
+name = "ok"
+check = "threshold"
+min = 1
+canary = 'min(canary_healthy{rollout="{{ args.rollout }}"})'
 "#;
 
 fn health(v: u8) -> Reply {
@@ -183,7 +197,7 @@ analysis = "healthy"
 [[rollouts.steps]]
 set_weight = 50
 [rollouts.analysis]
-template = "healthy"
+template = "watch"
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -763,7 +777,7 @@ preview_service = "web-preview"
 deployments = ["web-blue", "web-green"]
 selector_label = "version"
 pre_promotion_analysis = "healthy"
-post_promotion_analysis = { template = "healthy", args = {} }
+post_promotion_analysis = { template = "watch", args = {} }
 auto_promote = false
 scale_down_delay = "2s"
 abort_scale_down_delay = "1s"
