@@ -16,10 +16,9 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::kubefake::{deployment, FakeKube};
-use super::sim::{self, Behaviour, Track};
 use super::standins::{self, Received, Recorder};
 use super::{
-    duration_text, show, Client, Daemon, Options, Outcome, Scenario, Scratch, HTTP_ANALYSES,
+    duration_text, show, Client, Daemon, Options, Outcome, Scratch, Service, HTTP_ANALYSES,
 };
 
 const NS: &str = "demo";
@@ -323,21 +322,12 @@ pub async fn run(
             let _ = out.flush();
         }
     };
-    let healthy = Behaviour::healthy(50.0);
-    let baseline = Track::new("baseline", Behaviour::healthy(150.0), false, false);
-    let canary = Track::new(
-        "canary",
+    let Service {
         healthy,
-        opts.scenario == Scenario::Flapping,
-        opts.scenario == Scenario::NoData,
-    );
-    let b_addr = sim::serve(baseline.clone(), token.clone()).await?;
-    let c_addr = sim::serve(canary.clone(), token.clone()).await?;
-    tokio::spawn(sim::drive(
-        vec![baseline.clone(), canary.clone()],
-        opts.seed,
-        token.clone(),
-    ));
+        canary,
+        baseline: b_addr,
+        canary_addr: c_addr,
+    } = Service::start(&opts, token.clone()).await?;
     let (rec, mut feed) = Recorder::new();
     let kube = FakeKube::start(Some(rec.clone()), token.clone()).await?;
     seed_cluster(&kube, strategy);

@@ -176,6 +176,41 @@ const KUBERNETES_ANALYSES: &str = include_str!("../../rules/analyses/kubernetes.
 const HTTP_RULES: &str = include_str!("../../rules/http.yml");
 const KUBERNETES_RULES: &str = include_str!("../../rules/kubernetes.yml");
 
+/// The simulated service: a baseline and a canary track served over HTTP,
+/// driven by the seeded traffic generator (75% of the traffic on baseline).
+struct Service {
+    /// The canary's healthy behaviour (the scenario regresses from it).
+    healthy: Behaviour,
+    /// The canary track, to regress.
+    canary: std::sync::Arc<Track>,
+    /// Where the baseline's `/metrics` is.
+    baseline: std::net::SocketAddr,
+    /// Where the canary's `/metrics` is.
+    canary_addr: std::net::SocketAddr,
+}
+
+impl Service {
+    async fn start(opts: &Options, token: CancellationToken) -> anyhow::Result<Service> {
+        let healthy = Behaviour::healthy(50.0);
+        let baseline = Track::new("baseline", Behaviour::healthy(150.0), false, false);
+        let canary = Track::new(
+            "canary",
+            healthy,
+            opts.scenario == Scenario::Flapping,
+            opts.scenario == Scenario::NoData,
+        );
+        let b = sim::serve(baseline.clone(), token.clone()).await?;
+        let c = sim::serve(canary.clone(), token.clone()).await?;
+        tokio::spawn(sim::drive(vec![baseline, canary.clone()], opts.seed, token));
+        Ok(Service {
+            healthy,
+            canary,
+            baseline: b,
+            canary_addr: c,
+        })
+    }
+}
+
 /// Removes the demo's scratch directory however the demo ends.
 struct Scratch(PathBuf);
 
@@ -498,17 +533,12 @@ pub async fn run(opts: Options, out: &mut (dyn Write + Send)) -> anyhow::Result<
         }
     };
 
-    // The simulated service: 75% of the traffic on the stable pods.
-    let healthy_canary = Behaviour::healthy(50.0);
-    let baseline = Track::new("baseline", Behaviour::healthy(150.0), false, false);
-    let canary = Track::new(
-        "canary",
-        healthy_canary,
-        opts.scenario == Scenario::Flapping,
-        opts.scenario == Scenario::NoData,
-    );
-    let b_addr = sim::serve(baseline.clone(), token.clone()).await?;
-    let c_addr = sim::serve(canary.clone(), token.clone()).await?;
+    let Service {
+        healthy: healthy_canary,
+        canary,
+        baseline: b_addr,
+        canary_addr: c_addr,
+    } = Service::start(&opts, token.clone()).await?;
     let pods = vec![
         format!("{ROLLOUT}-{STABLE_HASH}-x2k9p"),
         format!("{ROLLOUT}-{STABLE_HASH}-m7q4d"),
@@ -516,11 +546,6 @@ pub async fn run(opts: Options, out: &mut (dyn Write + Send)) -> anyhow::Result<
         format!("{ROLLOUT}-{CANARY_HASH}-h5t6z"),
     ];
     let ksm = sim::serve_kube_state(NAMESPACE, pods, token.clone()).await?;
-    tokio::spawn(sim::drive(
-        vec![baseline.clone(), canary.clone()],
-        opts.seed,
-        token.clone(),
-    ));
 
     // The outside world.
     let (rec, mut feed) = Recorder::new();

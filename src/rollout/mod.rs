@@ -858,6 +858,31 @@ impl Controller {
         }
     }
 
+    /// Whether a blue-green gate's analysis (if any) has passed; while it
+    /// runs the message says why not yet (an abort keeps its own).
+    fn analysis_passed(
+        &self,
+        cfg: &RolloutConfig,
+        p: &mut Progress,
+        r: Option<&AnalysisRef>,
+        what: &str,
+        builtins: &BTreeMap<&str, String>,
+        now: i64,
+    ) -> Result<bool, Fail> {
+        let Some(r) = r else {
+            return Ok(true);
+        };
+        match self.wait_run(cfg, p, r, what, builtins, now)? {
+            Wait::Done => Ok(true),
+            Wait::Waiting(why) => {
+                if p.phase != Phase::Aborting {
+                    p.message = why;
+                }
+                Ok(false)
+            }
+        }
+    }
+
     /// Sets the canary's traffic share through the router.
     async fn set_weight(
         &self,
@@ -1535,16 +1560,15 @@ impl Controller {
                 Ok(())
             }
             Stage::PrePromotion => {
-                if let Some(r) = &spec.pre_promotion_analysis {
-                    match self.wait_run(cfg, p, r, "pre-promotion", &builtins, now)? {
-                        Wait::Done => {}
-                        Wait::Waiting(why) => {
-                            if p.phase != Phase::Aborting {
-                                p.message = why;
-                            }
-                            return Ok(());
-                        }
-                    }
+                if !self.analysis_passed(
+                    cfg,
+                    p,
+                    spec.pre_promotion_analysis.as_ref(),
+                    "pre-promotion",
+                    &builtins,
+                    now,
+                )? {
+                    return Ok(());
                 }
                 if spec.auto_promote || std::mem::take(&mut p.promote) || p.promote_full {
                     p.phase = Phase::Progressing;
@@ -1571,16 +1595,15 @@ impl Controller {
                 Ok(())
             }
             Stage::PostPromotion => {
-                if let Some(r) = &spec.post_promotion_analysis {
-                    match self.wait_run(cfg, p, r, "post-promotion", &builtins, now)? {
-                        Wait::Done => {}
-                        Wait::Waiting(why) => {
-                            if p.phase != Phase::Aborting {
-                                p.message = why;
-                            }
-                            return Ok(());
-                        }
-                    }
+                if !self.analysis_passed(
+                    cfg,
+                    p,
+                    spec.post_promotion_analysis.as_ref(),
+                    "post-promotion",
+                    &builtins,
+                    now,
+                )? {
+                    return Ok(());
                 }
                 p.phase = Phase::Progressing;
                 p.message = format!(

@@ -372,8 +372,7 @@ pub fn replicas(d: &Value) -> u32 {
 /// of its JSON (keys sorted by serde_json's map).
 pub fn revision(template: &Value) -> String {
     use sha2::Digest;
-    let h = sha2::Sha256::digest(template.to_string().as_bytes());
-    h.iter().take(5).map(|b| format!("{b:02x}")).collect()
+    hex::encode(&sha2::Sha256::digest(template.to_string().as_bytes())[..5])
 }
 
 /// The stable Deployment's template after promotion: the canary's, with

@@ -30,8 +30,7 @@ const JS: &str = include_str!("static/augur.js");
 
 fn fingerprint(s: &str) -> String {
     use sha2::Digest;
-    let h = sha2::Sha256::digest(s.as_bytes());
-    h.iter().take(4).map(|b| format!("{b:02x}")).collect()
+    hex::encode(&sha2::Sha256::digest(s.as_bytes())[..4])
 }
 
 /// The stylesheet's path (its name changes with its content).
