@@ -74,9 +74,7 @@ fn detail(intervals: i64) -> RunDetail {
 
 fn bench(c: &mut Criterion) {
     let d = detail(200);
-    let ui = Ui {
-        prefix: String::new(),
-    };
+    let ui = Ui::default();
     let page = run::main(&ui, &d, &[], &[]).into_string();
     println!(
         "run page, 200 intervals x 5 metrics: {} bytes of main content",

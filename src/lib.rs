@@ -88,6 +88,7 @@ pub mod names;
 pub mod notify;
 pub mod pathglob;
 pub mod promql;
+pub mod redact;
 pub mod relabel;
 pub mod remote_write;
 pub mod rollout;

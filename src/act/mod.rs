@@ -447,7 +447,11 @@ impl Dispatcher {
                 let retryable = code >= 500 || code == 408 || code == 429;
                 (retryable, format!("HTTP {code}"), Some(summary))
             }
-            Err(e) => (true, format!("request failed: {e}"), None),
+            Err(e) => (
+                true,
+                format!("request failed: {}", crate::redact::reqwest_error(e)),
+                None,
+            ),
         };
         if retryable && (a.attempts + 1) < i64::from(cfg.max_attempts) {
             let retry =
@@ -543,8 +547,8 @@ impl Dispatcher {
                     "detail": serde_json::from_str::<Value>(&d.detail).unwrap_or_default(),
                     "actions": acts.iter().map(|a| json!({
                         "sink": a.sink, "key": a.key, "status": a.status, "attempts": a.attempts,
-                        "last_error": a.last_error,
-                        "request": serde_json::from_str::<Value>(&a.request).unwrap_or_default(),
+                        "request": shown_request(&a.request),
+                        "last_error": a.last_error.as_deref().map(crate::redact::urls_in),
                         "response": a.response.as_deref().and_then(|r| serde_json::from_str::<Value>(r).ok()),
                         "done": a.done_at.map(|t| t as f64 / 1000.0),
                         "held": standby && a.status == ActionStatus::Pending.as_str(),
@@ -553,6 +557,16 @@ impl Dispatcher {
             })
             .collect())
     }
+}
+
+/// A stored action request as the API shows it: the URL without its
+/// secrets (query values, password); the sink's own URL is what is sent.
+fn shown_request(stored: &str) -> Value {
+    let mut r = serde_json::from_str::<Value>(stored).unwrap_or_default();
+    if let Some(u) = r["url"].as_str() {
+        r["url"] = Value::String(crate::redact::url(u));
+    }
+    r
 }
 
 /// The rollout an analysis run decides about (the `rollout` object given

@@ -176,7 +176,7 @@ pub(super) async fn notifications(
                         "attempts": e.attempts,
                         "createdAt": time(Some(e.created_at)),
                         "nextAttemptAt": time(Some(e.next_attempt_at)),
-                        "lastError": e.last_error,
+                        "lastError": e.last_error.as_deref().map(crate::redact::urls_in),
                         "payload": serde_json::from_str::<Value>(&e.payload).unwrap_or(Value::String(e.payload)),
                     })
                 })

@@ -20,6 +20,7 @@ mod raw;
 mod remote_write;
 mod rollouts;
 mod scrape;
+mod ui;
 
 pub use actions::{
     sink_wants, AbortWith, ActionWebhook, ActionsConfig, KubeTarget, KubernetesSink,
@@ -35,6 +36,7 @@ pub use scrape::{
     parse_bytes, Auth, FileSdConfig, HttpSdConfig, KubeRole, KubeSelector, KubernetesSdConfig,
     ScrapeConfig, Secret, StaticConfig, TlsConfig, DEFAULT_BODY_SIZE_LIMIT,
 };
+pub use ui::{UiConfig, UiLink};
 
 use actions::compile_actions;
 use datasource::compile_datasource;
@@ -44,6 +46,7 @@ use notify::compile_notify;
 use remote_write::compile_remote_write;
 use rollouts::compile_rollouts;
 use scrape::{body_size, compile_auth, compile_job, AuthFields, JobInherit};
+use ui::compile_ui;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -234,6 +237,8 @@ pub struct Config {
     pub ha: Option<HaConfig>,
     /// `[[rollouts]]`: rollouts augur drives itself
     pub rollouts: Vec<RolloutConfig>,
+    /// `[ui]`: links from the web pages to other tools
+    pub ui: UiConfig,
 }
 
 /// One Kayenta canary config file.
@@ -759,6 +764,7 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let remote_write = compile_remote_write(&mut cx, &raw.remote_write);
     let ha = compile_ha(&mut cx, &raw.ha, &kubernetes);
     let rollouts = compile_rollouts(&mut cx, &raw.rollouts, &kubernetes, &analyses);
+    let ui = compile_ui(&mut cx, &raw.ui);
 
     if !cx.errors.is_empty() {
         cx.errors.sort_by_key(|e| (e.line, e.column));
@@ -799,6 +805,7 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         kubernetes,
         ha,
         rollouts,
+        ui,
     })
 }
 

@@ -35,6 +35,24 @@ pub struct RawConfig {
     pub ha: Option<Spanned<RawHa>>,
     #[serde(default)]
     pub rollouts: Vec<Spanned<RawRollout>>,
+    pub ui: Option<RawUi>,
+}
+
+/// `[ui]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUi {
+    pub grafana_url: Option<Spanned<String>>,
+    #[serde(default)]
+    pub links: Vec<Spanned<RawUiLink>>,
+}
+
+/// One `[[ui.links]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUiLink {
+    pub name: Spanned<String>,
+    pub url: Spanned<String>,
 }
 
 /// One `[[rollouts]]`.

@@ -625,3 +625,28 @@ deployments = ["web", "web"]
     }
     assert!(e.contains("augur.toml:"), "{e}");
 }
+
+#[test]
+fn ui_links_are_checked_templates() {
+    let cfg = c("[ui]\ngrafana_url = \"https://g.example/d/x?var-ns={{namespace}}&from={{from_ms}}\"\nlinks = [{ name = \"Explore\", url = \"https://g.example/explore?q={{ query_canary }}\" }]\n").unwrap();
+    assert_eq!(cfg.ui.links.len(), 2);
+    assert_eq!(cfg.ui.links[0].name, "Grafana");
+    assert_eq!(
+        cfg.ui.links[0].fill(&[("namespace", "a b&c"), ("from_ms", "1")]),
+        "https://g.example/d/x?var-ns=a+b%26c&from=1"
+    );
+    let e = c("[ui]\ngrafana_url = \"https://g/{{nmespace}}\"\n").unwrap_err();
+    assert_eq!(e.0[0].line, 2, "{e}");
+    assert!(
+        e.0[0].message.contains("unknown placeholder {{nmespace}}")
+            && e.0[0].message.contains("namespace, name"),
+        "{e}"
+    );
+    let e = c("[ui]\nlinks = [{ name = \"x\", url = \"javascript:alert(1)\" }]\n").unwrap_err();
+    assert!(
+        e.0[0]
+            .message
+            .contains("ui.links[0].url: expected an http or https URL"),
+        "{e}"
+    );
+}

@@ -52,7 +52,7 @@ pub(super) async fn send(
         .body(payload.to_string())
         .send()
         .await
-        .map_err(|e| SendError::Transport(e.to_string()))?;
+        .map_err(|e| SendError::Transport(crate::redact::reqwest_error(e)))?;
     if resp.status().is_success() {
         Ok(())
     } else {

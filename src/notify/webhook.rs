@@ -75,7 +75,7 @@ pub(super) async fn send(
     let resp = req
         .send()
         .await
-        .map_err(|e| SendError::Transport(e.to_string()))?;
+        .map_err(|e| SendError::Transport(crate::redact::reqwest_error(e)))?;
     if resp.status().is_success() {
         Ok(())
     } else {

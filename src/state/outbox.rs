@@ -115,6 +115,21 @@ impl State {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
+    /// A mark that changes whenever something a page shows changes: runs
+    /// (created, measured, finished), the audit log (decisions, actions,
+    /// gates, rollout steps) and the outbox. Open pages poll it.
+    pub fn change_mark(&self) -> Result<String, StateError> {
+        let c = self.conn.lock();
+        let mut st = c.prepare_cached(
+            "SELECT (SELECT IFNULL(MAX(updated_at), 0) || ':' || COUNT(*) FROM analysis_runs)
+             || '/' || (SELECT IFNULL(MAX(id), 0) FROM audit)
+             || '/' || (SELECT IFNULL(MAX(id), 0) || ':' || IFNULL(SUM(status = 'pending'), 0) || ':' || IFNULL(SUM(status = 'dead'), 0) FROM outbox)
+             || '/' || (SELECT IFNULL(MAX(updated_at), 0) FROM rollouts)
+             || '/' || (SELECT COUNT(*) || ':' || IFNULL(SUM(attempts), 0) || ':' || IFNULL(SUM(status = 'done'), 0) FROM actions)",
+        )?;
+        Ok(st.query_row([], |r| r.get(0))?)
+    }
+
     /// Number of entries per status.
     pub fn outbox_counts(&self) -> Result<Vec<(String, i64)>, StateError> {
         let c = self.conn.lock();

@@ -9,14 +9,15 @@ use super::Ui;
 /// A run or measurement phase: its glyph and CSS class.
 pub fn glyph(phase: &str) -> (&'static str, &'static str) {
     match phase {
-        "passed" | "successful" | "done" | "healthy" | "up" | "promote" | "promote-full" => {
-            ("✓", "ok")
-        }
-        "failed" | "dead" | "aborted" | "down" | "abort" | "rollback" => ("✗", "bad"),
+        "passed" | "successful" | "done" | "healthy" | "up" | "promote" | "promote-full" | "ok"
+        | "sent" | "inactive" => ("✓", "ok"),
+        "failed" | "dead" | "aborted" | "down" | "abort" | "rollback" | "firing" => ("✗", "bad"),
         "inconclusive" | "paused" | "pause" => ("?", "warn"),
+        "err" => ("!", "err"),
         "resume" | "retry" => ("▶", "run"),
         "error" => ("!", "err"),
         "running" | "progressing" | "promoting" | "pending" | "aborting" => ("▶", "run"),
+        "unknown" => ("?", "muted"),
         "cancelled" => ("■", "muted"),
         _ => ("·", "muted"),
     }
@@ -36,6 +37,29 @@ pub fn time(ms: i64) -> Markup {
     html! { time datetime=(text) data-t=(ms) { (shown) "Z" } }
 }
 
+/// A time relative to `now` ("3m ago"), the UTC time on hover; the page
+/// script keeps it current.
+pub fn ago(ms: i64, now: i64) -> Markup {
+    let utc = crate::timefmt::rfc3339_ms(ms);
+    html! { time.ago datetime=(utc) data-ago=(ms) title=(utc) { (ago_text(now - ms)) } }
+}
+
+/// "12s ago", "3m ago", "5h ago", "2d ago"; "in 4s" for the future.
+pub fn ago_text(d_ms: i64) -> String {
+    let s = d_ms / 1000;
+    let (n, unit) = match s.abs() {
+        a if a < 60 => (a, "s"),
+        a if a < 3600 => (a / 60, "m"),
+        a if a < 86_400 => (a / 3600, "h"),
+        a => (a / 86_400, "d"),
+    };
+    if s < 0 {
+        format!("in {n}{unit}")
+    } else {
+        format!("{n}{unit} ago")
+    }
+}
+
 /// Seconds as "4.1 s", "2m05s".
 pub fn seconds(s: f64) -> String {
     if !s.is_finite() {
@@ -48,8 +72,9 @@ pub fn seconds(s: f64) -> String {
 }
 
 /// The whole page: `title` (carrying the state), the nav with `here`
-/// marked, `main`, the footer link to the JSON. `live` is the SSE URL of a
-/// page that updates itself.
+/// marked (alerts firing and targets down as badges), banners for a failed
+/// reload or dead-lettered notifications, `main`, the footer link to the
+/// JSON. `live` is the SSE URL of a page that updates itself.
 pub fn page(
     ui: &Ui,
     title: &str,
@@ -59,11 +84,14 @@ pub fn page(
     main: Markup,
 ) -> Markup {
     let nav = [
-        ("Overview", "/"),
-        ("Runs", "/runs"),
-        ("Rollouts", "/rollouts"),
-        ("Alerts", "/alerts"),
-        ("Graph", "/graph"),
+        ("Overview", "/", 0),
+        ("Runs", "/runs", 0),
+        ("Rollouts", "/rollouts", 0),
+        ("Alerts", "/alerts", ui.firing),
+        ("Rules", "/rules", 0),
+        ("Targets", "/targets", ui.down),
+        ("Decisions", "/decisions", 0),
+        ("Graph", "/graph", 0),
     ];
     html! {
         (DOCTYPE)
@@ -73,8 +101,10 @@ pub fn page(
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · augur" }
                 link rel="stylesheet" href=(ui.link(&super::css_path()));
-                script src=(ui.link(&super::js_path())) defer {}
-                @if live.is_some() {
+                // Not deferred: it sets the theme before the first paint.
+                script src=(ui.link(&super::js_path())) {}
+                // Without JS only a running run refreshes itself (every 10 s).
+                @if live.is_some_and(|l| l.starts_with("/runs/")) {
                     noscript { meta http-equiv="refresh" content="10"; }
                 }
             }
@@ -82,14 +112,26 @@ pub fn page(
                 header.top {
                     a.brand href=(ui.link("/")) { "augur" }
                     nav {
-                        @for (name, path) in nav {
-                            a href=(ui.link(path)) aria-current=[(name == here).then_some("page")] { (name) }
+                        @for (name, path, n) in nav {
+                            a href=(ui.link(path)) aria-current=[(name == here).then_some("page")] {
+                                (name)
+                                @if n > 0 { " " span.count.bad title=(if name == "Alerts" { "firing" } else { "down" }) { (n) } }
+                            }
                         }
                     }
                     span.spacer {}
-                    span #live.live { "" }
+                    @if live.is_some() {
+                        button #pause.toggle type="button" title="Pause or resume live updates (?live=0 pauses)" { span #live.live {} }
+                    }
                     button #tz.toggle type="button" title="Show times in UTC or local time" { "UTC" }
+                    button #theme.toggle type="button" title="Theme: follow the browser, light or dark" { "auto" }
                     span.version { "v" (env!("CARGO_PKG_VERSION")) }
+                }
+                @if ui.reload_failed {
+                    p.banner.bad { "✗ The last configuration reload failed; the previous configuration is still in effect (see augur's log or augur_config_last_reload_successful)." }
+                }
+                @if ui.dead > 0 {
+                    p.banner.bad { "✗ " (ui.dead) " notification(s) were dead-lettered and never delivered: " a href=(ui.link("/alerts#notifications")) { "see Notifications" } }
                 }
                 main #main { (main) }
                 footer {
@@ -99,6 +141,16 @@ pub fn page(
             }
         }
     }
+}
+
+/// A shell command in a copyable box.
+pub fn curl(cmd: &str) -> Markup {
+    html! { pre.curl { code { (cmd) } } }
+}
+
+/// `s` quoted for a POSIX shell.
+pub fn sh(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 /// Just `main`'s content, for a live page's refresh (`?fragment=main`).

@@ -7,6 +7,7 @@
 //! prefix, so the pages work behind a reverse proxy.
 
 pub mod layout;
+pub mod ops;
 pub mod pages;
 pub mod run;
 pub mod svg;
@@ -43,20 +44,78 @@ pub fn js_path() -> String {
     format!("/static/augur.{}.js", fingerprint(JS))
 }
 
-/// What every page needs to know about where it is served.
-#[derive(Clone, Debug)]
+/// What every page needs to know: where it is served, the links to other
+/// tools, and the counts the frame shows (nav badges, banners).
+#[derive(Clone, Debug, Default)]
 pub struct Ui {
     /// The path prefix of `server.external_url`, without a trailing `/`.
     pub prefix: String,
+    /// `server.external_url` without a trailing `/` (for curl lines).
+    pub external: String,
+    /// `[ui]` link templates.
+    pub links: Vec<crate::config::UiLink>,
+    /// The Prometheus-compatible datasource's URL, when queries go there.
+    pub prometheus: Option<String>,
+    /// Alerts firing now.
+    pub firing: usize,
+    /// Targets down now.
+    pub down: usize,
+    /// Whether the last config reload failed.
+    pub reload_failed: bool,
+    /// Dead-lettered notifications.
+    pub dead: i64,
 }
 
 impl Ui {
     fn of(st: &ApiState) -> Ui {
-        let url = st.config.read().server.external_url.clone();
-        let path = reqwest::Url::parse(&url)
+        let (external, links, prometheus) = {
+            let c = st.config.read();
+            let prometheus = match &c.datasource {
+                crate::config::DatasourceConfig::Prometheus { url, .. } => {
+                    Some(url.trim_end_matches('/').to_string())
+                }
+                crate::config::DatasourceConfig::Embedded => None,
+            };
+            (
+                c.server.external_url.clone(),
+                c.ui.links.clone(),
+                prometheus,
+            )
+        };
+        let prefix = reqwest::Url::parse(&external)
             .map(|u| u.path().trim_end_matches('/').to_string())
             .unwrap_or_default();
-        Ui { prefix: path }
+        let firing = st
+            .rules
+            .views()
+            .iter()
+            .flat_map(|g| g.rules.iter())
+            .flat_map(|r| r.alerts.iter())
+            .filter(|a| a.state == crate::rules::group::AlertState::Firing)
+            .count();
+        let down = st
+            .scrape
+            .targets()
+            .iter()
+            .filter(|t| t.status().health == crate::scrape::Health::Down)
+            .count();
+        let dead = st
+            .state
+            .outbox_counts()
+            .unwrap_or_default()
+            .into_iter()
+            .find(|(k, _)| k == "dead")
+            .map_or(0, |(_, n)| n);
+        Ui {
+            prefix,
+            external: external.trim_end_matches('/').to_string(),
+            links,
+            prometheus,
+            firing,
+            down,
+            reload_failed: st.metrics.config_last_reload_successful.get() == 0,
+            dead,
+        }
     }
 
     /// `path` (absolute within augur) under the prefix.
@@ -75,6 +134,12 @@ pub fn router() -> Router<Arc<ApiState>> {
         .route("/rollouts", get(rollouts))
         .route("/rollouts/{namespace}/{name}", get(rollout))
         .route("/graph", get(graph))
+        .route("/query", get(graph))
+        .route("/alerts", get(alerts))
+        .route("/rules", get(rules))
+        .route("/targets", get(targets))
+        .route("/decisions", get(decisions))
+        .route("/-/ui/events", get(events))
         .route("/static/{file}", get(asset))
         .layer(axum::middleware::map_response(headers))
 }
@@ -154,13 +219,17 @@ async fn overview(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Res
     let ui = Ui::of(&st);
     let q = pairs(&q);
     let main = pages::overview(&ui, &st);
+    let title = match st.analysis.run_rows(Some("running"), 100).map(|r| r.len()) {
+        Ok(n) if n > 0 => format!("▶ {n} running · Overview"),
+        _ => "Overview".to_string(),
+    };
     respond(
         &ui,
         &q,
-        "Overview",
+        &title,
         "Overview",
         "/api/v1/analysis/runs",
-        None,
+        Some(GLOBAL_EVENTS),
         main,
     )
 }
@@ -173,7 +242,15 @@ async fn runs(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Respons
         .find(|(k, v)| k == "state" && !v.is_empty())
         .map(|(_, v)| v.clone());
     let main = pages::runs(&ui, &st, state.as_deref());
-    respond(&ui, &q, "Runs", "Runs", "/api/v1/analysis/runs", None, main)
+    respond(
+        &ui,
+        &q,
+        "Runs",
+        "Runs",
+        "/api/v1/analysis/runs",
+        Some(GLOBAL_EVENTS),
+        main,
+    )
 }
 
 async fn rollouts(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
@@ -186,7 +263,7 @@ async fn rollouts(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Res
         "Rollouts",
         "Rollouts",
         "/api/v1/rollouts",
-        None,
+        Some(GLOBAL_EVENTS),
         main,
     )
 }
@@ -213,9 +290,152 @@ async fn rollout(
         &title,
         "Rollouts",
         &format!("/api/v1/rollouts/{ns}/{name}"),
-        None,
+        Some(GLOBAL_EVENTS),
         main,
     )
+}
+
+/// The change stream of every page but a run's.
+const GLOBAL_EVENTS: &str = "/-/ui/events";
+
+async fn alerts(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
+    let ui = Ui::of(&st);
+    let q = pairs(&q);
+    let main = ops::alerts(&ui, &st, &q);
+    let title = if ui.firing > 0 {
+        format!("✗ {} firing · Alerts", ui.firing)
+    } else {
+        "Alerts".to_string()
+    };
+    respond(
+        &ui,
+        &q,
+        &title,
+        "Alerts",
+        "/api/v1/rules?type=alert",
+        Some(GLOBAL_EVENTS),
+        main,
+    )
+}
+
+async fn rules(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
+    let ui = Ui::of(&st);
+    let q = pairs(&q);
+    let main = ops::rules(&ui, &st, &q);
+    respond(
+        &ui,
+        &q,
+        "Rules",
+        "Rules",
+        "/api/v1/rules",
+        Some(GLOBAL_EVENTS),
+        main,
+    )
+}
+
+async fn targets(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
+    let ui = Ui::of(&st);
+    let q = pairs(&q);
+    let main = ops::targets(&ui, &st, &q);
+    let title = if ui.down > 0 {
+        format!("✗ {} down · Targets", ui.down)
+    } else {
+        "Targets".to_string()
+    };
+    respond(
+        &ui,
+        &q,
+        &title,
+        "Targets",
+        "/api/v1/targets",
+        Some(GLOBAL_EVENTS),
+        main,
+    )
+}
+
+async fn decisions(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
+    let ui = Ui::of(&st);
+    let q = pairs(&q);
+    let main = ops::decisions(&ui, &st, &q);
+    respond(
+        &ui,
+        &q,
+        "Decisions",
+        "Decisions",
+        "/api/v1/decisions",
+        Some(GLOBAL_EVENTS),
+        main,
+    )
+}
+
+/// What the pages other than a run's show, as one mark: SQLite's (runs,
+/// audit, outbox, rollouts, actions), alert states and target health.
+fn global_mark(st: &ApiState) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    st.state.change_mark().unwrap_or_default().hash(&mut h);
+    for g in st.rules.views() {
+        for r in &g.rules {
+            (r.health.as_str(), r.last_error.as_deref()).hash(&mut h);
+            for a in &r.alerts {
+                (a.labels.to_string(), a.state.as_str()).hash(&mut h);
+            }
+        }
+    }
+    for t in st.scrape.targets() {
+        let s = t.status();
+        (&t.url, s.health.as_str(), s.last_error).hash(&mut h);
+    }
+    h.finish()
+}
+
+/// `GET /-/ui/events`: `changed` when anything the overview, alerts,
+/// rules, targets, rollouts or decisions pages show has changed (checked
+/// every 500 ms, at most one event a second). Ends when the server shuts
+/// down.
+async fn events(State(st): State<Arc<ApiState>>) -> Response {
+    let shutdown = st.shutdown.clone();
+    let first = global_mark(&st);
+    let stream =
+        futures_util::stream::unfold((st, first, true), move |(st, last, hello)| async move {
+            if hello {
+                let ev = Event::default()
+                    .event("hello")
+                    .data("{}")
+                    .retry(Duration::from_secs(3));
+                return Some((Ok::<Event, Infallible>(ev), (st, last, false)));
+            }
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let now = global_mark(&st);
+                if now != last {
+                    let ev = Event::default()
+                        .event("changed")
+                        .data("{\"scope\":\"global\"}");
+                    // Coalesce: a burst of changes is one refresh.
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    return Some((Ok(ev), (st.clone(), global_mark(&st), false)));
+                }
+            }
+        });
+    sse(stream, shutdown)
+}
+
+/// An event stream that ends on shutdown, with the headers proxies need.
+fn sse(
+    stream: impl futures_util::Stream<Item = Result<Event, Infallible>> + Send + 'static,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Response {
+    use futures_util::StreamExt;
+    let stream = stream.take_until(async move { shutdown.cancelled().await });
+    let mut r = Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    r
 }
 
 async fn run_page(
@@ -269,8 +489,7 @@ async fn run_page(
         .into_iter()
         .filter(|d| d["actor"] == actor.as_str())
         .collect();
-    let live = (detail.row.state == "running" && !q.iter().any(|(k, v)| k == "live" && v == "0"))
-        .then(|| format!("/runs/{id}/events"));
+    let live = (detail.row.state == "running").then(|| format!("/runs/{id}/events"));
     let main = run::main(&ui, &detail, &audit, &decisions);
     respond(
         &ui,
@@ -335,16 +554,7 @@ async fn run_events(State(st): State<Arc<ApiState>>, Path(id): Path<String>) -> 
             }
         },
     );
-    use futures_util::StreamExt;
-    let stream = stream.take_until(async move { shutdown.cancelled().await });
-    let mut r = Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r.headers_mut()
-        .insert("x-accel-buffering", HeaderValue::from_static("no"));
-    r
+    sse(stream, shutdown)
 }
 
 async fn graph(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
@@ -378,7 +588,11 @@ async fn evaluate(st: &ApiState, p: &pages::GraphPanel) -> pages::Evaluated {
     let end = if p.end.trim().is_empty() {
         crate::clock::now_ms()
     } else {
-        match crate::api::parse_time_param(&p.end) {
+        // Prometheus 3's query page writes `YYYY-MM-DD HH:mm:ss` (UTC).
+        let end = p.end.trim();
+        let iso = (end.len() == 19 && end.as_bytes()[10] == b' ')
+            .then(|| format!("{}T{}Z", &end[..10], &end[11..]));
+        match crate::api::parse_time_param(iso.as_deref().unwrap_or(end)) {
             Some(t) => t,
             None => {
                 return Evaluated::Error(format!(

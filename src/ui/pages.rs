@@ -224,6 +224,34 @@ pub fn rollout(ui: &Ui, st: &crate::api::ApiState, ns: &str, name: &str) -> Mark
         .state
         .audit_log(Some(&format!("{ns}/{name}")), 200)
         .unwrap_or_default();
+    let gates: Vec<crate::state::GateRow> = st
+        .state
+        .gates()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|g| g.namespace == ns && g.name == name)
+        .collect();
+    // Newest revision first (by its latest run or decision).
+    type Revision<'a> = (Vec<&'a RunRow>, Vec<&'a Value>);
+    let mut by_rev: std::collections::BTreeMap<String, (i64, Revision)> =
+        std::collections::BTreeMap::new();
+    for r in &runs {
+        let rev = rollout_of(r).map(|x| x.2).unwrap_or_default();
+        let e = by_rev.entry(rev).or_default();
+        e.0 = e.0.max(r.created_at);
+        e.1 .0.push(r);
+    }
+    for d in &decisions {
+        let e = by_rev
+            .entry(d["revision"].as_str().unwrap_or("").to_string())
+            .or_default();
+        e.0 = e.0.max((d["time"].as_f64().unwrap_or(0.0) * 1000.0) as i64);
+        e.1 .1.push(d);
+    }
+    let mut revisions: Vec<(String, (i64, Revision))> = by_rev.into_iter().collect();
+    revisions.sort_by_key(|(_, (t, _))| std::cmp::Reverse(*t));
+    let revisions: Vec<(String, Revision)> =
+        revisions.into_iter().map(|(k, (_, v))| (k, v)).collect();
     html! {
         h1 { (ns) "/" (name) }
         @if let Some(v) = &driven {
@@ -237,18 +265,87 @@ pub fn rollout(ui: &Ui, st: &crate::api::ApiState, ns: &str, name: &str) -> Mark
                         }
                     }
                 }
-                p.muted { "Operators: " code { "augur rollout promote|abort|pause|resume|retry " (name) " -n " (ns) } }
+            }
+        }
+        details.operate id="operate" {
+            summary { "Operate (the equivalent commands; the pages are read-only)" }
+            p { code { "augur rollout promote|abort" @if driven.is_some() { "|pause|resume|retry|promote-full" } " " (name) " -n " (ns) } }
+            @for verb in verbs(driven.is_some()) {
+                (super::layout::curl(&format!(
+                    "curl -X POST -H \"Authorization: Bearer $AUGUR_TOKEN\" -H 'Content-Type: application/json' \\\n  --data '{{\"reason\":\"...\"}}' {}",
+                    super::layout::sh(&format!("{}/api/v1/rollouts/{ns}/{name}/{verb}", ui.external))
+                )))
+            }
+            @if driven.is_none() {
+                p.note { "augur does not drive this rollout: promote and abort here are operator decisions sent to the configured sinks." }
+            }
+        }
+        @if !ui.links.is_empty() {
+            p.facts {
+                "Elsewhere:"
+                @for l in ui.links.iter().filter(|l| !l.url.contains("{{metric}}") && !l.url.contains("{{query_")) {
+                    " " a.out href=(l.fill(&[("namespace", ns), ("name", name)])) rel="noopener noreferrer" target="_blank" { (l.name) }
+                }
             }
         }
         section {
-            h2 { "Analysis runs" }
-            @if runs.is_empty() { p.muted { "No run is bound to this rollout." } }
-            p.pills { @for r in &runs { a href=(ui.link(&format!("/runs/{}", r.id))) { (badge(&r.state)) " " (r.template) } " " } }
+            h2 { "Revisions" }
+            @if revisions.is_empty() { p.muted { "No run or decision names this rollout yet." } }
+            @else {
+                table {
+                    thead { tr { th { "revision" } th { "analysis runs" } th { "decisions" } } }
+                    tbody {
+                        @for (rev, (rs, ds)) in &revisions {
+                            tr {
+                                td { code { @if rev.is_empty() { "—" } @else { (rev) } } }
+                                td.pills { @for r in rs { a href=(ui.link(&format!("/runs/{}", r.id))) title=(r.message) { (badge(&r.state)) " " (r.template) } " " } }
+                                td {
+                                    @for d in ds {
+                                        div {
+                                            (badge(d["decision"].as_str().unwrap_or(""))) " " (time((d["time"].as_f64().unwrap_or(0.0) * 1000.0) as i64))
+                                            @for a in d["actions"].as_array().into_iter().flatten() {
+                                                " · " (a["sink"].as_str().unwrap_or("")) " " (badge(a["status"].as_str().unwrap_or("")))
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if !gates.is_empty() {
+            section {
+                h2 { "Gates" }
+                table {
+                    thead { tr { th { "gate" } th { "state" } th { "set by" } th { "updated" } } }
+                    tbody { @for g in &gates { tr {
+                        td { (g.kind) } td { (badge(if g.open { "open" } else { "closed" })) } td { (g.actor) } td { (time(g.updated_at)) }
+                    } } }
+                }
+            }
         }
         section {
             h2 { "Decisions and audit" }
-            (super::run::story(&audit.into_iter().rev().collect::<Vec<_>>(), &decisions, 0))
+            (super::run::story(ui, &audit.into_iter().rev().collect::<Vec<_>>(), &decisions, None))
         }
+    }
+}
+
+/// The operator verbs that apply to a rollout.
+fn verbs(driven: bool) -> &'static [&'static str] {
+    if driven {
+        &[
+            "promote",
+            "abort",
+            "pause",
+            "resume",
+            "retry",
+            "promote-full",
+        ]
+    } else {
+        &["promote", "abort"]
     }
 }
 
@@ -306,7 +403,8 @@ pub fn graph_panels(pairs: &[(String, String)]) -> Vec<GraphPanel> {
         let p = out.entry(n).or_default();
         match field {
             "expr" => p.expr = v.clone(),
-            "tab" => p.tab = u8::from(v == "1"),
+            // Prometheus 3 writes `graph`/`table`, older links `0`/`1`.
+            "tab" => p.tab = u8::from(v == "1" || v == "table"),
             "range_input" => p.range = v.clone(),
             "end_input" => p.end = v.clone(),
             _ => {}
@@ -398,7 +496,7 @@ mod tests {
     fn graph_parameters_follow_prometheus() {
         let p = graph_panels(&[
             ("g0.expr".into(), "up".into()),
-            ("g0.tab".into(), "1".into()),
+            ("g0.tab".into(), "table".into()),
             ("g1.expr".into(), "rate(x[5m])".into()),
             ("g1.range_input".into(), "30m".into()),
             ("g1.end_input".into(), "2026-01-01T00:00:00Z".into()),

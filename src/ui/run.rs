@@ -78,8 +78,16 @@ fn filled(t: &Template, m: &Metric, args: &BTreeMap<String, String>) -> Vec<(Str
     }
 }
 
-/// A Prometheus-compatible `/graph` link for `queries` over the run's span.
-fn graph_link(ui: &Ui, queries: &[(String, String)], span_s: i64, end_ms: i64) -> String {
+/// The query string of a Prometheus-compatible `/graph` link for
+/// `queries` over the run's span: `gN.expr`, `gN.tab=0` (graph; Prometheus
+/// 2 and 3 both read it), `gN.range_input`, `gN.end_input` as Prometheus
+/// 3's query page writes it (`YYYY-MM-DD HH:mm:ss`, UTC).
+fn graph_query(queries: &[(String, String)], span_s: i64, end_ms: i64) -> String {
+    let end: String = crate::timefmt::rfc3339_ms(end_ms)
+        .replace('T', " ")
+        .chars()
+        .take(19)
+        .collect();
     let mut q = form_urlencoded::Serializer::new(String::new());
     for (i, (_, expr)) in queries.iter().enumerate() {
         q.append_pair(&format!("g{i}.expr"), expr);
@@ -88,12 +96,72 @@ fn graph_link(ui: &Ui, queries: &[(String, String)], span_s: i64, end_ms: i64) -
             &format!("g{i}.range_input"),
             &format!("{}s", span_s.max(60)),
         );
-        q.append_pair(
-            &format!("g{i}.end_input"),
-            &crate::timefmt::rfc3339_ms(end_ms),
-        );
+        q.append_pair(&format!("g{i}.end_input"), &end);
     }
-    ui.link(&format!("/graph?{}", q.finish()))
+    q.finish()
+}
+
+/// One query per arm for links to other tools: counts become
+/// `(errors) / (total)`.
+fn arm_queries(queries: &[(String, String)]) -> (String, String) {
+    let get = |what: &str| {
+        queries
+            .iter()
+            .find(|(w, _)| w == what)
+            .map(|(_, q)| q.clone())
+            .unwrap_or_default()
+    };
+    if queries.len() == 4 {
+        (
+            format!("({}) / ({})", get("baseline errors"), get("baseline total")),
+            format!("({}) / ({})", get("canary errors"), get("canary total")),
+        )
+    } else {
+        (get("baseline"), get("canary"))
+    }
+}
+
+/// Whether a `[ui]` link is about one metric (uses its name or queries).
+fn per_metric(l: &crate::config::UiLink) -> bool {
+    l.url.contains("{{metric}}") || l.url.contains("{{query_")
+}
+
+/// The `[ui]` links filled in for this run (and `metric`, with its arm
+/// queries, when given).
+fn ui_links(ui: &Ui, d: &RunDetail, metric: Option<(&str, &(String, String))>) -> Markup {
+    let rollout = d
+        .row
+        .rollout
+        .as_deref()
+        .and_then(|r| serde_json::from_str::<Value>(r).ok())
+        .unwrap_or_default();
+    let from = d.row.created_at.to_string();
+    let to = d
+        .row
+        .finished_at
+        .unwrap_or_else(crate::clock::now_ms)
+        .to_string();
+    let (m, (qb, qc)) = match metric {
+        Some((m, q)) => (m, (q.0.as_str(), q.1.as_str())),
+        None => ("", ("", "")),
+    };
+    let values = [
+        ("namespace", rollout["namespace"].as_str().unwrap_or("")),
+        ("name", rollout["name"].as_str().unwrap_or("")),
+        ("revision", rollout["revision"].as_str().unwrap_or("")),
+        ("run", d.row.id.as_str()),
+        ("template", d.row.template.as_str()),
+        ("metric", m),
+        ("from_ms", from.as_str()),
+        ("to_ms", to.as_str()),
+        ("query_baseline", qb),
+        ("query_canary", qc),
+    ];
+    html! {
+        @for l in ui.links.iter().filter(|l| per_metric(l) == metric.is_some()) {
+            " · " a.out href=(l.fill(&values)) rel="noopener noreferrer" target="_blank" { (l.name) }
+        }
+    }
 }
 
 fn unit_of(m: &Metric) -> &'static str {
@@ -344,7 +412,15 @@ fn metric_panel(
                 @for (what, q) in &queries {
                     p { span.what { (what) } code { (q) } }
                 }
-                p { a href=(graph_link(ui, &queries, span_s, end)) { "Open in /graph" } }
+                @let gq = graph_query(&queries, span_s, end);
+                @let arms = arm_queries(&queries);
+                p {
+                    a href=(ui.link(&format!("/graph?{gq}"))) { "Open in /graph" }
+                    @if let Some(p) = &ui.prometheus {
+                        " · " a.out href=(format!("{p}/graph?{gq}")) rel="noopener noreferrer" target="_blank" { "Open in Prometheus" }
+                    }
+                    (ui_links(ui, d, Some((&m.name, &arms))))
+                }
             }
             details.measurements id=(format!("{id}-table")) {
                 summary { "Measurements (" (ms.len()) ")" }
@@ -423,12 +499,18 @@ fn grid(d: &RunDetail, t: &Template) -> Markup {
 
 /// The decision story: the audit of the run and its rollout, decisions
 /// with each action's request and response (header values are never stored).
-pub fn story(audit: &[crate::state::AuditRow], decisions: &[Value], started: i64) -> Markup {
+pub fn story(
+    ui: &Ui,
+    audit: &[crate::state::AuditRow],
+    decisions: &[Value],
+    started: Option<i64>,
+) -> Markup {
     html! {
         ol.story {
             @for a in audit {
                 li {
-                    span.t { "+" (seconds((a.t - started) as f64 / 1000.0)) } " " (time(a.t)) " "
+                    @if let Some(s) = started { span.t { "+" (seconds((a.t - s) as f64 / 1000.0)) } " " }
+                    (time(a.t)) " "
                     b { (a.action) } " " span.actor { (a.actor) } " "
                     span { (serde_json::from_str::<Value>(&a.detail).ok().and_then(|v| v["reason"].as_str().map(str::to_string)).unwrap_or_default()) }
                 }
@@ -436,15 +518,197 @@ pub fn story(audit: &[crate::state::AuditRow], decisions: &[Value], started: i64
         }
         @for dcs in decisions {
             div.decision {
-                p { (badge(dcs["decision"].as_str().unwrap_or(""))) " by " (dcs["actor"].as_str().unwrap_or("")) ": " (dcs["reason"].as_str().unwrap_or("")) }
-                @for a in dcs["actions"].as_array().into_iter().flatten() {
-                    details {
-                        summary { "action " (a["sink"].as_str().unwrap_or("")) " " (badge(a["status"].as_str().unwrap_or(""))) " after " (a["attempts"]) " attempt(s)" }
-                        p { "request" } (json_block(&a["request"]))
-                        p { "response" } (json_block(&a["response"]))
-                    }
-                }
+                p { (badge(dcs["decision"].as_str().unwrap_or(""))) " by " (super::ops::actor_link(ui, dcs["actor"].as_str().unwrap_or(""))) ": " (dcs["reason"].as_str().unwrap_or("")) }
+                @for a in dcs["actions"].as_array().into_iter().flatten() { (action(a)) }
             }
+        }
+    }
+}
+
+/// The curl that sends what a webhook action sends (configured header
+/// values are secrets and never stored: they appear as variables; the
+/// URL's secrets were redacted by `act`).
+pub fn action_curl(a: &Value) -> Option<String> {
+    let req = &a["request"];
+    let url = req["url"].as_str()?;
+    let mut cmd = format!(
+        "curl -X {} {} \\\n  -H 'Content-Type: application/json' \\\n  -H {}",
+        req["method"].as_str().unwrap_or("POST"),
+        super::layout::sh(url),
+        super::layout::sh(&format!(
+            "Idempotency-Key: {}",
+            a["key"].as_str().unwrap_or("")
+        ))
+    );
+    for h in req["headers"].as_array().into_iter().flatten() {
+        let h = h.as_str().unwrap_or("");
+        let var: String = h
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        cmd.push_str(&format!(" \\\n  -H \"{h}: ${var}\""));
+    }
+    if let Some(b) = req["body"].as_str() {
+        cmd.push_str(&format!(" \\\n  --data-binary {}", super::layout::sh(b)));
+    }
+    Some(cmd)
+}
+
+/// One action: sink, status, attempts, and in `<details>` the request,
+/// the response, the last error and the equivalent curl.
+pub fn action(a: &Value) -> Markup {
+    html! {
+        details.action {
+            summary {
+                (a["sink"].as_str().unwrap_or("")) " " (badge(a["status"].as_str().unwrap_or("")))
+                " after " (a["attempts"]) " attempt(s)"
+                @if a["held"] == true { " " span.tag { "held: this replica does not lead" } }
+            }
+            @if let Some(e) = a["last_error"].as_str() { p.error { (e) } }
+            p { "request" } (json_block(&a["request"]))
+            p { "response" } (json_block(&a["response"]))
+            @if let Some(c) = action_curl(a) {
+                p { "equivalent curl" } (super::layout::curl(&c))
+            }
+        }
+    }
+}
+
+/// While running, why the run has not ended yet; once decided, how long
+/// the first failing interval took to become a done action.
+fn progress_line(d: &RunDetail, t: &Template, decisions: &[Value]) -> Markup {
+    if d.row.state == "running" {
+        let mut why = Vec::new();
+        if let Some(c) = t.count {
+            let left = c.saturating_sub(d.status.intervals);
+            why.push(format!(
+                "{left} more interval(s) before it can pass (count {c})"
+            ));
+        } else {
+            why.push("no count: it runs until a metric fails or it is cancelled".into());
+        }
+        // The sequential metric nearest its abort level.
+        let nearest = d
+            .status
+            .metrics
+            .iter()
+            .filter_map(|m| {
+                let det = &m.last.as_ref()?.detail;
+                let (p, level) = (det["p_value"].as_f64()?, det["level"].as_f64()?);
+                Some((m.name.clone(), p, level))
+            })
+            .min_by(|a, b| (a.1 / a.2).total_cmp(&(b.1 / b.2)));
+        match nearest {
+            Some((name, p, level)) => why.push(format!(
+                "nearest to aborting: {name}, anytime p {} against its level {}",
+                svg::label(p, "p"),
+                svg::label(level, "p")
+            )),
+            None if d.status.intervals == 0 => why.push("no measurement yet".into()),
+            None => {}
+        }
+        let failed: u32 = d.status.metrics.iter().map(|m| m.failed).sum();
+        if failed > 0 {
+            why.push(format!(
+                "{failed} failed measurement(s), within the failure limit {}",
+                t.failure_limit
+            ));
+        }
+        return html! { p.why { "Why not decided yet: " (why.join("; ")) "." } };
+    }
+    let first_bad = d
+        .measurements
+        .iter()
+        .filter(|m| m.phase == "failed")
+        .min_by_key(|m| m.t);
+    let done = decisions
+        .iter()
+        .flat_map(|x| x["actions"].as_array().into_iter().flatten())
+        .filter_map(|a| a["done"].as_f64())
+        .fold(None, |acc: Option<f64>, t| {
+            Some(acc.map_or(t, |a| a.max(t)))
+        });
+    let waiting: Vec<String> = decisions
+        .iter()
+        .flat_map(|x| x["actions"].as_array().into_iter().flatten())
+        .filter(|a| a["done"].is_null())
+        .map(|a| {
+            format!(
+                "{} {} after {} attempt(s)",
+                a["sink"].as_str().unwrap_or(""),
+                a["status"].as_str().unwrap_or(""),
+                a["attempts"]
+            )
+        })
+        .collect();
+    match (first_bad, decisions.first()) {
+        (Some(b), Some(dc)) => html! {
+            p.why {
+                "Detection: first failing interval #" (b.interval) " at " (time(b.t)) " → "
+                (dc["decision"].as_str().unwrap_or("")) " decided "
+                (seconds(dc["time"].as_f64().unwrap_or(0.0) - b.t as f64 / 1000.0)) " later"
+                @if let Some(done) = done.filter(|_| waiting.is_empty()) {
+                    ", its actions done " (seconds(done - b.t as f64 / 1000.0)) " after the interval."
+                } @else if !waiting.is_empty() {
+                    "; not carried out yet: " (waiting.join(", ")) "."
+                } @else { "; no action sink is configured." }
+            }
+        },
+        _ => html! {},
+    }
+}
+
+/// The score by group (Kayenta's bar), when the template weighs or groups
+/// its metrics: a group is passing when every decisive metric in it passed.
+fn score(d: &RunDetail, t: &Template) -> Markup {
+    let grouped = t
+        .metrics
+        .iter()
+        .any(|m| !m.group.is_empty() || m.weight != 1.0);
+    let Some(total) = d.status.score(t).filter(|_| grouped) else {
+        return html! {};
+    };
+    let mut groups: BTreeMap<&str, (f64, f64, f64)> = BTreeMap::new();
+    for (st, spec) in d.status.metrics.iter().zip(&t.metrics) {
+        let g = groups.entry(spec.group.as_str()).or_insert((0.0, 0.0, 0.0));
+        g.0 += spec.weight;
+        match st.last.as_ref().map(|l| l.phase) {
+            Some(crate::analysis::run::Phase::Successful) => {
+                g.1 += spec.weight;
+                g.2 += spec.weight;
+            }
+            Some(crate::analysis::run::Phase::Failed) => g.2 += spec.weight,
+            _ => {}
+        }
+    }
+    let items: Vec<(String, f64, &'static str)> = groups
+        .iter()
+        .map(|(name, (weight, passed, decisive))| {
+            let name = if name.is_empty() { "(no group)" } else { name };
+            if *decisive == 0.0 {
+                (format!("· {name}: no data"), *weight, "muted")
+            } else {
+                let s = 100.0 * passed / decisive;
+                let (g, class) = if s >= 100.0 {
+                    ("✓", "ok")
+                } else {
+                    ("✗", "bad")
+                };
+                (format!("{g} {name}: {s:.0}"), *weight, class)
+            }
+        })
+        .collect();
+    html! {
+        section.score {
+            h2 { "Score " (format!("{total:.0}")) }
+            (svg::blocks(&items))
+            p.note { "One block per metric group, as wide as its weight; a group scores the weight of its decisive metrics that passed." }
         }
     }
 }
@@ -467,6 +731,7 @@ pub fn main(
         section.verdict {
             h1 { span class=(format!("badge big {class}")) { (g) " " (d.row.state) } " " (d.row.template) }
             p.headline { (d.row.message) }
+            @if let Some(t) = &d.template { (progress_line(d, t, decisions)) }
             p.facts {
                 "run " code { (d.row.id) }
                 @if let Some(r) = &rollout {
@@ -478,6 +743,7 @@ pub fn main(
                 " · started " (time(d.row.created_at))
                 @if let Some(f) = d.row.finished_at { " · finished " (time(f)) " after " (seconds((f - d.row.created_at) as f64 / 1000.0)) }
                 @else if let Some(n) = d.row.next_at { " · next measurement " (time(n)) }
+                (ui_links(ui, d, None))
             }
             @if !args.is_empty() {
                 p.facts { "args: " @for (k, v) in &args { code { (k) "=" (v) } " " } }
@@ -491,10 +757,17 @@ pub fn main(
                 }
             }
         }
+        @if let Some(t) = &d.template { (score(d, t)) }
+        @if d.row.state == "running" {
+            details.operate {
+                summary { "Cancel this run (equivalent curl)" }
+                (super::layout::curl(&format!("curl -X DELETE -H \"Authorization: Bearer $AUGUR_TOKEN\" {}", super::layout::sh(&format!("{}/api/v1/analysis/runs/{}", ui.external, d.row.id)))))
+            }
+        }
         @match &d.template {
             None => p.error { "The stored template of this run cannot be read; the measurements are below." }
             Some(t) => {
-                section { h2 { "Phases" } (grid(d, t)) }
+                section { h2 { "Phases" } div.wide { (grid(d, t)) } }
                 section { h2 { "Pass requirements" } (requirements(d, t)) }
                 section {
                     h2 { "Metrics" }
@@ -504,7 +777,7 @@ pub fn main(
         }
         section {
             h2 { "Decision story" }
-            (story(audit, decisions, d.row.created_at))
+            (story(ui, audit, decisions, Some(d.row.created_at)))
             @if !d.verdicts.is_empty() {
                 details { summary { "Verdict history (" (d.verdicts.len()) ")" }
                     ol { @for v in &d.verdicts { li { (time(v.t)) " " (badge(&v.state)) " " (v.message) } } }

@@ -383,6 +383,34 @@ pub fn sparkline(values: &[Option<f64>], log: bool, class: &str) -> Markup {
     }
 }
 
+/// Kayenta's score bar: one block per group, its width the group's
+/// weight, its class (ok, bad, muted) and text saying how it stands.
+pub fn blocks(items: &[(String, f64, &'static str)]) -> Markup {
+    let (w, h) = (640.0, 28.0);
+    let total: f64 = items.iter().map(|i| i.1.max(0.0)).sum();
+    if total <= 0.0 {
+        return html! {};
+    }
+    // Each block starts where the ones before it end.
+    let placed: Vec<(f64, f64, &str, &str)> = items
+        .iter()
+        .scan(0.0, |x, (text, weight, class)| {
+            let bw = weight.max(0.0) / total * w;
+            let at = *x;
+            *x += bw;
+            Some((at, bw, text.as_str(), *class))
+        })
+        .collect();
+    html! {
+        svg.blocks viewBox=(format!("0 0 {w} {h}")) role="img" aria-label=(items.iter().map(|i| i.0.clone()).collect::<Vec<_>>().join("; ")) {
+            @for (x, bw, text, class) in placed {
+                rect class=(class) x=(fmt(x + 1.0)) y="1" width=(fmt((bw - 2.0).max(1.0))) height=(fmt(h - 2.0)) rx="3" { title { (text) } }
+                text x=(fmt(x + 6.0)) y="18" { (text) }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -294,9 +294,58 @@ async fn the_live_run_page_updates_shows_the_abort_and_follows_dark_mode_and_loc
             .await,
         json!("local")
     );
+    // The theme toggle overrides the browser: auto -> light -> dark -> auto.
+    let bg_sum = |v: Value| -> u32 {
+        v.as_str()
+            .unwrap()
+            .trim_start_matches("rgb(")
+            .trim_end_matches(')')
+            .split(',')
+            .map(|x| x.trim().parse::<u32>().unwrap_or(255))
+            .sum()
+    };
+    b.js("document.getElementById('theme').click(); return 1;")
+        .await;
+    let light = b
+        .js("return getComputedStyle(document.body).backgroundColor;")
+        .await;
+    assert!(
+        bg_sum(light.clone()) > 600,
+        "light chosen in a dark browser: {light}"
+    );
+    b.js("document.getElementById('theme').click(); document.getElementById('theme').click(); return document.getElementById('theme').textContent;").await;
+    assert_eq!(
+        b.js("return document.getElementById('theme').textContent;")
+            .await,
+        json!("auto")
+    );
     // No JavaScript errors along the way.
     assert_eq!(b.js("return window.__augurErrors;").await, json!([]));
-    for (name, path) in [("browser-overview", "/"), ("browser-graph", "/graph?g0.expr=sum%20by%20(track)%20(rate(http_requests_total%5B5s%5D))&g0.range_input=1m")] {
+    // The overview is live too; the pause button stops it and says so in the URL.
+    b.goto(&d.url("/")).await;
+    b.wait_for(
+        10,
+        "the overview live",
+        "return document.documentElement.dataset.live === 'connected'",
+    )
+    .await;
+    b.js("document.getElementById('pause').click(); return 1;")
+        .await;
+    b.wait_for(5, "paused", "return document.documentElement.dataset.live === 'paused' && location.search.includes('live=0')").await;
+    b.goto(&d.url("/?live=0")).await;
+    b.wait_for(5, "still paused after a reload", "return document.readyState === 'complete' && document.documentElement.dataset.live === 'paused'").await;
+    b.js("document.getElementById('pause').click(); return 1;")
+        .await;
+    b.wait_for(10, "live again", "return document.documentElement.dataset.live === 'connected' && !location.search.includes('live=0')").await;
+    for (name, path) in [
+        ("browser-overview", "/"),
+        ("browser-alerts", "/alerts"),
+        ("browser-rules", "/rules"),
+        ("browser-targets", "/targets"),
+        ("browser-decisions", "/decisions"),
+        ("browser-rollout", "/rollouts/shop/web"),
+        ("browser-graph", "/graph?g0.expr=sum%20by%20(track)%20(rate(http_requests_total%5B5s%5D))&g0.range_input=1m"),
+    ] {
         b.goto(&d.url(path)).await;
         b.wait_for(10, name, "return document.readyState === 'complete'").await;
         b.screenshot(name).await;

@@ -1,5 +1,6 @@
 // augur's pages: live refresh of <main> over Server-Sent Events (paused in
-// hidden tabs, keeping open <details> and scroll), UTC/local time toggle.
+// hidden tabs and by the pause button, kept as ?live=0; open <details> and
+// scroll survive a refresh), UTC/local time toggle, relative times, theme.
 // No inline scripts: the Content-Security-Policy allows only this file.
 (function () {
   "use strict";
@@ -7,7 +8,18 @@
   window.__augurErrors = [];
   window.addEventListener("error", function (e) { window.__augurErrors.push(String(e.message)); });
 
+  // Theme first, before the body paints: auto (the browser's), light, dark.
+  var themes = ["auto", "light", "dark"];
+  function applyTheme() {
+    var t = localStorage.getItem("augur.theme") || "auto";
+    if (t === "auto") root.removeAttribute("data-theme"); else root.setAttribute("data-theme", t);
+    var btn = document.getElementById("theme");
+    if (btn) btn.textContent = t;
+  }
+  applyTheme();
+
   // Times: UTC by default; the choice is kept in localStorage.
+  function pad(n) { return String(n).padStart(2, "0"); }
   function showTimes() {
     var local = localStorage.getItem("augur.tz") === "local";
     var btn = document.getElementById("tz");
@@ -15,18 +27,30 @@
     document.querySelectorAll("time[data-t]").forEach(function (el) {
       var d = new Date(Number(el.getAttribute("data-t")));
       if (local) {
-        var p = function (n) { return String(n).padStart(2, "0"); };
-        el.textContent = d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + " " +
-          p(d.getHours()) + ":" + p(d.getMinutes()) + ":" + p(d.getSeconds());
+        el.textContent = d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " +
+          pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
       } else {
         el.textContent = d.toISOString().slice(0, 19).replace("T", " ") + "Z";
       }
     });
+    showAgo();
+  }
+  // Relative times ("3m ago"), the same words the server writes.
+  function showAgo() {
+    var now = Date.now();
+    document.querySelectorAll("time[data-ago]").forEach(function (el) {
+      var s = Math.trunc((now - Number(el.getAttribute("data-ago"))) / 1000);
+      var a = Math.abs(s), n, u;
+      if (a < 60) { n = a; u = "s"; } else if (a < 3600) { n = Math.floor(a / 60); u = "m"; }
+      else if (a < 86400) { n = Math.floor(a / 3600); u = "h"; } else { n = Math.floor(a / 86400); u = "d"; }
+      el.textContent = s < 0 ? "in " + n + u : n + u + " ago";
+    });
   }
 
-  var url = document.body.getAttribute("data-live-url");
+  var url = null;
   var source = null;
   var fetching = false;
+  var paused = new URL(window.location.href).searchParams.get("live") === "0";
 
   function setLive(s) { root.setAttribute("data-live", s); }
 
@@ -59,7 +83,7 @@
   }
 
   function connect() {
-    if (!url || source) return;
+    if (!url || source || paused) return;
     source = new EventSource(url);
     source.addEventListener("open", function () { setLive("connected"); });
     source.addEventListener("hello", function () { setLive("connected"); });
@@ -72,18 +96,39 @@
   }
   function close() { if (source) { source.close(); source = null; } }
 
+  function togglePause() {
+    if (root.getAttribute("data-live") === "final") return;
+    paused = !paused;
+    var here = new URL(window.location.href);
+    if (paused) { here.searchParams.set("live", "0"); close(); setLive("paused"); }
+    else { here.searchParams.delete("live"); connect(); refresh(); }
+    history.replaceState(null, "", here.toString());
+  }
+
   document.addEventListener("visibilitychange", function () {
-    if (!url || root.getAttribute("data-live") === "final") return;
+    if (!url || paused || root.getAttribute("data-live") === "final") return;
     if (document.hidden) { close(); setLive("paused"); } else { connect(); refresh(); }
   });
 
   document.addEventListener("DOMContentLoaded", function () {
-    var btn = document.getElementById("tz");
-    if (btn) btn.addEventListener("click", function () {
+    url = document.body.getAttribute("data-live-url");
+    var tz = document.getElementById("tz");
+    if (tz) tz.addEventListener("click", function () {
       localStorage.setItem("augur.tz", localStorage.getItem("augur.tz") === "local" ? "utc" : "local");
       showTimes();
     });
+    var th = document.getElementById("theme");
+    if (th) th.addEventListener("click", function () {
+      var t = localStorage.getItem("augur.theme") || "auto";
+      localStorage.setItem("augur.theme", themes[(themes.indexOf(t) + 1) % themes.length]);
+      applyTheme();
+    });
+    var pb = document.getElementById("pause");
+    if (pb) pb.addEventListener("click", togglePause);
+    applyTheme();
     showTimes();
-    if (url) connect();
+    setInterval(showAgo, 10000);
+    if (url && paused) setLive("paused");
+    else if (url) connect();
   });
 })();
