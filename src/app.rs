@@ -177,7 +177,7 @@ async fn run_with(opts: RunOptions, embedded: Option<Embedded>) -> Result<(), St
     let rules = Arc::new(RuleRunner::new(
         store.clone(),
         state.clone(),
-        notify_cfg,
+        notify_cfg.clone(),
         metrics.clone(),
         tracker.clone(),
         scrape_token.clone(),
@@ -207,6 +207,7 @@ async fn run_with(opts: RunOptions, embedded: Option<Embedded>) -> Result<(), St
         crate::act::Dispatcher::new(state.clone(), actions_cfg.clone())
             .with_leadership(leadership.clone()),
     );
+    act.set_changes(notify_cfg.clone(), &cfg.server.external_url);
     {
         // A new leader carries out the actions it held at once.
         let act = act.clone();
@@ -220,6 +221,8 @@ async fn run_with(opts: RunOptions, embedded: Option<Embedded>) -> Result<(), St
         act.clone(),
     ));
     rollouts.set_rollouts(&cfg.rollouts);
+    rollouts.set_commit_annotation(&cfg.delivery.commit_time_annotation);
+    state.set_escape_window(cfg.delivery.escape_window.as_millis() as i64);
     tracker.spawn(rollouts.clone().run(scrape_token.clone()));
 
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
@@ -291,7 +294,10 @@ async fn run_with(opts: RunOptions, embedded: Option<Embedded>) -> Result<(), St
         metrics: metrics.clone(),
         analysis: analysis.clone(),
         rollouts,
+        act: act.clone(),
+        notify: notify_cfg.clone(),
         store: store.clone(),
+        state: state.clone(),
         auth,
         actions: actions_cfg,
         query: query_cfg,
@@ -547,7 +553,10 @@ struct Live {
     metrics: Arc<Metrics>,
     analysis: Arc<crate::analysis::engine::AnalysisManager>,
     rollouts: Arc<crate::rollout::Controller>,
+    act: Arc<crate::act::Dispatcher>,
+    notify: Arc<RwLock<crate::config::NotifyConfig>>,
     store: Arc<Store>,
+    state: Arc<crate::state::State>,
     auth: Arc<RwLock<crate::config::ApiAuth>>,
     actions: Arc<RwLock<crate::config::ActionsConfig>>,
     query: Arc<RwLock<crate::config::QueryConfig>>,
@@ -606,6 +615,12 @@ impl Live {
         self.analysis.set_limits(cfg.state.max_running_analyses);
         self.analysis.set_datasource(datasource);
         self.rollouts.set_rollouts(&cfg.rollouts);
+        self.rollouts
+            .set_commit_annotation(&cfg.delivery.commit_time_annotation);
+        self.state
+            .set_escape_window(cfg.delivery.escape_window.as_millis() as i64);
+        self.act
+            .set_changes(self.notify.clone(), &cfg.server.external_url);
         *self.auth.write() = cfg.server.auth.clone();
         *self.actions.write() = cfg.actions.clone();
         let had = old.query.max_concurrency;

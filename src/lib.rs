@@ -73,6 +73,7 @@ pub mod clock;
 pub mod config;
 pub mod datasource;
 pub mod decide;
+pub mod delivery;
 pub mod demo;
 pub mod diag;
 pub mod discovery;

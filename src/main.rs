@@ -100,11 +100,39 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Reports from augur's decision log.
+    Report {
+        #[command(subcommand)]
+        what: ReportCommand,
+    },
     /// Compare a baseline against a canary with one statistical test.
     ///
     /// Sample tests read files with one number per line; `proportions` and
     /// `fisher` take ERRORS/TOTAL counts. Exit 2 on bad input.
     Judge(Box<JudgeArgs>),
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// The four DORA keys (deployment frequency, lead time, change failure
+    /// rate, time to restore) per rollout and overall.
+    Dora {
+        /// How far back from now.
+        #[arg(long, default_value = "30d")]
+        window: String,
+        /// Read the state database in this directory (read-only).
+        #[arg(long, conflicts_with_all = ["url", "config"])]
+        state_dir: Option<PathBuf>,
+        /// Ask a running augur's API instead.
+        #[arg(long, conflicts_with = "config")]
+        url: Option<String>,
+        /// Read the state database of this config's server.state_dir.
+        #[arg(long, short = 'c', default_value = "/etc/augur/augur.toml")]
+        config: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -157,6 +185,23 @@ fn main() -> ExitCode {
             what: TestCommand::Rules { files },
         } => cli::test::test_rules(&files),
         Command::Judge(args) => cli::judge::judge(&args),
+        Command::Report {
+            what:
+                ReportCommand::Dora {
+                    window,
+                    state_dir,
+                    url,
+                    config,
+                    json,
+                },
+        } => {
+            let source = match (url, state_dir) {
+                (Some(u), _) => cli::report::Source::Url(u),
+                (None, Some(d)) => cli::report::Source::StateDir(d),
+                (None, None) => cli::report::Source::Config(config),
+            };
+            cli::report::dora(source, &window, json)
+        }
         Command::Rollout {
             action,
             name,

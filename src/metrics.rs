@@ -130,6 +130,8 @@ pub struct Metrics {
     pub ha_leader: Gauge,
     /// times this replica started or stopped leading
     pub ha_transitions: Counter,
+    /// decisions as numbers, folded from the delivery ledger
+    pub delivery: crate::delivery::DeliveryMetrics,
 }
 
 fn duration_buckets() -> impl Iterator<Item = f64> {
@@ -329,7 +331,9 @@ impl Metrics {
             ha_transitions.clone(),
         );
         registry.register_collector(Box::new(StoreCollector(store)));
+        let delivery = crate::delivery::DeliveryMetrics::register(&mut registry);
         Metrics {
+            delivery,
             registry,
             scrapes,
             scrape_failures,

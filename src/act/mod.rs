@@ -98,6 +98,8 @@ pub struct Dispatcher {
     limiter: RwLock<Option<(u32, Arc<DefaultKeyedRateLimiter<String>>)>>,
     wake: tokio::sync::Notify,
     leadership: Arc<crate::ha::Leadership>,
+    /// Receivers of change events (PagerDuty) and the URL their links use.
+    changes: RwLock<Option<(Arc<RwLock<crate::config::NotifyConfig>>, String)>>,
 }
 
 impl Dispatcher {
@@ -110,7 +112,18 @@ impl Dispatcher {
             limiter: RwLock::new(None),
             wake: tokio::sync::Notify::new(),
             leadership: crate::ha::Leadership::single(),
+            changes: RwLock::new(None),
         }
+    }
+
+    /// Sends promote, abort and rollback decisions as change events to the
+    /// receivers in `notify` (PagerDuty), linking to `external_url`.
+    pub fn set_changes(
+        &self,
+        notify: Arc<RwLock<crate::config::NotifyConfig>>,
+        external_url: &str,
+    ) {
+        *self.changes.write() = Some((notify, external_url.to_string()));
     }
 
     /// Acts only while `leadership` says so (two replicas under `[ha]`):
@@ -178,6 +191,13 @@ impl Dispatcher {
         let out = self.state.decide(&row, &actions, now)?;
         if out.1 {
             info!(key = %row.key, actor = %row.actor, reason = %row.reason, sinks = actions.len(), "decision recorded");
+            if let Some((notify, url)) = self.changes.read().clone() {
+                let ncfg = notify.read().clone();
+                if let Err(e) = crate::notify::enqueue_change(&self.state, &ncfg, &out.0, &url, now)
+                {
+                    warn!(error = %e, "cannot queue the decision's change event");
+                }
+            }
             if self.leadership.may_act().is_none() && !actions.is_empty() {
                 let st = self.leadership.status();
                 let why = format!(

@@ -88,6 +88,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/rules", get(rules::rules))
         .route("/api/v1/alerts", get(rules::alerts))
         .route("/api/v1/notifications", get(rules::notifications))
+        .route("/api/v1/dora", get(dora))
         .route("/api/v1/export", get(export))
         .route(
             "/api/v1/analysis/runs",
@@ -134,6 +135,41 @@ async fn method_not_allowed(method: axum::http::Method) -> Response {
         .into_response()
 }
 
+/// `GET /api/v1/dora?window=30d`: the four keys per rollout and overall
+/// over the window ending now.
+async fn dora(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
+    let window = query_pairs(&q)
+        .into_iter()
+        .find(|(k, _)| k == "window")
+        .map_or_else(|| "30d".to_string(), |(_, v)| v);
+    let ms = match crate::duration::parse(&window) {
+        Ok(d) if !d.is_zero() => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"status": "error", "errorType": "bad_data",
+                    "error": format!("window: expected a duration such as 30d, found {window:?}")})),
+            )
+                .into_response()
+        }
+    };
+    let to = crate::clock::now_ms();
+    let db = st.state.clone();
+    match tokio::task::spawn_blocking(move || db.dora_input(to.saturating_sub(ms), to)).await {
+        Ok(Ok(input)) => {
+            let mut data = crate::delivery::dora(&input, to.saturating_sub(ms), to);
+            data["window"] = json!(window);
+            Json(json!({"status": "success", "data": data})).into_response()
+        }
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "error", "errorType": "internal", "error": e.to_string()})),
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
 async fn healthy() -> &'static str {
     "augur is Healthy.\n"
 }
@@ -162,6 +198,7 @@ async fn ha_status(State(st): State<Arc<ApiState>>) -> Response {
 }
 
 async fn metrics(State(st): State<Arc<ApiState>>) -> Response {
+    st.metrics.delivery.fold(&st.state);
     (
         [(
             header::CONTENT_TYPE,

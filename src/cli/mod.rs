@@ -6,6 +6,7 @@ pub mod check;
 pub mod demo;
 pub mod judge;
 pub mod query;
+pub mod report;
 pub mod rollout;
 pub mod run;
 pub mod test;

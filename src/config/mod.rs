@@ -27,7 +27,7 @@ pub use actions::{
 };
 pub use datasource::DatasourceConfig;
 pub use kubernetes::{HaConfig, KubeConnection};
-pub use notify::{NotifyConfig, Receiver, ReceiverKind};
+pub use notify::{NotifyConfig, PagerDuty, Receiver, ReceiverKind, PAGERDUTY_URL};
 pub use remote_write::{QueueConfig, RemoteWriteConfig};
 pub use rollouts::{
     AnalysisRef, BlueGreenSpec, CanarySpec, RolloutConfig, Router, Step, Strategy, BUILTIN_ARGS,
@@ -36,7 +36,7 @@ pub use scrape::{
     parse_bytes, Auth, FileSdConfig, HttpSdConfig, KubeRole, KubeSelector, KubernetesSdConfig,
     ScrapeConfig, Secret, StaticConfig, TlsConfig, DEFAULT_BODY_SIZE_LIMIT,
 };
-pub use ui::{UiConfig, UiLink};
+pub use ui::{DeliveryConfig, UiConfig, UiLink};
 
 use actions::compile_actions;
 use datasource::compile_datasource;
@@ -46,7 +46,7 @@ use notify::compile_notify;
 use remote_write::compile_remote_write;
 use rollouts::compile_rollouts;
 use scrape::{body_size, compile_auth, compile_job, AuthFields, JobInherit};
-use ui::compile_ui;
+use ui::{compile_delivery, compile_ui};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -239,6 +239,8 @@ pub struct Config {
     pub rollouts: Vec<RolloutConfig>,
     /// `[ui]`: links from the web pages to other tools
     pub ui: UiConfig,
+    /// `[delivery]`: what the delivery metrics count
+    pub delivery: DeliveryConfig,
 }
 
 /// One Kayenta canary config file.
@@ -765,6 +767,7 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let ha = compile_ha(&mut cx, &raw.ha, &kubernetes);
     let rollouts = compile_rollouts(&mut cx, &raw.rollouts, &kubernetes, &analyses);
     let ui = compile_ui(&mut cx, &raw.ui);
+    let delivery = compile_delivery(&mut cx, &raw.delivery);
 
     if !cx.errors.is_empty() {
         cx.errors.sort_by_key(|e| (e.line, e.column));
@@ -806,6 +809,7 @@ pub fn compile(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         ha,
         rollouts,
         ui,
+        delivery,
     })
 }
 

@@ -31,7 +31,46 @@ pub enum ReceiverKind {
         /// body template
         body: String,
     },
+    /// PagerDuty Events API v2 (alerts) and change events.
+    PagerDuty(Box<PagerDuty>),
 }
+
+/// A `[[notify.pagerduty]]` receiver: Alertmanager's `pagerduty_configs`
+/// field for field; text fields are notification templates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PagerDuty {
+    /// file holding the routing (integration) key, read at each send
+    pub routing_key_file: PathBuf,
+    /// `payload.severity` (default `error`, as Alertmanager's)
+    pub severity: String,
+    /// `payload.class`
+    pub class: String,
+    /// `payload.component`
+    pub component: String,
+    /// `payload.group`
+    pub group: String,
+    /// `payload.source` (default: `client`)
+    pub source: Option<String>,
+    /// `client`
+    pub client: String,
+    /// `client_url`
+    pub client_url: String,
+    /// `payload.summary`; None: Alertmanager's default subject
+    pub description: Option<String>,
+    /// `links` as (href, text) templates
+    pub links: Vec<(String, String)>,
+    /// send `resolve` events (Alertmanager's default: true)
+    pub send_resolved: bool,
+    /// send a change event for every promote, abort and rollback
+    pub change_events: bool,
+    /// routing key of change events (default: `routing_key_file`)
+    pub change_routing_key_file: PathBuf,
+    /// where change events go
+    pub change_url: String,
+}
+
+/// PagerDuty's Events API v2 endpoint (Alertmanager's default).
+pub const PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 
 /// A notification receiver.
 #[derive(Debug, Clone, PartialEq)]
@@ -175,6 +214,115 @@ pub(super) fn compile_notify(cx: &mut Ctx<'_>, n: raw::RawNotify) -> NotifyConfi
                 },
             },
             e.span(),
+        );
+    }
+    for (i, p) in n.pagerduty.iter().enumerate() {
+        let v = p.get_ref();
+        let url = v
+            .url
+            .as_ref()
+            .map_or(PAGERDUTY_URL.to_string(), |u| u.get_ref().clone());
+        let http =
+            |u: &str| reqwest::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+        if !http(&url) {
+            let span = v.url.as_ref().map_or(p.span(), |u| u.span());
+            cx.error(
+                span,
+                format!("notify.pagerduty.url: {url:?} is not an http(s) URL"),
+            );
+        }
+        // Change events live beside the enqueue endpoint.
+        let change_url = v.change_url.as_ref().map_or_else(
+            || match url.trim_end_matches('/').strip_suffix("/v2/enqueue") {
+                Some(base) => format!("{base}/v2/change/enqueue"),
+                None => format!("{}/v2/change/enqueue", url.trim_end_matches('/')),
+            },
+            |u| u.get_ref().clone(),
+        );
+        if let Some(u) = &v.change_url {
+            if !http(u.get_ref()) {
+                cx.error(
+                    u.span(),
+                    format!(
+                        "notify.pagerduty.change_url: {:?} is not an http(s) URL",
+                        u.get_ref()
+                    ),
+                );
+            }
+        }
+        for f in [
+            Some(&v.routing_key_file),
+            v.change_routing_key_file.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if f.get_ref().trim().is_empty() {
+                cx.error(
+                    f.span(),
+                    "notify.pagerduty: a routing key file path must not be empty",
+                );
+            }
+        }
+        let mut template = |t: &Option<Spanned<String>>, key: &str| -> Option<String> {
+            let t = t.as_ref()?;
+            if let Err(err) = crate::gotemplate::check_notification(t.get_ref()) {
+                cx.error(t.span(), format!("notify.pagerduty.{key}: {err}"));
+            }
+            Some(t.get_ref().clone())
+        };
+        let severity = template(&v.severity, "severity").unwrap_or_else(|| "error".into());
+        let class = template(&v.class, "class").unwrap_or_default();
+        let component = template(&v.component, "component").unwrap_or_default();
+        let group = template(&v.group, "group").unwrap_or_default();
+        let source = template(&v.source, "source");
+        let client = template(&v.client, "client").unwrap_or_else(|| "augur".into());
+        let client_url = template(&v.client_url, "client_url")
+            .unwrap_or_else(|| "{{ .ExternalURL }}/alerts".into());
+        let description = template(&v.description, "description");
+        let mut links = Vec::new();
+        for l in &v.links {
+            let l = l.get_ref();
+            if let Err(err) = crate::gotemplate::check_notification(l.href.get_ref()) {
+                cx.error(l.href.span(), format!("notify.pagerduty.links.href: {err}"));
+            }
+            links.push((l.href.get_ref().clone(), l.text.clone().unwrap_or_default()));
+        }
+        let name = v.name.clone().unwrap_or_else(|| format!("pagerduty-{i}"));
+        let timeout = cx.duration(
+            &v.timeout,
+            "notify.pagerduty.timeout",
+            Duration::from_secs(10),
+        );
+        let key = PathBuf::from(v.routing_key_file.get_ref());
+        add(
+            cx,
+            Receiver {
+                name,
+                url,
+                timeout,
+                rate_limit_per_minute: v.rate_limit_per_minute.unwrap_or(0),
+                kind: ReceiverKind::PagerDuty(Box::new(PagerDuty {
+                    change_routing_key_file: v
+                        .change_routing_key_file
+                        .as_ref()
+                        .map_or(key.clone(), |f| PathBuf::from(f.get_ref())),
+                    routing_key_file: key,
+                    severity,
+                    class,
+                    component,
+                    group,
+                    source,
+                    client,
+                    client_url,
+                    description,
+                    links,
+                    send_resolved: v.send_resolved.unwrap_or(true),
+                    change_events: v.change_events.unwrap_or(true),
+                    change_url,
+                })),
+            },
+            p.span(),
         );
     }
     NotifyConfig {

@@ -36,6 +36,16 @@ pub struct RawConfig {
     #[serde(default)]
     pub rollouts: Vec<Spanned<RawRollout>>,
     pub ui: Option<RawUi>,
+    pub delivery: Option<RawDelivery>,
+}
+
+/// `[delivery]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDelivery {
+    pub escape_window: Option<Spanned<String>>,
+    pub commit_time_annotation: Option<Spanned<String>>,
+    pub alert_labels: Option<Spanned<Vec<String>>>,
 }
 
 /// `[ui]`
@@ -453,6 +463,41 @@ pub struct RawNotify {
     pub slack: Vec<Spanned<RawReceiver>>,
     #[serde(default)]
     pub email: Vec<Spanned<RawEmail>>,
+    #[serde(default)]
+    pub pagerduty: Vec<Spanned<RawPagerDuty>>,
+}
+
+/// One `[[notify.pagerduty]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPagerDuty {
+    pub name: Option<String>,
+    pub routing_key_file: Spanned<String>,
+    pub url: Option<Spanned<String>>,
+    pub severity: Option<Spanned<String>>,
+    pub class: Option<Spanned<String>>,
+    pub component: Option<Spanned<String>>,
+    pub group: Option<Spanned<String>>,
+    pub source: Option<Spanned<String>>,
+    pub client: Option<Spanned<String>>,
+    pub client_url: Option<Spanned<String>>,
+    pub description: Option<Spanned<String>>,
+    #[serde(default)]
+    pub links: Vec<Spanned<RawPagerDutyLink>>,
+    pub send_resolved: Option<bool>,
+    pub change_events: Option<bool>,
+    pub change_routing_key_file: Option<Spanned<String>>,
+    pub change_url: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub rate_limit_per_minute: Option<u32>,
+}
+
+/// One `links` entry of a PagerDuty receiver.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPagerDutyLink {
+    pub href: Spanned<String>,
+    pub text: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

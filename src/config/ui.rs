@@ -3,7 +3,7 @@
 
 use toml::Spanned;
 
-use super::raw::RawUi;
+use super::raw::{RawDelivery, RawUi};
 use super::Ctx;
 
 /// The placeholders a link template may use; each is URL-escaped when
@@ -135,4 +135,63 @@ pub(super) fn compile_ui(cx: &mut Ctx<'_>, raw: &Option<RawUi>) -> UiConfig {
         }
     }
     UiConfig { links }
+}
+
+/// `[delivery]`: what the delivery metrics and the DORA report count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryConfig {
+    /// After a promotion, how long a rollback or a matching alert counts
+    /// as an escaped failure.
+    pub escape_window: std::time::Duration,
+    /// The pod-template annotation holding the commit time (RFC 3339 or
+    /// Unix seconds), for lead time.
+    pub commit_time_annotation: String,
+    /// Labels of a firing alert that may name the rollout (besides
+    /// `namespace`, which must match).
+    pub alert_labels: Vec<String>,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> DeliveryConfig {
+        DeliveryConfig {
+            escape_window: std::time::Duration::from_secs(3600),
+            commit_time_annotation: "augur.dev/commit-time".into(),
+            alert_labels: ["rollout", "canary", "deployment", "app", "service"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}
+
+pub(super) fn compile_delivery(cx: &mut Ctx<'_>, raw: &Option<RawDelivery>) -> DeliveryConfig {
+    let mut out = DeliveryConfig::default();
+    let Some(r) = raw else { return out };
+    if let Some(w) = &r.escape_window {
+        match crate::duration::parse(w.get_ref()) {
+            Ok(d) if !d.is_zero() => out.escape_window = d,
+            Ok(_) => cx.error(w.span(), "delivery.escape_window: must be greater than 0"),
+            Err(e) => cx.error(w.span(), format!("delivery.escape_window: {e}")),
+        }
+    }
+    if let Some(a) = &r.commit_time_annotation {
+        if a.get_ref().trim().is_empty() {
+            cx.error(
+                a.span(),
+                "delivery.commit_time_annotation: must not be empty",
+            );
+        } else {
+            out.commit_time_annotation = a.get_ref().clone();
+        }
+    }
+    if let Some(l) = &r.alert_labels {
+        if let Some(bad) = l.get_ref().iter().find(|n| !super::valid_label_name(n)) {
+            cx.error(
+                l.span(),
+                format!("delivery.alert_labels: {bad:?} is not a label name"),
+            );
+        } else {
+            out.alert_labels = l.get_ref().clone();
+        }
+    }
+    out
 }

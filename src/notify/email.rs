@@ -59,6 +59,15 @@ pub(super) fn template_data(
             ("Status".to_string(), TValue::Str(status.into())),
             ("Alerts".to_string(), TValue::List(items)),
             ("CommonLabels".to_string(), map(common_labels)),
+            (
+                // augur groups one rule's alerts by alertname.
+                "GroupLabels".to_string(),
+                map(&common_labels
+                    .iter()
+                    .filter(|(k, _)| *k == "alertname")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()),
+            ),
             ("CommonAnnotations".to_string(), map(common_annotations)),
             ("ExternalURL".to_string(), TValue::Str(external_url.into())),
         ]

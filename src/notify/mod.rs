@@ -5,6 +5,7 @@
 
 mod alertmanager;
 mod email;
+mod pagerduty;
 mod slack;
 mod webhook;
 
@@ -39,6 +40,10 @@ pub enum SendError {
     /// The message or the receiver's settings are unusable.
     #[error("{0}")]
     Invalid(String),
+    /// The receiver refused the message for good (PagerDuty's 400): not
+    /// retried.
+    #[error("receiver refused it: {0}")]
+    Rejected(String),
 }
 
 /// An alert as receivers get it (Alertmanager's postableAlert).
@@ -217,8 +222,9 @@ fn common(
     out
 }
 
-/// The message for one receiver, as stored in the outbox.
-fn payload(r: &Receiver, alerts: &[OutgoingAlert], external_url: &str) -> String {
+/// The message for one receiver, as stored in the outbox (None: nothing
+/// to send this receiver).
+fn payload(r: &Receiver, alerts: &[OutgoingAlert], external_url: &str) -> Option<String> {
     let status = if alerts.iter().any(|a| !a.resolved) {
         "firing"
     } else {
@@ -226,9 +232,27 @@ fn payload(r: &Receiver, alerts: &[OutgoingAlert], external_url: &str) -> String
     };
     let common_labels = common(alerts, |a| &a.labels);
     let common_annotations = common(alerts, |a| &a.annotations);
-    match &r.kind {
+    Some(match &r.kind {
         ReceiverKind::Alertmanager => {
             Value::Array(alerts.iter().map(alert_json).collect()).to_string()
+        }
+        ReceiverKind::PagerDuty(pd) => {
+            // augur groups one rule's alerts by alertname, as the webhook
+            // payload's groupKey says.
+            let group: BTreeMap<String, String> = common_labels
+                .get("alertname")
+                .map(|a| ("alertname".to_string(), a.clone()))
+                .into_iter()
+                .collect();
+            let data = email::template_data(
+                &r.name,
+                status,
+                alerts,
+                &common_labels,
+                &common_annotations,
+                external_url,
+            );
+            pagerduty::payload(r, pd, alerts, &group, &common_labels, data)?.to_string()
         }
         ReceiverKind::Webhook { .. } => webhook::payload(
             &r.name,
@@ -265,7 +289,7 @@ fn payload(r: &Receiver, alerts: &[OutgoingAlert], external_url: &str) -> String
             });
             json!({"subject": s, "body": b}).to_string()
         }
-    }
+    })
 }
 
 /// Puts the alerts of one rule evaluation into the outbox, one message per
@@ -288,8 +312,41 @@ pub fn enqueue(
         } else {
             usize::MAX
         }) {
-            state.enqueue(&r.name, kind, &payload(r, chunk, external_url), now)?;
-            n += 1;
+            if let Some(p) = payload(r, chunk, external_url) {
+                state.enqueue(&r.name, kind, &p, now)?;
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Outbox kind of a PagerDuty change event.
+const CHANGE_KIND: &str = "pagerduty-change";
+
+/// Puts a PagerDuty change event for a promote, abort or rollback decision
+/// into the outbox of every PagerDuty receiver that sends them.
+pub fn enqueue_change(
+    state: &State,
+    cfg: &NotifyConfig,
+    d: &crate::state::DecisionRow,
+    external_url: &str,
+    now: i64,
+) -> Result<usize, StateError> {
+    if !matches!(
+        d.decision.as_str(),
+        "promote" | "promote-full" | "abort" | "rollback"
+    ) {
+        return Ok(0);
+    }
+    let mut n = 0;
+    for r in &cfg.receivers {
+        if let ReceiverKind::PagerDuty(pd) = &r.kind {
+            if pd.change_events {
+                let p = pagerduty::change_payload(d, external_url).to_string();
+                state.enqueue(&r.name, CHANGE_KIND, &p, now)?;
+                n += 1;
+            }
         }
     }
     Ok(n)
@@ -297,6 +354,7 @@ pub fn enqueue(
 
 fn kind_name(k: &ReceiverKind) -> &'static str {
     match k {
+        ReceiverKind::PagerDuty(_) => "pagerduty",
         ReceiverKind::Alertmanager => "alertmanager",
         ReceiverKind::Webhook { .. } => "webhook",
         ReceiverKind::Slack => "slack",
@@ -414,6 +472,9 @@ impl Deliverer {
             }
             ReceiverKind::Slack => slack::send(&self.http, &r, &e.payload).await,
             ReceiverKind::Email { .. } => email::send(&r, &e.payload).await,
+            ReceiverKind::PagerDuty(pd) => {
+                pagerduty::send(&self.http, &r, pd, &e.payload, e.kind == CHANGE_KIND).await
+            }
         };
         let now = crate::clock::now_ms();
         let labels = crate::metrics::ReceiverLabel {
@@ -431,7 +492,8 @@ impl Deliverer {
                     .inc();
                 let (max_attempts, max_backoff) = cfg;
                 let msg = err.to_string();
-                let retry = (e.attempts + 1 < i64::from(max_attempts))
+                let final_answer = matches!(err, SendError::Rejected(_));
+                let retry = (!final_answer && e.attempts + 1 < i64::from(max_attempts))
                     .then(|| now + backoff(e.attempts, max_backoff).as_millis() as i64);
                 if retry.is_none() {
                     self.metrics.notifications_dead.inc();

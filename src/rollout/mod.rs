@@ -55,6 +55,8 @@ pub struct Controller {
     analysis: Arc<AnalysisManager>,
     act: Arc<Dispatcher>,
     rollouts: RwLock<Arc<Vec<RolloutConfig>>>,
+    /// `[delivery] commit_time_annotation`
+    commit_annotation: RwLock<String>,
     clients: Mutex<HashMap<String, kube::Client>>,
     wake: tokio::sync::Notify,
 }
@@ -237,12 +239,21 @@ impl Controller {
             analysis,
             act,
             rollouts: RwLock::new(Arc::new(Vec::new())),
+            commit_annotation: RwLock::new(
+                crate::config::DeliveryConfig::default().commit_time_annotation,
+            ),
             clients: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
         }
     }
 
     /// The rollouts to drive (config load and reload).
+    /// The pod-template annotation read for the commit time.
+    pub fn set_commit_annotation(&self, name: &str) {
+        *self.commit_annotation.write() = name.to_string();
+    }
+
+    /// Replaces the rollouts driven.
     pub fn set_rollouts(&self, rs: &[RolloutConfig]) {
         *self.rollouts.write() = Arc::new(rs.to_vec());
         self.clients.lock().clear();
@@ -670,7 +681,8 @@ impl Controller {
             decision,
             actor: actor.to_string(),
             reason: reason.to_string(),
-            detail: json!({"step": p.step, "weight": p.weight, "stage": serde_json::to_value(&p.stage).unwrap_or_default()}),
+            detail: json!({"step": p.step, "weight": p.weight, "stage": serde_json::to_value(&p.stage).unwrap_or_default(),
+                           "commit_time_ms": p.commit_time_ms}),
         };
         if let Err(e) = self.act.submit(&d, now) {
             warn!(rollout = %format!("{}/{}", cfg.namespace, cfg.name), error = %e, "cannot record the rollout's decision");
@@ -719,8 +731,18 @@ impl Controller {
         );
     }
 
-    fn start(&self, cfg: &RolloutConfig, p: &mut Progress, revision: &str, now: i64) {
+    /// Starts `revision`, whose pod template is `template` (its commit-time
+    /// annotation, when present, gives the promotion's lead time).
+    fn start(
+        &self,
+        cfg: &RolloutConfig,
+        p: &mut Progress,
+        revision: &str,
+        template: &Value,
+        now: i64,
+    ) {
         let subject = format!("{}/{}", cfg.namespace, cfg.name);
+        p.commit_time_ms = model::commit_time(template, &self.commit_annotation.read());
         for id in [p.background_run.take(), p.step_run.take()]
             .into_iter()
             .flatten()
@@ -1088,7 +1110,7 @@ impl Controller {
             None => {
                 let mut p = Progress::healthy(&rev, now, "");
                 p.total = model::replicas(&stable).max(1);
-                self.start(cfg, &mut p, &rev, now);
+                self.start(cfg, &mut p, &rev, &canary["spec"]["template"], now);
                 p
             }
             Some(p) => p,
@@ -1103,7 +1125,7 @@ impl Controller {
                 if p.total == 0 || matches!(p.phase, Phase::Healthy | Phase::Aborted) {
                     p.total = model::replicas(&stable).max(1);
                 }
-                self.start(cfg, &mut p, &rev, now);
+                self.start(cfg, &mut p, &rev, &canary["spec"]["template"], now);
             }
         }
         let r = self
@@ -1487,7 +1509,7 @@ impl Controller {
             let rev = model::revision(&ds[inactive]["spec"]["template"]);
             if rev != p.revision {
                 p.old_active = Some(spec.deployments[active_i].clone());
-                self.start(cfg, &mut p, &rev, now);
+                self.start(cfg, &mut p, &rev, &ds[inactive]["spec"]["template"], now);
             } else {
                 p.old_active = Some(spec.deployments[active_i].clone());
                 return Ok(p);
@@ -1505,7 +1527,7 @@ impl Controller {
             && matches!(p.phase, Phase::Progressing | Phase::Paused)
             && p.old_selector.is_none()
         {
-            self.start(cfg, &mut p, &rev, now);
+            self.start(cfg, &mut p, &rev, &ds[new_i]["spec"]["template"], now);
         }
         let r = self
             .blue_green_stage(cfg, spec, k, &mut p, &ds, old_i, now)

@@ -140,6 +140,13 @@ pub struct Call {
 /// so a new leader resumes where the old one was.
 pub const PROGRESS_ANNOTATION: &str = "augur.dev/rollout-progress";
 
+/// The commit time (ms) a pod template's `annotation` holds: RFC 3339 or
+/// Unix seconds, as CI writes it; None when absent or unreadable.
+pub fn commit_time(template: &Value, annotation: &str) -> Option<i64> {
+    let v = template["metadata"]["annotations"][annotation].as_str()?;
+    crate::api::parse_time_param(v.trim())
+}
+
 /// How many calls the status keeps.
 pub const CALLS_KEPT: usize = 20;
 
@@ -188,6 +195,9 @@ pub struct Progress {
     /// cluster's annotation wins.
     #[serde(default)]
     pub seq: u64,
+    /// The revision's commit time (ms) from its pod template's annotation.
+    #[serde(default)]
+    pub commit_time_ms: Option<i64>,
 }
 
 impl Progress {
@@ -213,6 +223,7 @@ impl Progress {
             old_selector: None,
             calls: VecDeque::new(),
             seq: 0,
+            commit_time_ms: None,
         }
     }
 

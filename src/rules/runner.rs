@@ -51,6 +51,9 @@ struct Settings {
     remote: Option<crate::datasource::RemoteClient>,
     /// `[[remote_write]]` is configured
     remote_write: bool,
+    /// `[delivery] alert_labels`: labels naming the rollout a firing alert
+    /// is about (with `namespace`), for escaped failures
+    delivery_labels: Vec<String>,
 }
 
 impl RuleRunner {
@@ -96,6 +99,7 @@ impl RuleRunner {
                 Datasource::Embedded { .. } => None,
             },
             remote_write: !cfg.remote_write.is_empty(),
+            delivery_labels: cfg.delivery.alert_labels.clone(),
         };
         for g in self.manager.groups() {
             let local = cfg.rules_config.local_groups.contains(&g.state.lock().name);
@@ -251,6 +255,28 @@ struct Round {
 }
 
 impl Round {
+    /// Firing alerts that name a rollout (`namespace` plus one of the
+    /// `[delivery] alert_labels`) mark its recent promotion as escaped.
+    fn escapes(&self, alerts: &[crate::notify::OutgoingAlert]) {
+        for a in alerts.iter().filter(|a| !a.resolved) {
+            let Some(ns) = a.labels.get("namespace") else {
+                continue;
+            };
+            let alertname = a.labels.get("alertname").map_or("", String::as_str);
+            for l in &self.settings.delivery_labels {
+                if let Some(name) = a.labels.get(l) {
+                    match self.state.alert_fired(ns, name, alertname, a.starts_at) {
+                        Ok(true) => {
+                            info!(rollout = %format!("{ns}/{name}"), alert = %alertname, "promoted revision alerted on: an escaped failure")
+                        }
+                        Ok(false) => {}
+                        Err(e) => warn!(error = %e, "cannot record an escaped failure"),
+                    }
+                }
+            }
+        }
+    }
+
     /// Evaluates at `slot`; returns the round's duration and failed rules.
     fn run(self, slot: i64) -> (f64, usize) {
         let mut engine = crate::datasource::engine(&self.settings.query);
@@ -323,6 +349,7 @@ impl Round {
             {
                 warn!(error = %e, "cannot queue notifications");
             }
+            self.escapes(&out);
         }
         for r in gs.rules.iter().filter(|r| r.is_alerting()) {
             let saved: Vec<SavedAlert> = r.active.values().map(SavedAlert::from_alert).collect();

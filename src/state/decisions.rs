@@ -142,6 +142,9 @@ impl State {
             params![d.key, d.t, d.namespace, d.name, d.revision, d.decision, d.actor, d.reason, d.detail],
         )?;
         let id = tx.last_insert_rowid();
+        let mut recorded = d.clone();
+        recorded.id = id;
+        super::delivery::on_decision(&tx, &recorded, !actions.is_empty(), self.escape_window())?;
         for (sink, request) in actions {
             tx.execute(
                 "INSERT INTO actions (decision_id, key, sink, status, next_attempt_at, request) VALUES (?1, ?2, ?3, 'pending', ?4, ?5)",
@@ -199,6 +202,7 @@ impl State {
              WHERE id = ?1",
             params![a.id, status, i64::from(counts), retry_at, error, response, now],
         )?;
+        super::delivery::on_action(&tx, a.decision_id, &a.sink, status, error.is_some(), now)?;
         tx.execute(
             "INSERT INTO audit (t, actor, action, subject, detail) VALUES (?1, 'augur', ?2, ?3, ?4)",
             params![

@@ -22,6 +22,7 @@ use thiserror::Error;
 mod alerts;
 mod audit;
 mod decisions;
+mod delivery;
 mod kayenta;
 mod outbox;
 mod retention;
@@ -31,6 +32,7 @@ mod runs;
 pub use alerts::SavedAlert;
 pub use audit::{AuditRow, GateRow};
 pub use decisions::{ActionRow, ActionStatus, DecisionRow};
+pub use delivery::{DeliveryEvent, DeliveryKind, DoraInput};
 pub use outbox::OutboxEntry;
 pub use retention::Pruned;
 pub use rollouts::CommandRow;
@@ -40,12 +42,18 @@ pub use runs::{MeasurementRow, RunRow, VerdictRow};
 /// source would, so the source is not chained (an error chain would print
 /// the same cause three times).
 #[derive(Debug, Error)]
-#[error("state database: {0}")]
-pub struct StateError(rusqlite::Error);
+pub enum StateError {
+    /// SQLite failed.
+    #[error("state database: {0}")]
+    Db(rusqlite::Error),
+    /// A stored value this version cannot read (named in the message).
+    #[error("state database: {0}")]
+    Corrupt(String),
+}
 
 impl From<rusqlite::Error> for StateError {
     fn from(e: rusqlite::Error) -> StateError {
-        StateError(e)
+        StateError::Db(e)
     }
 }
 
@@ -193,6 +201,14 @@ const MIGRATIONS: &[&str] = &[
         consumed_at INTEGER
     );
     CREATE INDEX rollout_commands_pending ON rollout_commands (namespace, name, consumed_at);",
+    // 8: the delivery ledger (metrics and DORA).
+    "CREATE TABLE delivery_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        t INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX delivery_events_kind_t ON delivery_events (kind, t);",
 ];
 
 /// The state database.
@@ -203,6 +219,8 @@ pub struct State {
     /// serialises them on the connection. Every write to a run goes
     /// through this type, so the cache is written through and stays exact.
     runs_by_key: parking_lot::RwLock<HashMap<String, Arc<RunRow>>>,
+    /// `[delivery] escape_window` in ms (set at start and reload).
+    escape_window_ms: std::sync::atomic::AtomicI64,
 }
 
 impl State {
@@ -210,6 +228,26 @@ impl State {
     pub fn open(path: &Path) -> Result<State, StateError> {
         let conn = Connection::open(path)?;
         Self::init(conn)
+    }
+
+    /// Opens an existing database read-only, without migrating it (for
+    /// reports next to a running daemon); it must be at the current schema.
+    pub fn open_read_only(path: &Path) -> Result<State, StateError> {
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version != MIGRATIONS.len() as i64 {
+            return Err(StateError::Corrupt(format!(
+                "{} is at schema {version}, this augur reads schema {}: run this version of augur on it once",
+                path.display(),
+                MIGRATIONS.len()
+            )));
+        }
+        Ok(State {
+            runs_by_key: parking_lot::RwLock::new(HashMap::new()),
+            conn: Mutex::new(conn),
+            escape_window_ms: std::sync::atomic::AtomicI64::new(3_600_000),
+        })
     }
 
     /// An in-memory database, for tests and `augur test rules`.
@@ -233,6 +271,7 @@ impl State {
         Ok(State {
             runs_by_key: parking_lot::RwLock::new(HashMap::new()),
             conn: Mutex::new(conn),
+            escape_window_ms: std::sync::atomic::AtomicI64::new(3_600_000),
         })
     }
 }

@@ -175,6 +175,15 @@ impl State {
             "UPDATE analysis_runs SET state = ?2, message = ?3, updated_at = ?4, finished_at = ?5, next_at = ?6, status = ?7 WHERE id = ?1",
             params![run.id, run.state, run.message, run.updated_at, run.finished_at, run.next_at, run.status],
         )?;
+        if run.state != "running" {
+            super::delivery::add(
+                &tx,
+                run.updated_at,
+                super::DeliveryKind::Run,
+                serde_json::json!({"template": run.template, "result": run.state,
+                    "seconds": (run.finished_at.unwrap_or(run.updated_at) - run.created_at).max(0) as f64 / 1000.0}),
+            )?;
+        }
         if state != run.state || message != run.message {
             tx.execute(
                 "INSERT INTO analysis_verdicts (run_id, seq, t, state, message)
@@ -201,6 +210,18 @@ impl State {
                 "INSERT INTO analysis_verdicts (run_id, seq, t, state, message)
                  VALUES (?1, (SELECT COALESCE(MAX(seq), -1) + 1 FROM analysis_verdicts WHERE run_id = ?1), ?2, 'cancelled', ?3)",
                 params![id, now, why],
+            )?;
+            let (template, created): (String, i64) = tx.query_row(
+                "SELECT template, created_at FROM analysis_runs WHERE id = ?1",
+                params![id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            super::delivery::add(
+                &tx,
+                now,
+                super::DeliveryKind::Run,
+                serde_json::json!({"template": template, "result": "cancelled",
+                    "seconds": (now - created).max(0) as f64 / 1000.0}),
             )?;
         }
         let row = tx

@@ -14,6 +14,7 @@ mod analysis_prop;
 mod config_reference;
 mod crash;
 mod daemon;
+mod delivery;
 mod demo;
 mod discovery;
 mod docs;

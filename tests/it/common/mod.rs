@@ -401,35 +401,64 @@ pub fn config_for(jobs: &[(&str, &str, &[SocketAddr], &str)]) -> String {
 pub struct Sink {
     pub addr: SocketAddr,
     pub requests: Arc<Mutex<Vec<(HeaderMap, String)>>>,
+    /// The path (and query) of each request, in the same order.
+    pub paths: Arc<Mutex<Vec<String>>>,
     pub status: Arc<Mutex<u16>>,
 }
 
 impl Sink {
     pub async fn start() -> Sink {
         let requests: Arc<Mutex<Vec<(HeaderMap, String)>>> = Arc::default();
+        let paths: Arc<Mutex<Vec<String>>> = Arc::default();
         let status = Arc::new(Mutex::new(200u16));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (r, s) = (requests.clone(), status.clone());
-        let app = Router::new().fallback(move |headers: HeaderMap, body: String| {
-            let (r, s) = (r.clone(), s.clone());
-            async move {
-                r.lock().unwrap().push((headers, body));
-                StatusCode::from_u16(*s.lock().unwrap()).unwrap()
-            }
-        });
+        let (r, p, s) = (requests.clone(), paths.clone(), status.clone());
+        let app = Router::new().fallback(
+            move |uri: axum::http::Uri, headers: HeaderMap, body: String| {
+                let (r, p, s) = (r.clone(), p.clone(), s.clone());
+                async move {
+                    // One lock order: paths, then requests (readers pair them).
+                    let mut p = p.lock().unwrap();
+                    r.lock().unwrap().push((headers, body));
+                    p.push(uri.to_string());
+                    let code = *s.lock().unwrap();
+                    (
+                        StatusCode::from_u16(code).unwrap(),
+                        if code == 400 {
+                            "{\"status\":\"invalid event\",\"message\":\"Event object is invalid\",\"errors\":[\"'routing_key' is invalid\"]}"
+                        } else {
+                            ""
+                        },
+                    )
+                }
+            },
+        );
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
         Sink {
             addr,
             requests,
+            paths,
             status,
         }
     }
 
     pub fn set_status(&self, s: u16) {
         *self.status.lock().unwrap() = s;
+    }
+
+    /// Bodies of the requests to `path`.
+    pub fn bodies_at(&self, path: &str) -> Vec<String> {
+        let paths = self.paths.lock().unwrap();
+        let reqs = self.requests.lock().unwrap();
+        paths
+            .iter()
+            .zip(reqs.iter())
+            .filter(|(p, _)| p.as_str() == path)
+            .map(|(_, (_, b))| b.clone())
+            .collect()
     }
 
     pub fn bodies(&self) -> Vec<String> {
