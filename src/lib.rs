@@ -37,6 +37,8 @@
 //! - [`analysis`]: analysis templates, runs, measurements and verdicts, the
 //!   Kayenta formats and judge.
 //! - [`decide`]: pure policy from verdicts and gates to answers and decisions.
+//! - [`delivery`]: decisions as numbers: the delivery metrics folded from
+//!   the state's ledger, and the DORA four keys.
 //! - [`act`]: decisions carried out once (webhooks, Kubernetes) from the outbox.
 //! - [`rollout`]: rollouts augur drives itself (`[[rollouts]]`): canary steps
 //!   over a traffic router, blue-green switches, durable step state.
@@ -60,7 +62,8 @@
 //! move them), [`duration`], [`fmtfloat`], [`timefmt`], [`names`]
 //! (Kubernetes name checks), [`kubeapi`] (Kubernetes clients and raw
 //! requests shared by act, ha and discovery), [`pathglob`] (Prometheus's `rule_files`
-//! globs), [`signing`] (request signatures).
+//! globs), [`signing`] (request signatures), [`redact`] (secrets out of
+//! URLs and errors before they are stored or shown).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -10,7 +10,16 @@ pub fn check_rules(files: &[PathBuf]) -> ExitCode {
     for f in files {
         println!("Checking {}", f.display());
         match augur::rules::load(f) {
-            Ok(rf) => println!("  SUCCESS: {} rules found\n", rf.rule_count()),
+            // A lint finding fails the check in words but not in the exit
+            // code, as promtool's default (`--lint=duplicate-rules`).
+            Ok(rf) => match rf.duplicate_rules_message() {
+                Some(m) => {
+                    eprintln!("  FAILED:");
+                    eprintln!("{m}");
+                    println!();
+                }
+                None => println!("  SUCCESS: {} rules found\n", rf.rule_count()),
+            },
             Err(errs) => {
                 failed = true;
                 eprintln!("  FAILED:");

@@ -149,6 +149,43 @@ impl RuleFile {
     pub fn rule_count(&self) -> usize {
         self.groups.iter().map(|g| g.rules.len()).sum()
     }
+
+    /// promtool's `duplicate-rules` lint: rules with the same name (record
+    /// or alert) and the same `labels:`, each reported once, sorted by name
+    /// then labels (`checkDuplicates` in cmd/promtool).
+    pub fn duplicate_rules(&self) -> Vec<(String, BTreeMap<String, String>)> {
+        let mut all: Vec<(String, BTreeMap<String, String>)> = self
+            .groups
+            .iter()
+            .flat_map(|g| g.rules.iter())
+            .map(|r| (r.name().to_string(), r.labels.clone()))
+            .collect();
+        all.sort();
+        let mut out: Vec<(String, BTreeMap<String, String>)> = Vec::new();
+        for w in all.windows(2) {
+            if w[0] == w[1] && out.last() != Some(&w[1]) {
+                out.push(w[1].clone());
+            }
+        }
+        out
+    }
+
+    /// promtool's message for [`RuleFile::duplicate_rules`], or None.
+    pub fn duplicate_rules_message(&self) -> Option<String> {
+        let d = self.duplicate_rules();
+        if d.is_empty() {
+            return None;
+        }
+        let mut m = format!("lint error {} duplicate rule(s) found.\n", d.len());
+        for (name, labels) in &d {
+            m.push_str(&format!("Metric: {name}\nLabel(s):\n"));
+            for (k, v) in labels {
+                m.push_str(&format!("\t{k}: {v}\n"));
+            }
+        }
+        m.push_str("Might cause inconsistency while recording expressions");
+        Some(m)
+    }
 }
 
 fn pos<T>(text: &str, s: &Option<Spanned<T>>) -> String {

@@ -211,6 +211,19 @@ async fn a_full_disk_gives_errors_not_crashes_and_loses_no_decision() {
         full.contains("disk is full") || full.contains("database"),
         "{full}"
     );
+    // A failed write frees its journal pages: fill the last of them with
+    // small decisions, so that a small write fails too.
+    for i in 0..5_000 {
+        let r = http
+            .post(d.url(&format!("/api/v1/rollouts/shop/s{i}/pause")))
+            .json(&json!({"reason": "y"}))
+            .send()
+            .await
+            .unwrap();
+        if r.status().as_u16() == 500 {
+            break;
+        }
+    }
     // Still alive, still answering, with the reason for Flagger.
     let (status, _) = d.get_text("/-/healthy").await;
     assert_eq!(status, 200);

@@ -904,8 +904,16 @@ scale_down_delay = "1s"
 "#;
     let d = Daemon::start(dir.path(), &config(&kube, &target, cfg));
     wait_phase(&d, "web", "healthy", 20).await;
+    // CI stamps the commit time on the pod template: the promotion's lead time.
+    let committed = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 600;
     kube.edit(&dpath("web-green"), |d| {
         d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("shop/web:v2");
+        d["spec"]["template"]["metadata"]["annotations"]["augur.dev/commit-time"] =
+            json!(committed.to_string());
     });
     eventually(30, "green to serve and blue to go to 0", || async {
         (kube.get(&dpath("web-blue")).unwrap()["spec"]["replicas"] == 0).then_some(())
@@ -925,6 +933,27 @@ scale_down_delay = "1s"
     );
     let ds = d.get_json("/api/v1/decisions").await;
     assert_eq!(ds["data"][0]["decision"], "promote");
+    let (_, m) = d.get_text("/metrics").await;
+    let sample = |name: &str| {
+        m.lines()
+            .find(|l| l.starts_with(&format!("{name}{{")) && l.contains("name=\"web\""))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+    assert_eq!(sample("augur_lead_time_seconds_count"), Some(1.0), "{m}");
+    let lead = sample("augur_lead_time_seconds_sum").unwrap();
+    assert!(
+        lead >= 600.0,
+        "lead time {lead} s from a commit 10 minutes old"
+    );
+    assert_eq!(
+        m.lines()
+            .find(
+                |l| l.starts_with("augur_decisions_total{") && l.contains("actor_kind=\"rollout\"")
+            )
+            .and_then(|l| l.rsplit(' ').next()),
+        Some("1"),
+        "the promotion counted as the rollout controller's"
+    );
     // The next version goes to blue, now the inactive side.
     kube.edit(&dpath("web-blue"), |d| {
         d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("shop/web:v3");

@@ -27,21 +27,55 @@ fn corpus(dir: &str) {
     let files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
     assert!(files.len() > 100, "{}", d.display());
     let mut rules = 0;
+    let mut linted = 0;
     for f in &files {
         match augur::rules::load(f) {
-            Ok(rf) => rules += rf.rule_count(),
+            Ok(rf) => {
+                rules += rf.rule_count();
+                linted += usize::from(rf.duplicate_rules_message().is_some());
+            }
             Err(e) => panic!("{}: {e:?}", f.display()),
         }
     }
     assert!(rules > 900, "{dir}: {rules} rules");
-    // The CLI agrees and reports every file.
+    // The CLI agrees and reports every file: valid, or (promtool's default
+    // lint, exit 0 all the same) holding duplicate rules.
     let out = augur(&["check", "rules"], &files);
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stdout)
             .matches("  SUCCESS: ")
             .count(),
-        files.len()
+        files.len() - linted
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr)
+            .matches("duplicate rule(s) found.")
+            .count(),
+        linted
+    );
+}
+
+/// promtool's default `duplicate-rules` lint, word for word (Debian's
+/// promtool 2.42 printed this for the file below): FAILED on stderr, exit 0.
+#[test]
+fn duplicate_rules_are_linted_as_promtool_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("dup.yml");
+    std::fs::write(
+        &f,
+        "groups:\n  - name: a\n    rules:\n      - alert: X\n        expr: up == 0\n        labels: {severity: page}\n      - alert: X\n        expr: up == 0\n        labels: {severity: page}\n      - alert: X\n        expr: up == 2\n        labels: {severity: page}\n      - record: r\n        expr: up\n  - name: b\n    rules:\n      - record: r\n        expr: up\n      - alert: Y\n        expr: up\n",
+    )
+    .unwrap();
+    let out = augur(&["check", "rules"], std::slice::from_ref(&f));
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("Checking {}\n\n", f.display())
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "  FAILED:\nlint error 2 duplicate rule(s) found.\nMetric: X\nLabel(s):\n\tseverity: page\nMetric: r\nLabel(s):\nMight cause inconsistency while recording expressions\n"
     );
 }
 
