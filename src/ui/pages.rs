@@ -102,6 +102,14 @@ pub fn overview(ui: &Ui, st: &crate::api::ApiState) -> Markup {
         .filter(|a| a.state == crate::rules::group::AlertState::Pending)
         .count();
     let outbox = st.state.outbox_counts().unwrap_or_default();
+    // The last 30 days as DORA counts them.
+    let to = crate::clock::now_ms();
+    let from = to - 30 * 86_400_000;
+    let dora = st
+        .state
+        .dora_input(from, to)
+        .ok()
+        .map(|i| crate::delivery::dora(&i, from, to)["overall"].clone());
     let count = |s: &str| outbox.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
     html! {
         section.health {
@@ -109,6 +117,14 @@ pub fn overview(ui: &Ui, st: &crate::api::ApiState) -> Markup {
             span.stat { "rule errors " b { (rule_errors) } }
             span.stat { a href=(ui.link("/alerts")) { "alerts firing " b { (firing) } " pending " b { (pending_alerts) } } }
             span.stat { "outbox pending " b { (count("pending")) } " dead " b class=[(count("dead") > 0).then_some("bad")] { (count("dead")) } }
+            @if let Some(o) = &dora {
+                span.stat {
+                    a href=(ui.link("/api/v1/dora?window=30d")) {
+                        "deployments (30d) " b { (o["deployments"]) }
+                        " change failure rate " b { (o["change_failure_rate"].as_f64().map_or("n/a".to_string(), |r| format!("{:.0}%", r * 100.0))) }
+                    }
+                }
+            }
         }
         section {
             h2 { "Active runs (" (running.len()) ")" }

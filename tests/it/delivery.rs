@@ -352,6 +352,11 @@ escape_window = "1h"
     // Weeks are the 7-day periods counted back from the window's end: the
     // one week has a deployment day.
     assert_eq!(o["deployment_frequency"]["bucket"], "weekly");
+    let (_, overview) = d.get_text("/").await;
+    assert!(
+        overview.contains("deployments (30d) <b>2</b> change failure rate <b>100%</b>"),
+        "the overview's delivery numbers"
+    );
     let bad = d.get_json("/api/v1/dora?window=nope").await;
     assert_eq!(bad["errorType"], "bad_data");
 
