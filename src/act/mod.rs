@@ -191,7 +191,10 @@ impl Dispatcher {
         let out = self.state.decide(&row, &actions, now)?;
         if out.1 {
             info!(key = %row.key, actor = %row.actor, reason = %row.reason, sinks = actions.len(), "decision recorded");
-            if let Some((notify, url)) = self.changes.read().clone() {
+            // The leader tells PagerDuty; a standby that records the same
+            // decision would tell it twice.
+            let leads = self.leadership.may_act().is_some();
+            if let Some((notify, url)) = self.changes.read().clone().filter(|_| leads) {
                 let ncfg = notify.read().clone();
                 if let Err(e) = crate::notify::enqueue_change(&self.state, &ncfg, &out.0, &url, now)
                 {
@@ -567,7 +570,7 @@ impl Dispatcher {
                     "detail": serde_json::from_str::<Value>(&d.detail).unwrap_or_default(),
                     "actions": acts.iter().map(|a| json!({
                         "sink": a.sink, "key": a.key, "status": a.status, "attempts": a.attempts,
-                        "request": shown_request(&a.request),
+                        "request": crate::state::redacted_request(&a.request),
                         "last_error": a.last_error.as_deref().map(crate::redact::urls_in),
                         "response": a.response.as_deref().and_then(|r| serde_json::from_str::<Value>(r).ok()),
                         "done": a.done_at.map(|t| t as f64 / 1000.0),
@@ -577,16 +580,6 @@ impl Dispatcher {
             })
             .collect())
     }
-}
-
-/// A stored action request as the API shows it: the URL without its
-/// secrets (query values, password); the sink's own URL is what is sent.
-fn shown_request(stored: &str) -> Value {
-    let mut r = serde_json::from_str::<Value>(stored).unwrap_or_default();
-    if let Some(u) = r["url"].as_str() {
-        r["url"] = Value::String(crate::redact::url(u));
-    }
-    r
 }
 
 /// The rollout an analysis run decides about (the `rollout` object given

@@ -115,6 +115,17 @@ pub(super) fn row_decision(r: &rusqlite::Row<'_>) -> rusqlite::Result<DecisionRo
     })
 }
 
+/// An action's request as the audit log and the API show it: URLs
+/// without their secrets (both are readable by anyone who can read the API;
+/// the sink's own URL is what is sent).
+pub fn redacted_request(stored: &str) -> serde_json::Value {
+    let mut r = serde_json::from_str::<serde_json::Value>(stored).unwrap_or_default();
+    if let Some(u) = r["url"].as_str() {
+        r["url"] = serde_json::Value::String(crate::redact::url(u));
+    }
+    r
+}
+
 impl State {
     /// Records a decision and one pending action per sink in one
     /// transaction. A decision whose key exists is not recorded again: the
@@ -209,8 +220,9 @@ impl State {
                 now,
                 format!("action.{status}"),
                 subject,
-                serde_json::json!({"sink": a.sink, "key": a.key, "attempt": a.attempts + 1, "error": error,
-                                   "request": serde_json::from_str::<serde_json::Value>(&a.request).unwrap_or_default(),
+                serde_json::json!({"sink": a.sink, "key": a.key, "attempt": a.attempts + 1,
+                                   "error": error.map(crate::redact::urls_in),
+                                   "request": redacted_request(&a.request),
                                    "response": response}).to_string()
             ],
         )?;

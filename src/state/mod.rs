@@ -31,7 +31,7 @@ mod runs;
 
 pub use alerts::SavedAlert;
 pub use audit::{AuditRow, GateRow};
-pub use decisions::{ActionRow, ActionStatus, DecisionRow};
+pub use decisions::{redacted_request, ActionRow, ActionStatus, DecisionRow};
 pub use delivery::{DeliveryEvent, DeliveryKind, DoraInput};
 pub use outbox::OutboxEntry;
 pub use retention::Pruned;

@@ -133,6 +133,8 @@ pub fn page(
                 @if ui.dead > 0 {
                     p.banner.bad { "✗ " (ui.dead) " notification(s) were dead-lettered and never delivered: " a href=(ui.link("/alerts#notifications")) { "see Notifications" } }
                 }
+                // Screen readers hear state changes (not every refresh).
+                p #announce.sr aria-live="polite" {}
                 main #main { (main) }
                 footer {
                     "The data behind this page: " a href=(ui.link(json)) { (json) }

@@ -540,6 +540,7 @@ targets = ["127.0.0.1:1"]
         &format!("/runs/{id}"),
         "/api/v1/decisions",
         "/api/v1/notifications",
+        "/api/v1/audit",
         "/rollouts/shop/web",
     ] {
         let (_, _, body) = get(&d, path).await;

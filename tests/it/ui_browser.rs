@@ -243,6 +243,12 @@ async fn the_live_run_page_updates_shows_the_abort_and_follows_dark_mode_and_loc
     .await;
     b.wait_for(
         10,
+        "the new state announced to screen readers",
+        "return document.getElementById('announce').textContent.startsWith('✗ failed')",
+    )
+    .await;
+    b.wait_for(
+        10,
         "the page marked final",
         "return document.documentElement.dataset.live === 'final'",
     )

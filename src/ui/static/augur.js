@@ -65,7 +65,16 @@
     here.searchParams.set("fragment", "main");
     fetch(here.toString(), { cache: "no-store" }).then(function (r) {
       var t = r.headers.get("x-augur-title");
-      if (t) document.title = decodeURIComponent(t.replace(/\+/g, " "));
+      if (t) {
+        t = decodeURIComponent(t.replace(/\+/g, " "));
+        // The state leads the title: announce it when it changes.
+        var was = document.title.split(" · ")[0], now = t.split(" · ")[0];
+        if (was.split(" ")[0] !== now.split(" ")[0]) {
+          var a = document.getElementById("announce");
+          if (a) a.textContent = now;
+        }
+        document.title = t;
+      }
       return r.text();
     }).then(function (html) {
       var open = {};
