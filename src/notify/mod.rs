@@ -97,6 +97,11 @@ pub fn outgoing(
 /// and deduplicate (Alertmanager) see it once, then it expires by itself.
 const EVENT_VALIDITY_MS: i64 = 5 * 60 * 1000;
 
+/// `alertname` of a forwarded Flagger `event` call.
+const FLAGGER_EVENT: &str = "FlaggerEvent";
+/// `alertname` of a forwarded Flagger `post-rollout` call.
+const FLAGGER_POST_ROLLOUT: &str = "FlaggerPostRollout";
+
 /// A Flagger `event` or `post-rollout` call.
 #[derive(Debug, Clone, Copy)]
 pub struct FlaggerEvent<'a> {
@@ -135,9 +140,9 @@ pub fn flagger_event(
         (
             "alertname",
             if hook == "event" {
-                "FlaggerEvent"
+                FLAGGER_EVENT
             } else {
-                "FlaggerPostRollout"
+                FLAGGER_POST_ROLLOUT
             },
         ),
         ("namespace", namespace),
@@ -237,6 +242,17 @@ fn payload(r: &Receiver, alerts: &[OutgoingAlert], external_url: &str) -> Option
             Value::Array(alerts.iter().map(alert_json).collect()).to_string()
         }
         ReceiverKind::PagerDuty(pd) => {
+            // Flagger's events are one-shot notices, never resolved: as
+            // PagerDuty incidents they would stay open for good. Decisions
+            // reach PagerDuty as change events instead.
+            if alerts.iter().all(|a| {
+                matches!(
+                    a.labels.get("alertname").map(String::as_str),
+                    Some(FLAGGER_EVENT | FLAGGER_POST_ROLLOUT)
+                )
+            }) {
+                return None;
+            }
             // augur groups one rule's alerts by alertname, as the webhook
             // payload's groupKey says.
             let group: BTreeMap<String, String> = common_labels
@@ -521,6 +537,56 @@ mod tests {
         assert_eq!(fingerprint(&l).len(), 16);
         assert_eq!(fingerprint(&BTreeMap::new()), "cbf29ce484222325");
         assert_ne!(fingerprint(&l), fingerprint(&BTreeMap::new()));
+    }
+
+    #[test]
+    fn pagerduty_gets_alerts_but_not_flaggers_one_shot_events() {
+        let pd = Receiver {
+            name: "pd".into(),
+            url: crate::config::PAGERDUTY_URL.into(),
+            timeout: Duration::from_secs(1),
+            rate_limit_per_minute: 0,
+            kind: ReceiverKind::PagerDuty(Box::new(crate::config::PagerDuty {
+                routing_key_file: "k".into(),
+                severity: "{{ .CommonLabels.severity }}".into(),
+                class: String::new(),
+                component: String::new(),
+                group: String::new(),
+                source: None,
+                client: "augur".into(),
+                client_url: "{{ .ExternalURL }}/alerts".into(),
+                description: None,
+                links: Vec::new(),
+                send_resolved: true,
+                change_events: true,
+                change_routing_key_file: "k".into(),
+                change_url: "http://x/v2/change/enqueue".into(),
+            })),
+        };
+        let md: BTreeMap<String, String> = BTreeMap::new();
+        let ev = flagger_event(
+            &FlaggerEvent {
+                hook: "event",
+                namespace: "shop",
+                name: "web",
+                phase: "Progressing",
+                metadata: &md,
+            },
+            &BTreeMap::new(),
+            "http://augur",
+            0,
+        );
+        assert_eq!(payload(&pd, &[ev.clone()], "http://augur"), None);
+        let mut alert = ev;
+        alert.labels.insert("alertname".into(), "Backlog".into());
+        let p: Value =
+            serde_json::from_str(&payload(&pd, &[alert], "http://augur").unwrap()).unwrap();
+        assert_eq!(p["event_action"], "trigger");
+        assert_eq!(
+            p["payload"]["severity"], "info",
+            "templated from the labels"
+        );
+        assert_eq!(p["client_url"], "http://augur/alerts");
     }
 
     #[test]
