@@ -576,7 +576,7 @@ mod tests {
             "http://augur",
             0,
         );
-        assert_eq!(payload(&pd, &[ev.clone()], "http://augur"), None);
+        assert_eq!(payload(&pd, std::slice::from_ref(&ev), "http://augur"), None);
         let mut alert = ev;
         alert.labels.insert("alertname".into(), "Backlog".into());
         let p: Value =
