@@ -237,6 +237,17 @@ fn payload(r: &Receiver, alerts: &[OutgoingAlert], external_url: &str) -> Option
     };
     let common_labels = common(alerts, |a| &a.labels);
     let common_annotations = common(alerts, |a| &a.annotations);
+    // What templated receivers (email, PagerDuty) render their fields from.
+    let template_data = || {
+        email::template_data(
+            &r.name,
+            status,
+            alerts,
+            &common_labels,
+            &common_annotations,
+            external_url,
+        )
+    };
     Some(match &r.kind {
         ReceiverKind::Alertmanager => {
             Value::Array(alerts.iter().map(alert_json).collect()).to_string()
@@ -260,14 +271,7 @@ fn payload(r: &Receiver, alerts: &[OutgoingAlert], external_url: &str) -> Option
                 .map(|a| ("alertname".to_string(), a.clone()))
                 .into_iter()
                 .collect();
-            let data = email::template_data(
-                &r.name,
-                status,
-                alerts,
-                &common_labels,
-                &common_annotations,
-                external_url,
-            );
+            let data = template_data();
             pagerduty::payload(r, pd, alerts, &group, &common_labels, data)?.to_string()
         }
         ReceiverKind::Webhook { .. } => webhook::payload(
@@ -285,14 +289,7 @@ fn payload(r: &Receiver, alerts: &[OutgoingAlert], external_url: &str) -> Option
                 // A message that cannot be rendered is still sent, plainly.
                 warn!(receiver = %r.name, error = %e, "cannot render the email {what}, using the default");
             };
-            let data = email::template_data(
-                &r.name,
-                status,
-                alerts,
-                &common_labels,
-                &common_annotations,
-                external_url,
-            );
+            let data = template_data();
             let s =
                 crate::gotemplate::render("subject", subject, data.clone()).unwrap_or_else(|e| {
                     fallback("subject", e);
@@ -576,7 +573,10 @@ mod tests {
             "http://augur",
             0,
         );
-        assert_eq!(payload(&pd, std::slice::from_ref(&ev), "http://augur"), None);
+        assert_eq!(
+            payload(&pd, std::slice::from_ref(&ev), "http://augur"),
+            None
+        );
         let mut alert = ev;
         alert.labels.insert("alertname".into(), "Backlog".into());
         let p: Value =

@@ -298,73 +298,58 @@ async fn rollout(
 /// The change stream of every page but a run's.
 const GLOBAL_EVENTS: &str = "/-/ui/events";
 
-async fn alerts(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
-    let ui = Ui::of(&st);
+/// A live listing page: `body` renders it, `title` states what is wrong.
+fn listing(
+    st: &ApiState,
+    q: Option<String>,
+    here: &str,
+    json: &str,
+    title: impl Fn(&Ui) -> String,
+    body: impl Fn(&Ui, &ApiState, &[(String, String)]) -> Markup,
+) -> Response {
+    let ui = Ui::of(st);
     let q = pairs(&q);
-    let main = ops::alerts(&ui, &st, &q);
-    let title = if ui.firing > 0 {
-        format!("✗ {} firing · Alerts", ui.firing)
-    } else {
-        "Alerts".to_string()
+    let main = body(&ui, st, &q);
+    respond(&ui, &q, &title(&ui), here, json, Some(GLOBAL_EVENTS), main)
+}
+
+async fn alerts(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
+    let title = |ui: &Ui| match ui.firing {
+        0 => "Alerts".to_string(),
+        n => format!("✗ {n} firing · Alerts"),
     };
-    respond(
-        &ui,
-        &q,
-        &title,
+    listing(
+        &st,
+        q,
         "Alerts",
         "/api/v1/rules?type=alert",
-        Some(GLOBAL_EVENTS),
-        main,
+        title,
+        ops::alerts,
     )
 }
 
 async fn rules(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
-    let ui = Ui::of(&st);
-    let q = pairs(&q);
-    let main = ops::rules(&ui, &st, &q);
-    respond(
-        &ui,
-        &q,
-        "Rules",
-        "Rules",
-        "/api/v1/rules",
-        Some(GLOBAL_EVENTS),
-        main,
-    )
+    let title = |_: &Ui| "Rules".to_string();
+    listing(&st, q, "Rules", "/api/v1/rules", title, ops::rules)
 }
 
 async fn targets(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
-    let ui = Ui::of(&st);
-    let q = pairs(&q);
-    let main = ops::targets(&ui, &st, &q);
-    let title = if ui.down > 0 {
-        format!("✗ {} down · Targets", ui.down)
-    } else {
-        "Targets".to_string()
+    let title = |ui: &Ui| match ui.down {
+        0 => "Targets".to_string(),
+        n => format!("✗ {n} down · Targets"),
     };
-    respond(
-        &ui,
-        &q,
-        &title,
-        "Targets",
-        "/api/v1/targets",
-        Some(GLOBAL_EVENTS),
-        main,
-    )
+    listing(&st, q, "Targets", "/api/v1/targets", title, ops::targets)
 }
 
 async fn decisions(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
-    let ui = Ui::of(&st);
-    let q = pairs(&q);
-    let main = ops::decisions(&ui, &st, &q);
-    respond(
-        &ui,
-        &q,
-        "Decisions",
+    let title = |_: &Ui| "Decisions".to_string();
+    listing(
+        &st,
+        q,
         "Decisions",
         "/api/v1/decisions",
-        Some(GLOBAL_EVENTS),
-        main,
+        title,
+        ops::decisions,
     )
 }
 

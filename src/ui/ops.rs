@@ -43,6 +43,16 @@ fn label_tags<'a>(it: impl Iterator<Item = (&'a str, &'a str)>) -> Markup {
     html! { @for (k, v) in it { span.tag { (k) "=" (v) } " " } }
 }
 
+/// A filter's checkboxes: each value with its badge and count, checked
+/// when the URL selects it.
+fn checkboxes(name: &str, counts: &[(&str, usize)], selected: &[String]) -> Markup {
+    html! {
+        @for (v, n) in counts {
+            label { input type="checkbox" name=(name) value=(v) checked[selected.iter().any(|x| x == v)]; " " (badge(v)) " (" (n) ")" }
+        }
+    }
+}
+
 fn rule_state(r: &RuleView) -> &'static str {
     if r.alerts.iter().any(|a| a.state == AlertState::Firing) {
         "firing"
@@ -95,9 +105,7 @@ pub fn alerts(ui: &Ui, st: &crate::api::ApiState, q: &[(String, String)]) -> Mar
     html! {
         h1 { "Alerts" }
         form.filters method="get" action=(ui.link("/alerts")) {
-            @for (s, n) in counts {
-                label { input type="checkbox" name="state" value=(s) checked[states.iter().any(|x| x == s)]; " " (badge(s)) " (" (n) ")" }
-            }
+            (checkboxes("state", &counts, &states))
             input type="search" name="search" value=(search) placeholder="alert name or label";
             button type="submit" { "filter" }
         }
@@ -216,9 +224,7 @@ pub fn rules(ui: &Ui, st: &crate::api::ApiState, q: &[(String, String)]) -> Mark
     html! {
         h1 { "Rules" }
         form.filters method="get" action=(ui.link("/rules")) {
-            @for (h, n) in counts {
-                label { input type="checkbox" name="health" value=(h) checked[health.iter().any(|x| x == h)]; " " (badge(h)) " (" (n) ")" }
-            }
+            (checkboxes("health", &counts, &health))
             label { "type " select name="type" {
                 option value="" { "any" }
                 @for t in ["alerting", "recording"] { option value=(t) selected[kind.as_deref() == Some(t)] { (t) } }
@@ -293,9 +299,7 @@ pub fn targets(ui: &Ui, st: &crate::api::ApiState, q: &[(String, String)]) -> Ma
     html! {
         h1 { "Targets" }
         form.filters method="get" action=(ui.link("/targets")) {
-            @for (h, n) in counts {
-                label { input type="checkbox" name="health" value=(h) checked[health.iter().any(|x| x == h)]; " " (badge(h)) " (" (n) ")" }
-            }
+            (checkboxes("health", &counts, &health))
             label { "pool " select name="pool" {
                 option value="" { "any" }
                 @for p in pools.keys() { option value=(p) selected[pool.as_deref() == Some(*p)] { (p) } }

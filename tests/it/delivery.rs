@@ -8,12 +8,12 @@
 //! the decisions, and PagerDuty's retry rules hold (429 and 500 retried,
 //! 400 dead-lettered with its reason).
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::common::{
-    backlog_rules, config_for, eventually, free_port, rules_config, simulated, Arm, Daemon, Reply,
-    Sink, TestTarget,
+    backlog_rules, config_for, eventually, rules_config, simulated, Arm, Daemon, Reply, Sink,
+    TestTarget,
 };
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
@@ -397,56 +397,20 @@ escape_window = "1h"
     let _ = d;
 }
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pagerduty_events_match_a_real_alertmanager_field_by_field() {
-    if Command::new("sh")
-        .args(["-c", "command -v prometheus-alertmanager"])
-        .output()
-        .map_or(true, |o| !o.status.success())
-    {
-        crate::common::skip_or_fail(
-            "prometheus-alertmanager not found; install the Debian package `prometheus-alertmanager`",
-        );
-        return;
-    }
     let am_pd = Sink::start().await;
     let augur_pd = Sink::start().await;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("am.yml"),
-        format!(
+    let Some((_am, am)) = crate::common::start_alertmanager(
+        dir.path(),
+        &format!(
             "route:\n  receiver: pd\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: pd\n    pagerduty_configs:\n      - routing_key: testkey\n        url: http://{}/v2/enqueue\n",
             am_pd.addr
         ),
-    )
-    .unwrap();
-    let port = free_port();
-    let _am = Proc(
-        Command::new("prometheus-alertmanager")
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("am.yml").display()
-            ))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("am-data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    ) else {
+        return;
+    };
     // Two alerts in one group, so the summary and details have work to do.
     let t = TestTarget::start(Reply::text(
         "queue_depth{queue=\"a\"} 5\nqueue_depth{queue=\"b\"} 7\n",
@@ -455,7 +419,7 @@ async fn pagerduty_events_match_a_real_alertmanager_field_by_field() {
     std::fs::write(dir.path().join("rules.yml"), backlog_rules("0s")).unwrap();
     std::fs::write(dir.path().join("pd.key"), "testkey\n").unwrap();
     let extra = format!(
-        "[notify]\nmax_backoff = \"1s\"\n[[notify.alertmanager]]\nurl = \"http://127.0.0.1:{port}\"\n[[notify.pagerduty]]\nrouting_key_file = \"{}\"\nurl = \"http://{}/v2/enqueue\"\n",
+        "[notify]\nmax_backoff = \"1s\"\n[[notify.alertmanager]]\nurl = \"{am}\"\n[[notify.pagerduty]]\nrouting_key_file = \"{}\"\nurl = \"http://{}/v2/enqueue\"\n",
         dir.path().join("pd.key").display(),
         augur_pd.addr
     );

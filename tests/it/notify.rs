@@ -3,7 +3,7 @@
 //! ends in the dead-letter state; a real Alertmanager receives and resolves
 //! augur's alerts; email reaches a real SMTP server.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::common::{backlog_rules, eventually, rules_config, Daemon, Reply, Sink, TestTarget};
@@ -102,53 +102,17 @@ async fn undeliverable_notifications_are_dead_lettered() {
     assert!(d.own_metric("augur_notifications_dead_total", "").await >= 1.0);
 }
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-use crate::common::free_port;
-
-fn on_path(bin: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {bin}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
+use crate::common::{free_port, Proc};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_alertmanager_receives_and_resolves_alerts() {
-    if !on_path("prometheus-alertmanager") {
-        crate::common::skip_or_fail("prometheus-alertmanager not found; install the Debian package `prometheus-alertmanager`");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let am_cfg = dir.path().join("am.yml");
-    std::fs::write(
-        &am_cfg,
+    let Some((_am, am)) = crate::common::start_alertmanager(
+        dir.path(),
         "route:\n  receiver: 'null'\nreceivers:\n  - name: 'null'\n",
-    )
-    .unwrap();
-    let port = free_port();
-    let _am = Proc(
-        Command::new("prometheus-alertmanager")
-            .arg(format!("--config.file={}", am_cfg.display()))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("am-data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let am = format!("http://127.0.0.1:{port}");
+    ) else {
+        return;
+    };
     std::fs::write(dir.path().join("rules.yml"), backlog_rules("1s")).unwrap();
     let t = backlog_target().await;
     let extra = format!("[[notify.alertmanager]]\nurl = \"{am}\"\n");

@@ -582,3 +582,46 @@ pub fn active_targets(t: &Value) -> Vec<Value> {
         .cloned()
         .unwrap_or_default()
 }
+
+/// A child process killed when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Whether `bin` is on PATH.
+pub fn on_path(bin: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {bin}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A real Alertmanager (Debian's `prometheus-alertmanager`) on a free
+/// loopback port with `config` (YAML), its data in `dir`; None (after the
+/// skip message) when it is not installed.
+pub fn start_alertmanager(dir: &Path, config: &str) -> Option<(Proc, String)> {
+    if !on_path("prometheus-alertmanager") {
+        skip_or_fail(
+            "prometheus-alertmanager not found; install the Debian package `prometheus-alertmanager`",
+        );
+        return None;
+    }
+    let cfg = dir.join("am.yml");
+    std::fs::write(&cfg, config).unwrap();
+    let port = free_port();
+    let child = Command::new("prometheus-alertmanager")
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!("--storage.path={}", dir.join("am-data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Some((Proc(child), format!("http://127.0.0.1:{port}")))
+}
