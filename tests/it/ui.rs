@@ -3,7 +3,7 @@
 //! whose intervals all errored, hundreds of intervals, hostile label and
 //! argument values escaped), the security headers, `/graph` answering the
 //! links alerts carry, the alerts/rules/targets/decisions pages with their
-//! filters and no secret shown, the event streams (a run's: changed, end,
+//! filters and no secret shown, every link under `external_url`'s prefix, the event streams (a run's: changed, end,
 //! 204; the global one: changed when a run starts), and SIGTERM with a
 //! stream open.
 
@@ -633,4 +633,49 @@ async fn a_run_of_hundreds_of_intervals_renders_whole_and_small() {
         page.len(),
         took.as_secs_f64() * 1000.0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_link_carries_the_external_url_path_prefix() {
+    // Behind a reverse proxy that serves augur under /augur/ and strips it.
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(
+        dir.path(),
+        &format!(
+            "[server]\nexternal_url = \"http://proxy.example/augur/\"\n{}",
+            config_for(&[])
+        ),
+    );
+    for path in ["/", "/alerts", "/rules", "/targets", "/decisions", "/graph"] {
+        let (code, _, page) = get(&d, path).await;
+        assert_eq!(code, 200, "{path}");
+        let hrefs: Vec<&str> = page
+            .split(" href=\"")
+            .skip(1)
+            .filter_map(|s| s.split('"').next())
+            .chain(
+                page.split(" src=\"")
+                    .skip(1)
+                    .filter_map(|s| s.split('"').next()),
+            )
+            .chain(
+                page.split(" action=\"")
+                    .skip(1)
+                    .filter_map(|s| s.split('"').next()),
+            )
+            .collect();
+        assert!(hrefs.len() > 8, "{path}: {hrefs:?}");
+        for h in hrefs {
+            assert!(
+                h.starts_with("/augur/") || h.starts_with("http") || h.starts_with('#'),
+                "{path}: {h} misses the prefix"
+            );
+        }
+        if path != "/graph" {
+            assert!(
+                page.contains("data-live-url=\"/augur/-/ui/events\""),
+                "{path}: the event stream too"
+            );
+        }
+    }
 }
