@@ -256,6 +256,7 @@ async fn run_with(opts: RunOptions, embedded: Option<Embedded>) -> Result<(), St
         act: act.clone(),
         rollouts: rollouts.clone(),
         shutdown: http_token.clone(),
+        ui_mark: parking_lot::Mutex::new(None),
     });
     let server = {
         let token = http_token.clone();
@@ -779,6 +780,7 @@ pub fn offline_router(cfg: &Config) -> anyhow::Result<axum::Router> {
         act,
         rollouts,
         shutdown: tokio_util::sync::CancellationToken::new(),
+        ui_mark: parking_lot::Mutex::new(None),
     };
     Ok(api::router(Arc::new(st)))
 }

@@ -32,7 +32,8 @@
 //!   promtool-format unit tests.
 //! - [`gotemplate`]: Go's text/template with Prometheus's functions (alert
 //!   labels and annotations, notification subjects and bodies).
-//! - [`notify`]: the notification outbox (Alertmanager, webhook, Slack, email).
+//! - [`notify`]: the notification outbox (Alertmanager, webhook, Slack, email,
+//!   PagerDuty alerts and change events).
 //! - [`stats`]: two-sample, Kayenta and sequential tests on plain numbers.
 //! - [`analysis`]: analysis templates, runs, measurements and verdicts, the
 //!   Kayenta formats and judge.

@@ -556,11 +556,20 @@ impl Dispatcher {
 
     /// Decisions with their actions, for the API.
     pub fn list(&self, limit: usize) -> Result<Vec<Value>, StateError> {
+        self.list_only(limit, crate::state::DecisionFilter::All)
+    }
+
+    /// [`Dispatcher::list`] of one actor's or one rollout's decisions.
+    pub fn list_only(
+        &self,
+        limit: usize,
+        only: crate::state::DecisionFilter<'_>,
+    ) -> Result<Vec<Value>, StateError> {
         // On a standby, pending actions wait for this replica to lead.
         let standby = self.leadership.may_act().is_none();
         Ok(self
             .state
-            .decisions(limit)?
+            .decisions(limit, only)?
             .into_iter()
             .map(|(d, acts)| {
                 json!({

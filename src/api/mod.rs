@@ -68,6 +68,9 @@ pub struct ApiState {
     pub rollouts: Arc<crate::rollout::Controller>,
     /// cancelled when the server shuts down (ends open event streams)
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// the pages' change mark and when it was taken, shared by every open
+    /// page so its cost does not grow with the number of tabs
+    pub ui_mark: parking_lot::Mutex<Option<(std::time::Instant, u64)>>,
 }
 
 /// All routes.

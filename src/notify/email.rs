@@ -8,7 +8,7 @@ use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::{OutgoingAlert, SendError};
+use super::SendError;
 use crate::config::{Receiver, ReceiverKind};
 use crate::gotemplate::TValue;
 use crate::timefmt::rfc3339_ms;
@@ -22,15 +22,9 @@ fn map(m: &BTreeMap<String, String>) -> TValue {
 }
 
 /// What subject and body templates see, like Alertmanager's template data.
-pub(super) fn template_data(
-    receiver: &str,
-    status: &str,
-    alerts: &[OutgoingAlert],
-    common_labels: &BTreeMap<String, String>,
-    common_annotations: &BTreeMap<String, String>,
-    external_url: &str,
-) -> TValue {
-    let items = alerts
+pub(super) fn template_data(n: &super::Notification<'_>) -> TValue {
+    let items = n
+        .alerts
         .iter()
         .map(|a| {
             TValue::Map(
@@ -55,21 +49,16 @@ pub(super) fn template_data(
         .collect();
     TValue::Map(
         [
-            ("Receiver".to_string(), TValue::Str(receiver.into())),
-            ("Status".to_string(), TValue::Str(status.into())),
+            ("Receiver".to_string(), TValue::Str(n.receiver.into())),
+            ("Status".to_string(), TValue::Str(n.status.into())),
             ("Alerts".to_string(), TValue::List(items)),
-            ("CommonLabels".to_string(), map(common_labels)),
+            ("CommonLabels".to_string(), map(&n.common_labels)),
+            ("GroupLabels".to_string(), map(&n.group_labels)),
+            ("CommonAnnotations".to_string(), map(&n.common_annotations)),
             (
-                // augur groups one rule's alerts by alertname.
-                "GroupLabels".to_string(),
-                map(&common_labels
-                    .iter()
-                    .filter(|(k, _)| *k == "alertname")
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()),
+                "ExternalURL".to_string(),
+                TValue::Str(n.external_url.into()),
             ),
-            ("CommonAnnotations".to_string(), map(common_annotations)),
-            ("ExternalURL".to_string(), TValue::Str(external_url.into())),
         ]
         .into_iter()
         .collect(),

@@ -61,6 +61,9 @@ pub struct OutgoingAlert {
     pub generator_url: String,
     /// whether it is resolved
     pub resolved: bool,
+    /// a one-shot notice that is never resolved (a forwarded Flagger
+    /// event): receivers that open incidents (PagerDuty) skip it
+    pub one_shot: bool,
 }
 
 /// Builds the outgoing form of an alert (`rules.SendAlerts`): startsAt is
@@ -90,17 +93,13 @@ pub fn outgoing(
             external_url.trim_end_matches('/')
         ),
         resolved: a.state == AlertState::Inactive,
+        one_shot: false,
     }
 }
 
 /// How long a forwarded Flagger event stays firing: receivers that group
 /// and deduplicate (Alertmanager) see it once, then it expires by itself.
 const EVENT_VALIDITY_MS: i64 = 5 * 60 * 1000;
-
-/// `alertname` of a forwarded Flagger `event` call.
-const FLAGGER_EVENT: &str = "FlaggerEvent";
-/// `alertname` of a forwarded Flagger `post-rollout` call.
-const FLAGGER_POST_ROLLOUT: &str = "FlaggerPostRollout";
 
 /// A Flagger `event` or `post-rollout` call.
 #[derive(Debug, Clone, Copy)]
@@ -140,9 +139,9 @@ pub fn flagger_event(
         (
             "alertname",
             if hook == "event" {
-                FLAGGER_EVENT
+                "FlaggerEvent"
             } else {
-                FLAGGER_POST_ROLLOUT
+                "FlaggerPostRollout"
             },
         ),
         ("namespace", namespace),
@@ -181,6 +180,7 @@ pub fn flagger_event(
         annotations: [("summary".to_string(), summary)].into_iter().collect(),
         starts_at: at,
         ends_at: at.max(now) + EVENT_VALIDITY_MS,
+        one_shot: true,
         generator_url: format!(
             "{}/api/v1/audit?subject={subject}",
             external_url.trim_end_matches('/')
@@ -227,74 +227,102 @@ fn common(
     out
 }
 
+/// One group of alerts for one receiver, with what every receiver kind
+/// derives from it (Alertmanager's notification data).
+pub(super) struct Notification<'a> {
+    /// receiver name
+    receiver: &'a str,
+    /// `firing` while any alert fires, else `resolved`
+    status: &'static str,
+    /// the alerts
+    alerts: &'a [OutgoingAlert],
+    /// augur groups one rule's alerts by `alertname`
+    group_labels: BTreeMap<String, String>,
+    /// labels every alert has with the same value
+    common_labels: BTreeMap<String, String>,
+    /// annotations every alert has with the same value
+    common_annotations: BTreeMap<String, String>,
+    /// `server.external_url`
+    external_url: &'a str,
+}
+
+impl<'a> Notification<'a> {
+    fn new(receiver: &'a str, alerts: &'a [OutgoingAlert], external_url: &'a str) -> Self {
+        let common_labels = common(alerts, |a| &a.labels);
+        Notification {
+            receiver,
+            status: if alerts.iter().any(|a| !a.resolved) {
+                "firing"
+            } else {
+                "resolved"
+            },
+            alerts,
+            group_labels: common_labels
+                .get("alertname")
+                .map(|a| ("alertname".to_string(), a.clone()))
+                .into_iter()
+                .collect(),
+            common_annotations: common(alerts, |a| &a.annotations),
+            common_labels,
+            external_url,
+        }
+    }
+
+    /// Alertmanager's group key for a root route grouping by the group
+    /// labels: `{}:{alertname="X"}` (`LabelSet.String()`, values in Go's
+    /// `%q`).
+    fn group_key(&self) -> String {
+        let pairs: Vec<String> = self
+            .group_labels
+            .iter()
+            .map(|(k, v)| format!("{k}={}", go_quote(v)))
+            .collect();
+        format!("{{}}:{{{}}}", pairs.join(", "))
+    }
+}
+
+/// Go's `%q` of a string.
+fn go_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// The message for one receiver, as stored in the outbox (None: nothing
 /// to send this receiver).
 fn payload(r: &Receiver, alerts: &[OutgoingAlert], external_url: &str) -> Option<String> {
-    let status = if alerts.iter().any(|a| !a.resolved) {
-        "firing"
-    } else {
-        "resolved"
-    };
-    let common_labels = common(alerts, |a| &a.labels);
-    let common_annotations = common(alerts, |a| &a.annotations);
-    // What templated receivers (email, PagerDuty) render their fields from.
-    let template_data = || {
-        email::template_data(
-            &r.name,
-            status,
-            alerts,
-            &common_labels,
-            &common_annotations,
-            external_url,
-        )
-    };
+    let n = Notification::new(&r.name, alerts, external_url);
     Some(match &r.kind {
         ReceiverKind::Alertmanager => {
             Value::Array(alerts.iter().map(alert_json).collect()).to_string()
         }
-        ReceiverKind::PagerDuty(pd) => {
-            // Flagger's events are one-shot notices, never resolved: as
-            // PagerDuty incidents they would stay open for good. Decisions
-            // reach PagerDuty as change events instead.
-            if alerts.iter().all(|a| {
-                matches!(
-                    a.labels.get("alertname").map(String::as_str),
-                    Some(FLAGGER_EVENT | FLAGGER_POST_ROLLOUT)
-                )
-            }) {
-                return None;
-            }
-            // augur groups one rule's alerts by alertname, as the webhook
-            // payload's groupKey says.
-            let group: BTreeMap<String, String> = common_labels
-                .get("alertname")
-                .map(|a| ("alertname".to_string(), a.clone()))
-                .into_iter()
-                .collect();
-            let data = template_data();
-            pagerduty::payload(r, pd, alerts, &group, &common_labels, data)?.to_string()
-        }
-        ReceiverKind::Webhook { .. } => webhook::payload(
-            &r.name,
-            status,
-            alerts,
-            &common_labels,
-            &common_annotations,
-            external_url,
-        )
-        .to_string(),
-        ReceiverKind::Slack => slack::payload(status, alerts, &common_labels).to_string(),
+        ReceiverKind::PagerDuty(pd) => pagerduty::payload(r, pd, &n)?.to_string(),
+        ReceiverKind::Webhook { .. } => webhook::payload(&n).to_string(),
+        ReceiverKind::Slack => slack::payload(n.status, alerts, &n.common_labels).to_string(),
         ReceiverKind::Email { subject, body, .. } => {
             let fallback = |what: &str, e: crate::gotemplate::TemplateError| {
                 // A message that cannot be rendered is still sent, plainly.
                 warn!(receiver = %r.name, error = %e, "cannot render the email {what}, using the default");
             };
-            let data = template_data();
+            let data = email::template_data(&n);
             let s =
                 crate::gotemplate::render("subject", subject, data.clone()).unwrap_or_else(|e| {
                     fallback("subject", e);
-                    let name = common_labels.get("alertname").map(String::as_str);
-                    format!("[{}] {}", status.to_uppercase(), name.unwrap_or("alerts"))
+                    let name = n.common_labels.get("alertname").map(String::as_str);
+                    format!("[{}] {}", n.status.to_uppercase(), name.unwrap_or("alerts"))
                 });
             let b = crate::gotemplate::render("body", body, data).unwrap_or_else(|e| {
                 fallback("body", e);
@@ -577,7 +605,9 @@ mod tests {
             payload(&pd, std::slice::from_ref(&ev), "http://augur"),
             None
         );
+        // A rule's alert with the same labels is paged.
         let mut alert = ev;
+        alert.one_shot = false;
         alert.labels.insert("alertname".into(), "Backlog".into());
         let p: Value =
             serde_json::from_str(&payload(&pd, &[alert], "http://augur").unwrap()).unwrap();

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use super::{OutgoingAlert, SendError};
+use super::{Notification, OutgoingAlert, SendError};
 use crate::config::{PagerDuty, Receiver};
 use crate::timefmt::rfc3339_ms;
 
@@ -20,36 +20,6 @@ const MAX_SUMMARY: usize = 1024;
 
 /// Alertmanager's limit on a whole event; past it `custom_details` goes.
 const MAX_EVENT: usize = 512_000;
-
-/// Go's `%q` of a string (what `LabelSet.String()` writes for values).
-fn go_quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// The group key Alertmanager's root route with `group_by: [alertname]`
-/// gives this group: `{}:{alertname="X"}`.
-pub fn group_key(group_labels: &BTreeMap<String, String>) -> String {
-    let pairs: Vec<String> = group_labels
-        .iter()
-        .map(|(k, v)| format!("{k}={}", go_quote(v)))
-        .collect();
-    format!("{{}}:{{{}}}", pairs.join(", "))
-}
 
 /// `Key.Hash()`: hex SHA-256 of the group key.
 pub fn dedup_key(group_key: &str) -> String {
@@ -123,16 +93,16 @@ fn truncate(s: &str, n: usize) -> String {
 }
 
 /// The event for one group, without its routing key (added at send time);
-/// None for a resolved group when `send_resolved` is off.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn payload(
-    r: &Receiver,
-    pd: &PagerDuty,
-    alerts: &[OutgoingAlert],
-    group_labels: &BTreeMap<String, String>,
-    common_labels: &BTreeMap<String, String>,
-    data: crate::gotemplate::TValue,
-) -> Option<Value> {
+/// None for a resolved group when `send_resolved` is off, and for one-shot
+/// notices (Flagger's events), which are never resolved: as PagerDuty
+/// incidents they would stay open for good (decisions reach PagerDuty as
+/// change events instead).
+pub(super) fn payload(r: &Receiver, pd: &PagerDuty, n: &Notification<'_>) -> Option<Value> {
+    let alerts = n.alerts;
+    if alerts.iter().all(|a| a.one_shot) {
+        return None;
+    }
+    let data = super::email::template_data(n);
     let firing = alerts.iter().filter(|a| !a.resolved).count();
     if firing == 0 && !pd.send_resolved {
         return None;
@@ -148,7 +118,7 @@ pub(super) fn payload(
     };
     let summary = match &pd.description {
         Some(t) => render("description", t),
-        None => subject(firing, group_labels, common_labels),
+        None => subject(firing, &n.group_labels, &n.common_labels),
     };
     let client = render("client", &pd.client);
     let source = match &pd.source {
@@ -179,7 +149,7 @@ pub(super) fn payload(
         }),
     );
     let mut msg = json!({
-        "dedup_key": dedup_key(&group_key(group_labels)),
+        "dedup_key": dedup_key(&n.group_key()),
         "event_action": if firing > 0 { "trigger" } else { "resolve" },
         "payload": Value::Object(p),
         "client": client,
@@ -323,12 +293,26 @@ mod tests {
     #[test]
     fn keys_and_subjects_match_alertmanager_0_25() {
         // Captured from Debian's prometheus-alertmanager 0.25.0.
-        let g = labels(&[("alertname", "Backlog")]);
-        assert_eq!(group_key(&g), "{}:{alertname=\"Backlog\"}");
+        let alert = |l: &[(&str, &str)]| OutgoingAlert {
+            labels: labels(l),
+            annotations: BTreeMap::new(),
+            starts_at: 0,
+            ends_at: 0,
+            generator_url: String::new(),
+            resolved: false,
+            one_shot: false,
+        };
+        let pair = [
+            alert(&[("alertname", "Backlog"), ("queue", "a")]),
+            alert(&[("alertname", "Backlog"), ("queue", "b")]),
+        ];
+        let n = Notification::new("pd", &pair, "http://augur");
+        assert_eq!(n.group_key(), "{}:{alertname=\"Backlog\"}");
         assert_eq!(
-            dedup_key(&group_key(&g)),
+            dedup_key(&n.group_key()),
             "355826198cbdc7877bed2de46464c460809e9c69ee7ffb14579492d8312be78c"
         );
+        let g = labels(&[("alertname", "Backlog")]);
         let common = labels(&[
             ("alertname", "Backlog"),
             ("cluster", "test"),
@@ -338,8 +322,10 @@ mod tests {
         assert_eq!(subject(0, &g, &common), "[RESOLVED] Backlog (test page)");
         let two = labels(&[("alertname", "Solo"), ("severity", "page")]);
         assert_eq!(subject(1, &two, &two), "[FIRING:1] Solo page ");
+        let mut n = Notification::new("pd", &pair, "http://augur");
+        n.group_labels = labels(&[("alertname", "Backlog2"), ("severity", "page")]);
         assert_eq!(
-            group_key(&labels(&[("alertname", "Backlog2"), ("severity", "page")])),
+            n.group_key(),
             "{}:{alertname=\"Backlog2\", severity=\"page\"}"
         );
     }
@@ -361,6 +347,7 @@ mod tests {
             ends_at: 0,
             generator_url: "http://prom.example/graph?g0.expr=x".into(),
             resolved: false,
+            one_shot: false,
         };
         assert_eq!(
             alert_list([&a].into_iter()),

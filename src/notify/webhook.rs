@@ -3,28 +3,16 @@
 //! `X-Augur-Signature` over time, method, path and body) when a secret is
 //! configured.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::{alert_json, fingerprint, OutgoingAlert, SendError};
+use super::{alert_json, fingerprint, Notification, SendError};
 use crate::config::Receiver;
 
-pub(super) fn payload(
-    receiver: &str,
-    status: &str,
-    alerts: &[OutgoingAlert],
-    common_labels: &BTreeMap<String, String>,
-    common_annotations: &BTreeMap<String, String>,
-    external_url: &str,
-) -> Value {
-    let group_labels: BTreeMap<&str, &str> = common_labels
-        .get("alertname")
-        .map(|a| ("alertname", a.as_str()))
-        .into_iter()
-        .collect();
-    let items: Vec<Value> = alerts
+pub(super) fn payload(n: &Notification<'_>) -> Value {
+    let items: Vec<Value> = n
+        .alerts
         .iter()
         .map(|a| {
             let mut v = alert_json(a);
@@ -35,14 +23,14 @@ pub(super) fn payload(
         .collect();
     json!({
         "version": "4",
-        "groupKey": format!("{{}}:{{alertname={:?}}}", common_labels.get("alertname").map(String::as_str).unwrap_or("")),
+        "groupKey": n.group_key(),
         "truncatedAlerts": 0,
-        "status": status,
-        "receiver": receiver,
-        "groupLabels": group_labels,
-        "commonLabels": common_labels,
-        "commonAnnotations": common_annotations,
-        "externalURL": external_url,
+        "status": n.status,
+        "receiver": n.receiver,
+        "groupLabels": n.group_labels,
+        "commonLabels": n.common_labels,
+        "commonAnnotations": n.common_annotations,
+        "externalURL": n.external_url,
         "alerts": items,
     })
 }

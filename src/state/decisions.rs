@@ -126,6 +126,17 @@ pub fn redacted_request(stored: &str) -> serde_json::Value {
     r
 }
 
+/// Which decisions to read.
+#[derive(Debug, Clone, Copy)]
+pub enum DecisionFilter<'a> {
+    /// All of them.
+    All,
+    /// Those of one actor (`analysis:<run>`, ...).
+    Actor(&'a str),
+    /// Those about one rollout (namespace, name).
+    Rollout(&'a str, &'a str),
+}
+
 impl State {
     /// Records a decision and one pending action per sink in one
     /// transaction. A decision whose key exists is not recorded again: the
@@ -244,13 +255,21 @@ impl State {
     pub fn decisions(
         &self,
         limit: usize,
+        only: DecisionFilter<'_>,
     ) -> Result<Vec<(DecisionRow, Vec<ActionRow>)>, StateError> {
+        let (actor, ns, name) = match only {
+            DecisionFilter::All => (None, None, None),
+            DecisionFilter::Actor(a) => (Some(a), None, None),
+            DecisionFilter::Rollout(ns, name) => (None, Some(ns), Some(name)),
+        };
         let c = self.conn.lock();
         let mut st = c.prepare_cached(
-            "SELECT id, key, t, namespace, name, revision, decision, actor, reason, detail FROM decisions ORDER BY id DESC LIMIT ?1",
+            "SELECT id, key, t, namespace, name, revision, decision, actor, reason, detail FROM decisions
+             WHERE (?2 IS NULL OR actor = ?2) AND (?3 IS NULL OR (namespace = ?3 AND name = ?4))
+             ORDER BY id DESC LIMIT ?1",
         )?;
         let ds: Vec<DecisionRow> = st
-            .query_map(params![limit as i64], row_decision)?
+            .query_map(params![limit as i64, actor, ns, name], row_decision)?
             .collect::<Result<_, _>>()?;
         let mut out = Vec::with_capacity(ds.len());
         let mut st = c.prepare_cached(&format!(

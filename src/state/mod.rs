@@ -31,7 +31,7 @@ mod runs;
 
 pub use alerts::SavedAlert;
 pub use audit::{AuditRow, GateRow};
-pub use decisions::{redacted_request, ActionRow, ActionStatus, DecisionRow};
+pub use decisions::{redacted_request, ActionRow, ActionStatus, DecisionFilter, DecisionRow};
 pub use delivery::{DeliveryEvent, DeliveryKind, DoraInput};
 pub use outbox::OutboxEntry;
 pub use retention::Pruned;
@@ -391,7 +391,7 @@ mod tests {
             assert!(s.run(id).unwrap().is_some(), "{id}");
         }
         assert_eq!(s.measurements("live").unwrap().len(), 1);
-        assert_eq!(s.decisions(10).unwrap().len(), 1);
+        assert_eq!(s.decisions(10, DecisionFilter::All).unwrap().len(), 1);
         assert_eq!(s.outbox(Some("pending"), 10).unwrap().len(), 1);
         // Audit: older than the cutoff and beyond the newest 3.
         assert_eq!(s.audit_log(None, 100).unwrap().len(), 3);

@@ -23,6 +23,20 @@ pub fn glyph(phase: &str) -> (&'static str, &'static str) {
     }
 }
 
+/// A name as an HTML id fragment: lower-case letters and digits, `-` for
+/// the rest.
+pub fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
 /// A badge: glyph and word, coloured by class.
 pub fn badge(state: &str) -> Markup {
     let (g, class) = glyph(state);

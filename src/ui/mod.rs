@@ -353,9 +353,23 @@ async fn decisions(State(st): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Re
     )
 }
 
+/// [`compute_mark`], taken at most every 400 ms whatever the number of
+/// open pages polling it.
+fn global_mark(st: &ApiState) -> u64 {
+    let mut cached = st.ui_mark.lock();
+    match *cached {
+        Some((at, mark)) if at.elapsed() < Duration::from_millis(400) => mark,
+        _ => {
+            let mark = compute_mark(st);
+            *cached = Some((std::time::Instant::now(), mark));
+            mark
+        }
+    }
+}
+
 /// What the pages other than a run's show, as one mark: SQLite's (runs,
 /// audit, outbox, rollouts, actions), alert states and target health.
-fn global_mark(st: &ApiState) -> u64 {
+fn compute_mark(st: &ApiState) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     st.state.change_mark().unwrap_or_default().hash(&mut h);
@@ -467,13 +481,10 @@ async fn run_page(
     audit.retain(|a| a.t >= detail.row.created_at - 1000);
     audit.reverse();
     let actor = format!("analysis:{}", detail.row.id);
-    let decisions: Vec<serde_json::Value> = st
+    let decisions = st
         .act
-        .list(500)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|d| d["actor"] == actor.as_str())
-        .collect();
+        .list_only(50, crate::state::DecisionFilter::Actor(&actor))
+        .unwrap_or_default();
     let live = (detail.row.state == "running").then(|| format!("/runs/{id}/events"));
     let main = run::main(&ui, &detail, &audit, &decisions);
     respond(

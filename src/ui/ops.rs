@@ -6,7 +6,7 @@
 use maud::{html, Markup};
 use serde_json::Value;
 
-use super::layout::{ago, badge, seconds, time};
+use super::layout::{ago, badge, seconds, slug, time};
 use super::Ui;
 use crate::rules::group::{Alert, AlertState};
 use crate::rules::manager::{GroupView, RuleView};
@@ -61,12 +61,6 @@ fn rule_state(r: &RuleView) -> &'static str {
     } else {
         "inactive"
     }
-}
-
-fn slug(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect()
 }
 
 fn alert_texts(a: &Alert) -> String {

@@ -229,13 +229,10 @@ pub fn rollout(ui: &Ui, st: &crate::api::ApiState, ns: &str, name: &str) -> Mark
                     .is_some_and(|k| k.starts_with(&format!("rollout/{ns}/{name}/")))
         })
         .collect();
-    let decisions: Vec<Value> = st
+    let decisions = st
         .act
-        .list(500)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|d| d["namespace"] == ns && d["name"] == name)
-        .collect();
+        .list_only(500, crate::state::DecisionFilter::Rollout(ns, name))
+        .unwrap_or_default();
     let audit = st
         .state
         .audit_log(Some(&format!("{ns}/{name}")), 200)

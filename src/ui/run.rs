@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use maud::{html, Markup};
 use serde_json::Value;
 
-use super::layout::{badge, glyph, json_block, seconds, time};
+use super::layout::{badge, glyph, json_block, seconds, slug, time};
 use super::svg::{self, Chart, Scale, Series};
 use super::Ui;
 use crate::analysis::engine::RunDetail;
@@ -34,18 +34,6 @@ pub fn title(d: &RunDetail) -> String {
         })
         .unwrap_or_else(|| d.row.template.clone());
     format!("{g} {} · {subject} #{}", d.row.state, d.status.intervals)
-}
-
-fn slug(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect()
 }
 
 /// The queries of `m` with this run's arguments and tracks filled in:
