@@ -29,6 +29,19 @@ pub fn rfc3339_ms(ms: i64) -> String {
     rfc3339_nano(Some(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)))
 }
 
+/// Parses a time as Prometheus's API takes it (Unix seconds, fractional
+/// allowed, or RFC 3339) into ms since the epoch.
+pub fn parse_ms(s: &str) -> Option<i64> {
+    if let Ok(f) = s.parse::<f64>() {
+        if f.is_finite() {
+            return Some((f * 1000.0).round() as i64);
+        }
+    }
+    let t = humantime::parse_rfc3339_weak(s).ok()?;
+    let d = t.duration_since(UNIX_EPOCH).ok()?;
+    Some(d.as_millis() as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

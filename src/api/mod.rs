@@ -20,7 +20,6 @@ mod selector;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
@@ -411,14 +410,7 @@ pub fn parse_time_param(s: &str) -> Option<i64> {
 
 /// Parses a Prometheus API time: Unix seconds (float) or RFC 3339.
 pub(crate) fn parse_time(s: &str) -> Option<i64> {
-    if let Ok(f) = s.parse::<f64>() {
-        if f.is_finite() {
-            return Some((f * 1000.0).round() as i64);
-        }
-    }
-    let t = humantime::parse_rfc3339_weak(s).ok()?;
-    let d = t.duration_since(SystemTime::UNIX_EPOCH).ok()?;
-    Some(d.as_millis() as i64)
+    crate::timefmt::parse_ms(s)
 }
 
 #[derive(Clone)]

@@ -144,7 +144,7 @@ pub const PROGRESS_ANNOTATION: &str = "augur.dev/rollout-progress";
 /// Unix seconds, as CI writes it; None when absent or unreadable.
 pub fn commit_time(template: &Value, annotation: &str) -> Option<i64> {
     let v = template["metadata"]["annotations"][annotation].as_str()?;
-    crate::api::parse_time_param(v.trim())
+    crate::timefmt::parse_ms(v.trim())
 }
 
 /// How many calls the status keeps.

@@ -588,7 +588,7 @@ async fn evaluate(st: &ApiState, p: &pages::GraphPanel) -> pages::Evaluated {
         let end = p.end.trim();
         let iso = (end.len() == 19 && end.as_bytes()[10] == b' ')
             .then(|| format!("{}T{}Z", &end[..10], &end[11..]));
-        match crate::api::parse_time_param(iso.as_deref().unwrap_or(end)) {
+        match crate::timefmt::parse_ms(iso.as_deref().unwrap_or(end)) {
             Some(t) => t,
             None => {
                 return Evaluated::Error(format!(
